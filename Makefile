@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both build .venv on their own.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-fast lint bench-mnist1d clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/protege demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench-mnist1d: $(VENV)/.installed
+	$(PY) benchmarks/mnist1d_baselines.py
+
+clean:
+	rm -rf $(VENV) runs

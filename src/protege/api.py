@@ -1,0 +1,145 @@
+"""The Python API: train or distill a user's own model on their own data, no recipe needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from protege.config import TrainConfig
+from protege.data.build import load_data
+from protege.data.dataset import ArrayDataset, DataBundle, concat
+from protege.engine import fit
+from protege.errors import ConfigError
+from protege.evaluate import agreement, predict_logits, quality
+from protege.objectives import build_objective
+
+DataLike = DataBundle | Dataset | DataLoader | tuple | str
+
+
+@dataclass
+class Result:
+    """A trained model, its per-epoch history and its final metrics (test metrics when a test split exists)."""
+
+    model: nn.Module
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    teacher_mode: str | None = None
+    seconds: float = 0.0
+
+
+def _as_splits(data: DataLike, val_data: DataLike | None, seed: int):
+    """(train, val, test) from whatever the user handed over."""
+    if isinstance(data, str):
+        data = load_data(data, seed=seed)
+    if isinstance(data, DataBundle):
+        return data.train, (val_data if val_data is not None else data.val), data.test
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ConfigError("data given as a tuple must be (inputs, targets)")
+        data = ArrayDataset(torch.as_tensor(data[0]).float(), torch.as_tensor(data[1]))
+    if isinstance(val_data, tuple):
+        val_data = ArrayDataset(torch.as_tensor(val_data[0]).float(), torch.as_tensor(val_data[1]))
+    return data, val_data, None
+
+
+def _config(options: dict) -> TrainConfig:
+    try:
+        return TrainConfig(**options)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        from protege.config import describe_validation_error
+
+        if isinstance(exc, ValidationError):
+            raise ConfigError(f"training option {describe_validation_error(exc, TrainConfig)}") from None
+        raise
+
+
+def _finish(model: nn.Module, outcome, test: ArrayDataset | None, teacher: nn.Module | None) -> Result:
+    metrics = dict(outcome.final)
+    if test is not None:
+        logits = predict_logits(model, test)
+        metrics.update({f"test_{k}": v for k, v in quality(logits, test.y).items()})
+        if teacher is not None:
+            teacher_logits = predict_logits(teacher, test)
+            metrics.update({f"test_{k}": v for k, v in agreement(logits, teacher_logits).items()})
+    return Result(model, metrics, outcome.history, outcome.teacher_mode, outcome.seconds)
+
+
+def train(
+    model: nn.Module,
+    data: DataLike,
+    *,
+    val_data: DataLike | None = None,
+    label_smoothing: float = 0.0,
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> Result:
+    """Train ``model`` with cross-entropy. ``data`` is a source name (``"digits"``), a DataBundle,
+    a Dataset or DataLoader yielding (x, y), or an (inputs, targets) pair; ``options`` are
+    :class:`TrainConfig` fields (epochs, lr, batch_size, schedule, ...)."""
+    train_set, val_set, test = _as_splits(data, val_data, seed)
+    objective = build_objective([("ce", {"label_smoothing": label_smoothing}, 1.0)])
+    workdir = Path(output_dir) if output_dir is not None else None
+    outcome = fit(
+        model,
+        train_set,
+        objective,
+        _config(options),
+        val=val_set,
+        seed=seed,
+        workdir=workdir,
+        resume=resume,
+        metrics_path=workdir / "metrics.jsonl" if workdir else None,
+    )
+    return _finish(outcome.model, outcome, test, None)
+
+
+def distill(
+    teacher: nn.Module,
+    student: nn.Module,
+    data: DataLike,
+    *,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    transfer: torch.Tensor | ArrayDataset | None = None,
+    teacher_cache: str = "auto",
+    val_data: DataLike | None = None,
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> Result:
+    """Distill ``teacher`` into ``student`` with Hinton's soft targets; ``transfer`` adds unlabeled
+    inputs that only the teacher labels. The teacher is frozen; its logits are cached when exact."""
+    train_set, val_set, test = _as_splits(data, val_data, seed)
+    if transfer is not None:
+        if not isinstance(train_set, ArrayDataset):
+            raise ConfigError("a transfer set can only be added to in-memory data (a source name, bundle or tensors)")
+        if isinstance(transfer, torch.Tensor):
+            transfer = ArrayDataset(transfer.float(), torch.full((len(transfer),), -1))
+        train_set = concat(train_set, transfer)
+    objective = build_objective([("kd", {"temperature": temperature, "alpha": alpha}, 1.0)])
+    workdir = Path(output_dir) if output_dir is not None else None
+    outcome = fit(
+        student,
+        train_set,
+        objective,
+        _config(options),
+        val=val_set,
+        teacher=teacher,
+        teacher_cache=teacher_cache,
+        seed=seed,
+        workdir=workdir,
+        resume=resume,
+        metrics_path=workdir / "metrics.jsonl" if workdir else None,
+        stage="distill",
+    )
+    return _finish(outcome.model, outcome, test, teacher)

@@ -1,0 +1,54 @@
+"""Checks a recipe needs beyond its field types: known names, options that exist, stages that fit."""
+
+from __future__ import annotations
+
+from protege.config import Recipe, StageConfig
+from protege.data.sources import SOURCES
+from protege.errors import ConfigError, ProtegeError
+from protege.models import check_model_options
+from protege.objectives import OBJECTIVES, check_objective_options
+
+
+def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
+    """Raise a one-line ConfigError naming the first problem, before any data is read."""
+
+    def fail(where: str, problem: str | Exception) -> None:
+        raise ConfigError(f"{origin}: {where}: {problem}")
+
+    def guard(where: str, check, *args) -> None:
+        try:
+            check(*args)
+        except ProtegeError as exc:
+            fail(where, exc)
+
+    guard("data.source", SOURCES.get, recipe.data.source.partition(":")[0])
+    if recipe.transfer is not None:
+        guard("transfer.source", SOURCES.get, recipe.transfer.source.partition(":")[0])
+
+    stages: list[tuple[str, StageConfig]] = []
+    if recipe.teacher is not None:
+        stages.append(("teacher", recipe.teacher))
+    if recipe.student is not None:
+        stages.append(("student", recipe.student))
+    distills = False
+    for name, stage in stages:
+        guard(f"{name}.model", check_model_options, stage.model.source, stage.model.options)
+        if stage.train is None and not stage.model.source.startswith("run:"):
+            fail(
+                f"{name}.train",
+                f"model {stage.model.source!r} is built untrained; add a 'train' block or load run:path",
+            )
+        for i, spec in enumerate(stage.objectives):
+            where = f"{name}.objective" + (f"[{i}]" if isinstance(stage.objective, list) else "")
+            guard(f"{where}.name", OBJECTIVES.get, spec.name)
+            guard(where, check_objective_options, spec.name, spec.options)
+            if OBJECTIVES.get(spec.name).needs_teacher:
+                if name == "teacher":
+                    fail(where, f"{spec.name!r} distills from a teacher; the teacher stage trains with 'ce'")
+                if recipe.teacher is None:
+                    fail(where, f"{spec.name!r} needs a teacher: add a 'teacher' stage")
+                distills = True
+    if recipe.transfer is not None and not distills:
+        fail("transfer", "a transfer set is only used when the student distills from a teacher (e.g. objective: kd)")
+    if recipe.student is not None and recipe.student.baseline and recipe.student.train is None:
+        fail("student.baseline", "a baseline student needs a 'train' block")

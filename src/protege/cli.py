@@ -1,0 +1,207 @@
+"""The ``protege`` command: run a recipe, or one stage (train, distill) from flags.
+
+Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from protege.errors import ConfigError, ProtegeError
+
+EXIT_USER_ERROR = 2
+
+
+def bundled_recipe(name: str) -> Path | None:
+    """A recipe shipped with protege (``demo``, ``mnist1d``), found by name."""
+    candidate = resources.files("protege") / "recipes" / f"{name}.yaml"
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def _recipe_path(given: str) -> Path:
+    path = Path(given)
+    if path.is_file():
+        return path
+    bundled = bundled_recipe(given.removesuffix(".yaml"))
+    if bundled is not None and not path.parent.name:
+        return bundled
+    raise ConfigError(f"recipe not found: {given}")
+
+
+def _options(pairs: list[str] | None, flag: str) -> dict:
+    """``key=value`` pairs (values parsed as YAML: numbers, lists, booleans) into a dict."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {pair!r} must look like name=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _train_block(args: argparse.Namespace) -> dict:
+    block = {
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "weight_decay": args.weight_decay,
+        "patience": args.patience,
+    }
+    return {k: v for k, v in block.items() if v is not None}
+
+
+def _data_block(args: argparse.Namespace) -> dict:
+    return {"source": args.data, "options": _options(args.data_option, "--data-option")}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from protege.config import load_recipe
+    from protege.pipeline import run_recipe
+
+    recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    if args.dry_run:
+        from protege.dry_run import describe
+
+        describe(recipe)
+        return 0
+    run_recipe(recipe, args.output, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from protege.config import load_recipe
+    from protege.pipeline import run_recipe
+
+    path = bundled_recipe("demo")
+    assert path is not None, "the demo recipe ships with the package"
+    recipe = load_recipe(path, args.set)
+    run_recipe(recipe, args.output, overwrite=True)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from protege.config import recipe_from_dict
+    from protege.pipeline import run_recipe
+
+    raw = {
+        "name": args.name or "train",
+        "seed": args.seed,
+        "data": _data_block(args),
+        "student": {
+            "model": {"source": args.model, **_options(args.option, "--option")},
+            "train": _train_block(args),
+            "objective": {"name": "ce", "label_smoothing": args.label_smoothing},
+        },
+    }
+    recipe = recipe_from_dict(raw, origin="protege train")
+    run_recipe(recipe, args.output, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from protege.config import recipe_from_dict
+    from protege.pipeline import run_recipe
+
+    raw = {
+        "name": args.name or "distill",
+        "seed": args.seed,
+        "data": _data_block(args),
+        "teacher": {"model": {"source": args.teacher}},
+        "student": {
+            "model": {"source": args.student, **_options(args.student_option, "--student-option")},
+            "train": _train_block(args),
+            "objective": {"name": "kd", "temperature": args.temperature, "alpha": args.alpha},
+            "baseline": args.baseline,
+            "teacher_cache": args.teacher_cache,
+        },
+    }
+    if args.transfer:
+        raw["transfer"] = {"source": args.transfer, "options": _options(args.transfer_option, "--transfer-option")}
+    recipe = recipe_from_dict(raw, origin="protege distill")
+    run_recipe(recipe, args.output, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", "-o", help="run directory (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+
+def _add_stage_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="digits, mnist1d, csv:path or npz:path")
+    p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--schedule", choices=["constant", "cosine", "step", "onecycle"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", help="run name (default directory runs/<name>)")
+    _add_run_dir_flags(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from protege import __version__
+
+    parser = argparse.ArgumentParser(prog="protege", description="Move knowledge between neural networks.")
+    parser.add_argument("--version", action="version", version=f"protege {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a recipe (teacher, student, evaluate) into one run directory")
+    p.add_argument("recipe", help="recipe file, or the name of a bundled recipe (demo, mnist1d)")
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
+    p.add_argument("--dry-run", action="store_true", help="print what would run, and stop")
+    _add_run_dir_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="distill a CNN into a small MLP on scikit-learn's digits (about a minute)")
+    p.add_argument("--output", "-o", help="run directory (default: runs/demo)")
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train one model with cross-entropy")
+    p.add_argument("--model", required=True, help="mlp, cnn1d, cnn2d, resnet or run:path")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE", help="model option, e.g. hidden=64")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    _add_stage_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="distill a trained teacher into a student (Hinton KD)")
+    p.add_argument("--teacher", required=True, help="a trained model: run:path")
+    p.add_argument("--student", required=True, help="mlp, cnn1d, cnn2d, resnet or run:path")
+    p.add_argument("--student-option", action="append", metavar="NAME=VALUE", help="student model option")
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--alpha", type=float, default=0.9, help="weight of the soft-target loss")
+    p.add_argument("--transfer", help="unlabeled inputs for the teacher to label (a data source)")
+    p.add_argument("--transfer-option", action="append", metavar="NAME=VALUE")
+    p.add_argument("--baseline", action="store_true", help="also train the student alone, for comparison")
+    p.add_argument("--teacher-cache", choices=["auto", "memory", "disk", "off"], default="auto")
+    _add_stage_flags(p)
+    p.set_defaults(func=cmd_distill)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ProtegeError as exc:
+        print(f"protege: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("protege: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""A recipe as pydantic models: YAML in, typed config out, and one-line errors naming the bad field."""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from protege.errors import ConfigError, did_you_mean
+
+
+class Strict(BaseModel):
+    """A config block that refuses unknown fields (a typo must never be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    """Where the labelled examples come from and how they are split."""
+
+    source: str = Field(description="digits, mnist1d, csv:path or npz:path")
+    options: dict[str, Any] = Field(default_factory=dict, description="source options, e.g. label_column")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test, if the source has none")
+    standardize: bool = Field(False, description="scale each input feature to zero mean, unit variance")
+
+
+class TransferConfig(Strict):
+    """Extra unlabeled inputs that only the teacher labels (the 'transfer set' of Hinton et al.)."""
+
+    source: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    limit: int | None = Field(None, gt=0, description="use at most this many examples")
+
+
+class ModelConfig(BaseModel):
+    """A model source plus its architecture options (``width``, ``depth``, ``hidden``...)."""
+
+    model_config = ConfigDict(extra="allow")
+    source: str = Field(description="mlp, cnn1d, cnn2d, resnet or run:path")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ObjectiveConfig(BaseModel):
+    """A named objective and its options; several may be listed and their weighted terms summed."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "ce"
+    weight: float = Field(1.0, ge=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TrainConfig(Strict):
+    """One training run: optimizer, schedule, precision, stopping and checkpoints."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    schedule: Literal["constant", "cosine", "step", "onecycle"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0)
+    step_epochs: int = Field(10, ge=1, description="step schedule: epochs between decays")
+    step_gamma: float = Field(0.1, gt=0, le=1)
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
+    grad_accumulation: int = Field(1, ge=1)
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement")
+    restore_best: bool = Field(True, description="end with the weights of the best validation epoch")
+    checkpoint_every: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(10, ge=1, description="steps between progress-bar loss updates")
+
+
+class StageConfig(Strict):
+    """A model to train (or just load, when ``train`` is absent) with an objective."""
+
+    model: ModelConfig
+    train: TrainConfig | None = None
+    objective: ObjectiveConfig | list[ObjectiveConfig] = Field(default_factory=ObjectiveConfig)
+
+    @property
+    def objectives(self) -> list[ObjectiveConfig]:
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+
+class StudentConfig(StageConfig):
+    """The student stage, usually distilled from the teacher."""
+
+    baseline: bool = Field(False, description="also train the same student alone (ce) for comparison")
+    teacher_cache: Literal["auto", "memory", "disk", "off"] = "auto"
+
+
+class EvaluateConfig(Strict):
+    """What the evaluate stage measures on the test split."""
+
+    latency: bool = True
+    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    threads: int | None = Field(None, ge=1, description="CPU threads for latency; default: all")
+
+
+class Recipe(Strict):
+    """A whole pipeline: data, optional transfer set, teacher, student, evaluation."""
+
+    name: str = "run"
+    seed: int = 0
+    output_dir: str | None = None
+    data: DataConfig
+    transfer: TransferConfig | None = None
+    teacher: StageConfig | None = None
+    student: StudentConfig | None = None
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _has_a_stage(self) -> Recipe:
+        if self.teacher is None and self.student is None:
+            raise ValueError("a recipe needs a 'teacher' or a 'student' stage")
+        return self
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read and validate a recipe file; ``overrides`` are ``dotted.key=value`` strings."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of fields, got {type(raw).__name__}")
+    for item in overrides or []:
+        apply_override(raw, item)
+    return recipe_from_dict(raw, origin=str(path))
+
+
+def recipe_from_dict(raw: dict, origin: str = "recipe") -> Recipe:
+    """Validate a recipe given as a dict, with the same one-line errors as a file."""
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {describe_validation_error(exc, Recipe)}") from None
+    from protege.checks import check_recipe
+
+    check_recipe(recipe, origin)
+    return recipe
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (numbers, lists, booleans)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} must look like key.path=value")
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a block of fields")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
+    """The first pydantic error as 'field.path: problem', with a suggestion for a misspelt field."""
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
+    where = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        fields = _fields_at(root, error["loc"][:-1])
+        hint = did_you_mean(loc[-1], fields) if fields else ""
+        valid = f"; valid: {', '.join(fields)}" if fields and not hint else ""
+        return f"{where}: unknown field{hint}{valid}"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    given = error.get("input")
+    shown = "" if error["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
+    return f"{where}: {message}{shown}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the config block at ``loc``, following Optional, unions and lists."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        block = _model_in(current)
+        if block is None or part not in block.model_fields:
+            return []
+        current = block.model_fields[part].annotation
+    block = _model_in(current)
+    return list(block.model_fields) if block else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe (defaults filled in) as YAML, as written to a run's config.yaml."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

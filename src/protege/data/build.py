@@ -1,0 +1,133 @@
+"""Turn a data source into train/validation/test tensors with a class list."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
+from protege.data.sources import RawData, call_source
+from protege.errors import DataError
+
+
+def load_data(
+    source: str,
+    options: dict | None = None,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    standardize: bool = False,
+    seed: int = 0,
+) -> DataBundle:
+    """Load ``source`` and split it; a split the source defines is kept, others are drawn stratified
+    with ``seed``."""
+    raw = call_source(source, **(options or {}))
+    _check_features(raw, source)
+    class_names, encode = _class_index(raw, source)
+    x, y = raw.x, encode(raw.y, "train")
+    if raw.x_test is not None and raw.y_test is not None:
+        x_test, y_test = raw.x_test, encode(raw.y_test, "test")
+    else:
+        x, x_test, y, y_test = _split(x, y, test_fraction, seed, source)
+    if raw.x_val is not None and raw.y_val is not None:
+        x_val, y_val = raw.x_val, encode(raw.y_val, "val")
+    elif val_fraction > 0:
+        x, x_val, y, y_val = _split(x, y, val_fraction, seed + 1, source)
+    else:
+        x_val = y_val = None
+
+    preprocess = dict(raw.preprocess or {})
+    if standardize:
+        mean = x.mean(axis=0)
+        std = x.std(axis=0) + 1e-6
+        x, x_test = (x - mean) / std, (x_test - mean) / std
+        x_val = (x_val - mean) / std if x_val is not None else None
+        preprocess["standardize"] = {"mean": mean.tolist(), "std": std.tolist()}
+
+    def dataset(a: np.ndarray, b: np.ndarray) -> ArrayDataset:
+        return ArrayDataset(torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32)), torch.as_tensor(b))
+
+    return DataBundle(
+        train=dataset(x, y),
+        test=dataset(x_test, y_test),
+        val=dataset(x_val, y_val) if x_val is not None else None,
+        class_names=class_names,
+        source=source,
+        preprocess=preprocess,
+    )
+
+
+def load_unlabeled(source: str, options: dict | None = None, limit: int | None = None) -> ArrayDataset:
+    """Inputs only, from every split of ``source``, for the teacher to label (a transfer set)."""
+    raw = call_source(source, **(options or {}))
+    _check_features(raw, source)
+    parts = [a for a in (raw.x, raw.x_val, raw.x_test) if a is not None]
+    x = np.concatenate(parts)[:limit] if limit else np.concatenate(parts)
+    x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    return ArrayDataset(x_t, torch.full((len(x_t),), UNLABELED, dtype=torch.long))
+
+
+def _check_features(raw: RawData, source: str) -> None:
+    for name, a in (("train", raw.x), ("val", raw.x_val), ("test", raw.x_test)):
+        if a is None:
+            continue
+        if not np.issubdtype(a.dtype, np.number):
+            raise DataError(f"{source}: {name} inputs are {a.dtype}, not numbers")
+        if len(a) == 0:
+            raise DataError(f"{source}: the {name} split is empty")
+        if not np.isfinite(a).all():
+            row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
+            raise DataError(f"{source}: {name} inputs hold NaN or infinite values (first at row {row}); clean them")
+
+
+def _class_index(raw: RawData, source: str):
+    """The class list and a function mapping raw labels to indices; labels outside it are an error."""
+    if raw.class_names is not None and np.issubdtype(raw.y.dtype, np.integer):
+        names = list(raw.class_names)
+
+        def encode_int(y: np.ndarray, split: str) -> np.ndarray:
+            bad = (y < 0) | (y >= len(names))
+            if bad.any():
+                raise DataError(f"{source}: {split} label {int(y[bad][0])} is not a class index 0..{len(names) - 1}")
+            return y.astype(np.int64)
+
+        encoder = encode_int
+    else:
+        labels = sorted({str(v) for v in raw.y}, key=_natural_key)
+        names = labels
+        index = {name: i for i, name in enumerate(names)}
+
+        def encode_str(y: np.ndarray, split: str) -> np.ndarray:
+            out = np.empty(len(y), dtype=np.int64)
+            for i, v in enumerate(y):
+                key = str(v)
+                if key not in index:
+                    raise DataError(
+                        f"{source}: {split} label {key!r} is not among the training classes ({', '.join(names[:10])})"
+                    )
+                out[i] = index[key]
+            return out
+
+        encoder = encode_str
+    if len(names) < 2:
+        raise DataError(f"{source}: only one class ({names[0] if names else 'none'}); a classifier needs two or more")
+    return names, encoder
+
+
+def _natural_key(label: str) -> tuple:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str):
+    """A seeded split, stratified by class when every class has at least two examples."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    try:
+        return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise DataError(f"{source}: cannot split {len(y)} examples ({exc})") from None

@@ -1,0 +1,138 @@
+"""In-memory datasets served batch-at-a-time: one tensor slice per batch, no per-sample collation."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+UNLABELED = -1
+"""Target value of transfer-set examples: only the teacher labels them."""
+
+
+class ArrayDataset(Dataset):
+    """Inputs and integer targets held as two tensors; ``__getitems__`` returns a whole batch.
+
+    Each batch also carries the examples' positions (``index``), which the teacher cache uses.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} inputs but {len(y)} targets")
+        self.x = x
+        self.y = y.long()
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i], "index": torch.tensor(i)}
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return {"x": self.x[idx], "y": self.y[idx], "index": idx}
+
+    @property
+    def labeled(self) -> torch.Tensor:
+        return self.y != UNLABELED
+
+    def fingerprint(self) -> str:
+        """A short hash of the contents, to tell one data set from another (teacher cache, resume)."""
+        digest = hashlib.sha1()
+        for t in (self.x, self.y):
+            digest.update(str(tuple(t.shape)).encode())
+            digest.update(t.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:
+    """Join two datasets with the same input shape (labelled train set + unlabeled transfer set)."""
+    if a.x.shape[1:] != b.x.shape[1:]:
+        raise ValueError(f"input shapes differ: {tuple(a.x.shape[1:])} vs {tuple(b.x.shape[1:])}")
+    return ArrayDataset(torch.cat([a.x, b.x.to(a.x.dtype)]), torch.cat([a.y, b.y]))
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Yields index batches; the order depends only on (seed, epoch), so a resumed run sees
+    exactly the batches an uninterrupted one would, and can skip the ones already done."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False):
+        self.size = size
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.skip = 0
+
+    def start_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        self.epoch = epoch
+        self.skip = skip_batches
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.size, self.batch_size)
+        return full if (self.drop_last or rest == 0) else full + 1
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        for b in range(self.skip, len(self)):
+            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+
+
+def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch
+
+
+def batch_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False
+) -> DataLoader:
+    """A DataLoader over ``dataset`` with an :class:`EpochBatchSampler`.
+
+    ``ArrayDataset`` is sliced once per batch; any other map-style dataset goes through the
+    default collation.
+    """
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last)
+    fast = hasattr(dataset, "__getitems__")
+    # A private generator: creating the iterator draws a base seed from it, which must not consume
+    # the global random state (a resumed run would then see different dropout masks).
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=_whole_batch if fast else None,
+        num_workers=0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+@dataclass
+class DataBundle:
+    """The splits of one task plus what a model needs to know about it."""
+
+    train: ArrayDataset
+    test: ArrayDataset
+    val: ArrayDataset | None
+    class_names: list[str]
+    source: str
+    preprocess: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "train": len(self.train),
+            "val": len(self.val) if self.val is not None else 0,
+            "test": len(self.test),
+        }

@@ -1,0 +1,380 @@
+"""The one training loop: batch, forward, objective, backward, clip, step, log, checkpoint.
+
+Hugging Face Accelerate carries device placement, mixed precision, gradient accumulation and
+multi-process training; this module adds nothing of its own for distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from protege.checkpoint import Checkpointer, TrainState
+from protege.config import TrainConfig
+from protege.console import log, progress_bar
+from protege.data.dataset import ArrayDataset, EpochBatchSampler, batch_loader
+from protege.distill.teacher import TeacherSignal, prepare_teacher
+from protege.errors import ProtegeError
+from protege.objectives import Objective, StepOutputs
+from protege.schedules import build_scheduler
+
+
+class TrainingError(ProtegeError):
+    """Training cannot go on (the loss became NaN or infinite)."""
+
+
+@dataclass
+class FitResult:
+    """A trained model and how training went."""
+
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    teacher_mode: str | None = None
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto`` is bf16 on a GPU that supports it, full precision elsewhere."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    return Accelerator(
+        mixed_precision=resolve_mixed_precision(config.mixed_precision),
+        gradient_accumulation_steps=config.grad_accumulation,
+    )
+
+
+def as_batch(batch: object) -> dict[str, torch.Tensor]:
+    """Accept dict batches (protege's) and (inputs, targets) tuples (most user DataLoaders)."""
+    if isinstance(batch, dict):
+        return batch
+    if isinstance(batch, (list, tuple)) and len(batch) >= 2:
+        return {"x": batch[0], "y": batch[1]}
+    raise ProtegeError("a batch must be a dict with 'x' and 'y' or an (inputs, targets) pair")
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD; biases and normalisation weights (1-D tensors) get no weight decay, as in timm."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise ProtegeError("the model has no trainable parameters")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _loader(data: Dataset | DataLoader, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    if isinstance(data, DataLoader):
+        return data
+    return batch_loader(data, batch_size, shuffle=shuffle, seed=seed)
+
+
+def fit(
+    model: nn.Module,
+    train: Dataset | DataLoader,
+    objective: Objective,
+    config: TrainConfig,
+    *,
+    val: Dataset | DataLoader | None = None,
+    teacher: nn.Module | None = None,
+    teacher_cache: str = "auto",
+    num_classes: int | None = None,
+    seed: int = 0,
+    stage: str = "train",
+    workdir: Path | None = None,
+    metrics_path: Path | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` on ``train`` with ``objective`` (distilling from ``teacher`` if it needs one).
+
+    With ``workdir``, checkpoints go to ``workdir/checkpoints`` and ``resume`` continues from the
+    last one exactly where it stopped (same batches, same random state, same metrics).
+    """
+    if objective.needs_teacher and teacher is None:
+        raise ProtegeError(f"stage {stage!r}: the objective needs a teacher, and none was given")
+    if config.patience is not None and val is None:
+        raise ProtegeError(f"stage {stage!r}: early stopping (patience) needs a validation split")
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    accelerator = make_accelerator(config)
+    loader = _loader(train, config.batch_size, shuffle=True, seed=seed)
+    sampler = loader.batch_sampler if isinstance(loader.batch_sampler, EpochBatchSampler) else None
+    val_loader = _loader(val, max(config.batch_size, 256), shuffle=False, seed=seed) if val is not None else None
+
+    signal: TeacherSignal | None = None
+    if objective.needs_teacher:
+        cache_dir = workdir / "teacher_cache" if workdir is not None else None
+        signal = prepare_teacher(
+            teacher, loader.dataset, teacher_cache, accelerator.device, accelerator.autocast, cache_dir, num_classes
+        )
+        if accelerator.is_main_process:
+            log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
+
+    objective = objective.to(accelerator.device)
+    optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+    steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+
+    fingerprint = loader.dataset.fingerprint() if isinstance(loader.dataset, ArrayDataset) else None
+    checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints) if workdir is not None else None
+    state = TrainState(fingerprint=fingerprint)
+    if resume and checkpointer is not None:
+        restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler)
+        if restored is not None:
+            if restored.fingerprint != fingerprint:
+                raise ProtegeError(
+                    f"stage {stage!r}: the checkpoint was taken on other training data; start a new run directory"
+                )
+            state = restored
+            if accelerator.is_main_process:
+                log(f"[bold]{stage}[/]: resuming at epoch {state.epoch + 1}, batch {state.batches_done}")
+        if metrics_path is not None and accelerator.is_main_process:
+            _rewrite_stage_metrics(metrics_path, stage, state.history)
+
+    sums = state.sums or {}
+    bar = progress_bar()
+    total_batches = config.epochs * len(loader)
+    with bar:
+        task = bar.add_task(
+            stage, total=total_batches, completed=state.epoch * len(loader) + state.batches_done, status=""
+        )
+        while state.epoch < config.epochs and not state.stopped_early:
+            epoch_start = time.perf_counter()
+            model.train()
+            if sampler is not None:
+                sampler.start_epoch(state.epoch, state.batches_done * accelerator.num_processes)
+                batches: Iterable = loader
+            else:
+                batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+            bar.update(task, description=f"{stage} {state.epoch + 1}/{config.epochs}")
+            for raw in batches:
+                batch = as_batch(raw)
+                with accelerator.accumulate(model):
+                    with accelerator.autocast():
+                        logits = model(batch["x"])
+                        teacher_logits = signal.logits(batch) if signal is not None else None
+                        terms = objective(StepOutputs(logits, batch["y"], teacher_logits))
+                        loss = sum(terms.values())
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.grad_clip is not None:
+                        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                state.batches_done += 1
+                _accumulate(sums, loss, terms, logits, batch["y"])
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                    state.global_step += 1
+                    if state.global_step % config.log_every == 0:
+                        value = loss.item()
+                        if not math.isfinite(value):
+                            _raise_not_finite(stage, state, terms)
+                        bar.update(task, status=f"loss {value:.4f}")
+                    if (
+                        checkpointer is not None
+                        and config.checkpoint_every
+                        and (state.global_step % config.checkpoint_every == 0)
+                    ):
+                        state.sums = sums
+                        _save(accelerator, checkpointer, state, model, optimizer, scheduler)
+                bar.advance(task)
+
+            record = _epoch_record(accelerator, stage, state, sums, scheduler, epoch_start)
+            if not math.isfinite(record["train_loss"]):
+                _raise_not_finite(stage, state, terms)
+            if val_loader is not None:
+                record.update(_validate(accelerator, model, val_loader))
+            state.epoch += 1
+            state.batches_done = 0
+            sums = {}
+            state.sums = sums
+            improved = _track_best(state, record, config)
+            state.history.append(record)
+            bar.update(task, status=_status(record))
+            if accelerator.is_main_process:
+                if metrics_path is not None:
+                    _append_metrics(metrics_path, record)
+                if improved and checkpointer is not None:
+                    checkpointer.save_best(accelerator.unwrap_model(model))
+            if improved and checkpointer is None and config.restore_best:
+                state.best_weights = {
+                    k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()
+                }
+            if config.patience is not None and state.bad_epochs >= config.patience:
+                state.stopped_early = True
+            if checkpointer is not None:
+                _save(accelerator, checkpointer, state, model, optimizer, scheduler)
+
+    trained = accelerator.unwrap_model(model)
+    if config.restore_best and val_loader is not None and state.best_epoch is not None:
+        if checkpointer is not None and checkpointer.has_best():
+            checkpointer.load_best(trained)
+        elif state.best_weights is not None:
+            trained.load_state_dict(state.best_weights)
+    accelerator.wait_for_everyone()
+    result = FitResult(
+        model=trained,
+        history=state.history,
+        best_epoch=state.best_epoch,
+        teacher_mode=signal.mode if signal is not None else None,
+        seconds=time.perf_counter() - started,
+        stopped_early=state.stopped_early,
+    )
+    if accelerator.is_main_process:
+        log(_summary(stage, result))
+    return result
+
+
+def _accumulate(sums: dict, loss, terms, logits, target) -> None:
+    """Running sums on the device; read once per epoch, so the loop never waits for the device."""
+    with torch.no_grad():
+        n = torch.tensor(float(len(target)), device=logits.device)
+        labeled = target >= 0
+        adds = {
+            "examples": n,
+            "loss": loss.detach().float() * n,
+            "correct": ((logits.argmax(-1) == target) & labeled).sum().float(),
+            "labeled": labeled.sum().float(),
+        }
+        for name, value in terms.items():
+            adds[f"term.{name}"] = value.detach().float() * n
+        for key, value in adds.items():
+            sums[key] = sums[key] + value if key in sums else value.clone()
+
+
+def _epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: dict, scheduler, start) -> dict:
+    keys = sorted(sums)
+    if keys:
+        totals = accelerator.reduce(torch.stack([sums[k] for k in keys]), reduction="sum").tolist()
+        total = dict(zip(keys, totals, strict=True))
+    else:
+        total = {"examples": 0.0}
+    n = max(total["examples"], 1.0)
+    record = {
+        "stage": stage,
+        "epoch": state.epoch + 1,
+        "step": state.global_step,
+        "lr": scheduler.get_last_lr()[0],
+        "train_loss": total.get("loss", 0.0) / n,
+    }
+    if total.get("labeled", 0.0) > 0:
+        record["train_accuracy"] = total["correct"] / total["labeled"]
+    for key in keys:
+        if key.startswith("term."):
+            record[f"train_{key[5:]}"] = total[key] / n
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+@torch.no_grad()
+def _validate(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> dict:
+    model.eval()
+    loss_sum = torch.zeros((), device=accelerator.device)
+    correct = torch.zeros((), device=accelerator.device)
+    count = torch.zeros((), device=accelerator.device)
+    for raw in loader:
+        batch = as_batch(raw)
+        with accelerator.autocast():
+            logits = model(batch["x"])
+        logits, target = accelerator.gather_for_metrics((logits.float(), batch["y"]))
+        loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum")
+        correct += (logits.argmax(-1) == target).sum()
+        count += len(target)
+    model.train()
+    n = max(count.item(), 1.0)
+    return {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
+
+
+def _track_best(state: TrainState, record: dict, config: TrainConfig) -> bool:
+    if config.monitor not in record:
+        return False
+    value = record[config.monitor]
+    better = state.best_value is None or (
+        value > state.best_value if config.monitor == "val_accuracy" else value < state.best_value
+    )
+    if better:
+        state.best_value, state.best_epoch, state.bad_epochs = value, record["epoch"], 0
+    else:
+        state.bad_epochs += 1
+    return better
+
+
+def _save(accelerator, checkpointer: Checkpointer, state: TrainState, model, optimizer, scheduler) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        checkpointer.save(state, accelerator.unwrap_model(model), optimizer, scheduler)
+
+
+def _raise_not_finite(stage: str, state: TrainState, terms: dict) -> None:
+    values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+    raise TrainingError(
+        f"stage {stage!r}: loss is not finite at epoch {state.epoch + 1}, step {state.global_step} ({values}); "
+        f"lower the learning rate or set grad_clip; the last good checkpoint is kept"
+    )
+
+
+def _append_metrics(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _rewrite_stage_metrics(path: Path, stage: str, history: list[dict]) -> None:
+    """On resume, keep other stages' lines and this stage's lines up to the checkpoint, nothing after."""
+    from protege.models.store import atomic_write_text
+
+    lines = []
+    if path.is_file():
+        lines = [line for line in path.read_text().splitlines() if line and json.loads(line).get("stage") != stage]
+    lines += [json.dumps(record) for record in history]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _status(record: dict) -> str:
+    parts = [f"loss {record['train_loss']:.4f}"]
+    if "train_accuracy" in record:
+        parts.append(f"acc {record['train_accuracy']:.1%}")
+    if "val_accuracy" in record:
+        parts.append(f"val {record['val_accuracy']:.1%}")
+    return " ".join(parts)
+
+
+def _summary(stage: str, result: FitResult) -> str:
+    line = f"[bold]{stage}[/]: {len(result.history)} epochs in {result.seconds:.1f}s, {_status(result.final)}"
+    if result.best_epoch is not None:
+        best = result.history[result.best_epoch - 1]
+        line += f"; best val {best['val_accuracy']:.1%} at epoch {result.best_epoch}"
+    if result.stopped_early:
+        line += " (stopped early)"
+    return line

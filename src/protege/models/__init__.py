@@ -1,0 +1,88 @@
+"""Model sources: builtin architectures by name, and ``run:path`` (a model a previous run saved)."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from protege.errors import ModelError, did_you_mean
+from protege.models.builtin import BUILTIN
+from protege.models.store import ModelCard, load_weights, read_card, save_model
+
+__all__ = ["BuiltModel", "ModelCard", "build_model", "check_model_options", "resolve_run_path", "save_model"]
+
+
+@dataclass
+class BuiltModel:
+    """A module plus its card; ``trained`` says whether the weights came from a file."""
+
+    module: nn.Module
+    card: ModelCard
+    trained: bool
+
+
+def check_model_options(source: str, options: dict) -> None:
+    """Fail early, with a suggestion, on an unknown source or an option the architecture lacks."""
+    kind, _, _ = source.partition(":")
+    if kind == "run":
+        if options:
+            raise ModelError(f"model source {source!r} takes no options (got {', '.join(options)})")
+        return
+    if source not in BUILTIN:
+        known = ", ".join([*BUILTIN, "run:path"])
+        raise ModelError(f"unknown model source {source!r}{did_you_mean(source, BUILTIN)}; known: {known}")
+    params = [p for p in inspect.signature(BUILTIN[source]).parameters if p not in ("input_shape", "num_classes")]
+    for name in options:
+        if name not in params:
+            raise ModelError(
+                f"model {source!r} has no option {name!r}{did_you_mean(name, params)}; valid: {', '.join(params)}"
+            )
+
+
+def build_model(
+    source: str,
+    options: dict,
+    input_shape: tuple[int, ...],
+    class_names: list[str],
+    preprocess: dict | None = None,
+) -> BuiltModel:
+    """Build a fresh builtin model for the data, or load ``run:path`` and check it fits the data."""
+    check_model_options(source, options)
+    if source.startswith("run:"):
+        return load_run_model(source, input_shape, class_names)
+    try:
+        module = BUILTIN[source](tuple(input_shape), len(class_names), **options)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"cannot build model {source!r} for inputs of shape {tuple(input_shape)}: {exc}") from None
+    card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
+    return BuiltModel(module, card, trained=False)
+
+
+def resolve_run_path(source: str) -> Path:
+    """The model directory behind ``run:path``: a model dir, a stage dir, or a run dir (its final model)."""
+    path = Path(source.partition(":")[2]).expanduser()
+    for candidate in (path, path / "model", path / "student" / "model", path / "teacher" / "model"):
+        if (candidate / "model.json").is_file():
+            return candidate
+    raise ModelError(f"{source}: no saved model there (looked for model.json in {path} and its stage folders)")
+
+
+def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names: list[str] | None) -> BuiltModel:
+    """Rebuild a saved model from its card and weights, checking it fits the data it will see."""
+    directory = resolve_run_path(source)
+    card = read_card(directory)
+    if card.architecture not in BUILTIN:
+        raise ModelError(f"{source}: architecture {card.architecture!r} cannot be rebuilt by this protege")
+    if class_names is not None and card.num_classes != len(class_names):
+        raise ModelError(
+            f"{source} predicts {card.num_classes} classes but the data has {len(class_names)}; "
+            f"use a model trained on the same classes"
+        )
+    if input_shape is not None and list(input_shape) != list(card.input_shape):
+        raise ModelError(f"{source} takes inputs of shape {tuple(card.input_shape)}, the data has {tuple(input_shape)}")
+    module = BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+    load_weights(module, directory / "model.safetensors")
+    return BuiltModel(module, card, trained=True)

@@ -1,0 +1,106 @@
+"""A model on disk: ``model.safetensors`` plus ``model.json``, which says how to rebuild the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from protege.errors import CheckpointError
+
+FORMAT = "protege-model"
+VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """Everything needed to rebuild a model and feed it: architecture, options, classes, preprocessing."""
+
+    architecture: str
+    options: dict
+    input_shape: list[int]
+    class_names: list[str]
+    preprocess: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file under a temporary name, then rename it: a crash leaves the old file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def state_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A contiguous, unshared copy of the state dict (safetensors refuses shared storage)."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_model(model: nn.Module, card: ModelCard, directory: Path) -> Path:
+    """Write ``directory`` (model.safetensors + model.json) atomically: build it aside, then rename."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        save_file(state_for_saving(model), str(staging / "model.safetensors"))
+        meta = {"format": FORMAT, "version": VERSION, **asdict(card)}
+        (staging / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(staging, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_card(directory: Path) -> ModelCard:
+    """Read and check ``model.json``; a missing, foreign or newer file gets a one-line error."""
+    meta_path = Path(directory) / "model.json"
+    if not meta_path.is_file():
+        raise CheckpointError(f"no model.json in {directory}: not a protege model directory")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path} is not valid JSON ({exc.msg})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path} is not a protege model description")
+    if meta.get("version", 0) > VERSION:
+        raise CheckpointError(f"{meta_path} was written by a newer protege (format {meta['version']}); upgrade protege")
+    fields = ModelCard.__dataclass_fields__
+    return ModelCard(**{k: v for k, v in meta.items() if k in fields})
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load safetensors weights into ``model``; mismatched names or shapes are a one-line error."""
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"cannot read weights {path}: {exc}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise CheckpointError(f"weights {path} do not fit the model: {first}") from None

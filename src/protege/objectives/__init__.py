@@ -1,0 +1,75 @@
+"""Objectives by name, and the weighted sum of several of them."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from protege.errors import ConfigError, did_you_mean
+from protege.objectives.base import Objective, StepOutputs, hard_label_loss
+from protege.objectives.ce import CrossEntropy
+from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
+from protege.registry import Registry
+
+__all__ = [
+    "OBJECTIVES",
+    "Objective",
+    "ObjectiveSum",
+    "StepOutputs",
+    "build_objective",
+    "check_objective_options",
+    "hard_label_loss",
+    "soft_target_loss",
+]
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective")
+OBJECTIVES.register("ce")(CrossEntropy)
+OBJECTIVES.register("kd")(KnowledgeDistillation)
+
+
+class ObjectiveSum(Objective):
+    """Several objectives, each scaled by its weight; term names get the objective's name when two clash."""
+
+    def __init__(self, parts: Sequence[tuple[str, Objective, float]]):
+        super().__init__()
+        self.names = [name for name, _, _ in parts]
+        self.parts = nn.ModuleList([objective for _, objective, _ in parts])
+        self.weights = [weight for _, _, weight in parts]
+        self.needs_teacher = any(o.needs_teacher for o in self.parts)  # type: ignore[misc]
+
+    def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
+        if len(self.parts) == 1 and self.weights[0] == 1.0:
+            return self.parts[0](out)
+        terms: dict[str, torch.Tensor] = {}
+        for name, objective, weight in zip(self.names, self.parts, self.weights, strict=True):
+            for term, value in objective(out).items():
+                key = term if term not in terms else f"{name}.{term}"
+                terms[key] = weight * value
+        return terms
+
+
+def check_objective_options(name: str, options: dict) -> None:
+    """Fail early on an unknown objective or option, with a suggestion."""
+    cls = OBJECTIVES.get(name)
+    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for option in options:
+        if option not in params:
+            raise ConfigError(
+                f"objective {name!r} has no option {option!r}{did_you_mean(option, params)}; "
+                f"valid: {', '.join(params) or 'none'}"
+            )
+
+
+def build_objective(specs: Sequence[tuple[str, dict, float]]) -> ObjectiveSum:
+    """Build the weighted sum of ``(name, options, weight)`` objectives."""
+    parts = []
+    for name, options, weight in specs:
+        check_objective_options(name, options)
+        try:
+            parts.append((name, OBJECTIVES.get(name)(**options), weight))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"objective {name!r}: {exc}") from None
+    return ObjectiveSum(parts)

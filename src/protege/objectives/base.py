@@ -1,0 +1,35 @@
+"""The Objective contract: student (and teacher) outputs for a batch in, named loss terms out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from protege.data.dataset import UNLABELED
+
+
+@dataclass
+class StepOutputs:
+    """What one training step produced; ``target`` is ``UNLABELED`` (-1) for transfer-set examples."""
+
+    logits: torch.Tensor
+    target: torch.Tensor
+    teacher_logits: torch.Tensor | None = None
+
+
+class Objective(nn.Module):
+    """A loss as a small module; ``forward`` returns named, already-weighted terms the engine sums."""
+
+    needs_teacher: ClassVar[bool] = False
+
+
+def hard_label_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy averaged over the labelled examples only (0 with no gradient when there are none)."""
+    labeled = (target != UNLABELED).sum().clamp(min=1)
+    total = nn.functional.cross_entropy(
+        logits.float(), target, ignore_index=UNLABELED, label_smoothing=label_smoothing, reduction="sum"
+    )
+    return total / labeled

@@ -1,0 +1,198 @@
+"""Runs a recipe's stages in order (teacher, student baseline, student, evaluate) into one run directory.
+
+Run directory::
+
+    config.yaml        the resolved recipe
+    metrics.jsonl      one line per epoch per stage
+    <stage>/model/     model.safetensors + model.json (rebuilds the module; a model source: run:<dir>)
+    <stage>/checkpoints/
+    report.json        test metrics, cost and agreement of every model
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate.utils import set_seed
+from torch import nn
+
+from protege.config import Recipe, StageConfig, TrainConfig, dump_recipe
+from protege.console import log
+from protege.data.build import load_data, load_unlabeled
+from protege.data.dataset import DataBundle, concat
+from protege.engine import FitResult, fit
+from protege.errors import ConfigError
+from protege.models import ModelCard, build_model, resolve_run_path, save_model
+from protege.models.store import atomic_write_text
+from protege.objectives import build_objective
+from protege.report.summary import build_report, print_summary, write_report
+
+STAGE_TITLES = {"teacher": "teacher", "student_baseline": "student alone", "student": "student distilled"}
+
+
+@dataclass
+class StageResult:
+    """A stage's model, its card, and (when it trained here) how training went."""
+
+    name: str
+    model: nn.Module
+    card: ModelCard
+    fit: FitResult | None = None
+    model_dir: Path | None = None
+
+
+@dataclass
+class RunResult:
+    """What ``protege run`` produced: the run directory, each stage's result and the report."""
+
+    run_dir: Path
+    stages: dict[str, StageResult] = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    return Path(recipe.output_dir or Path("runs") / recipe.name)
+
+
+def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool) -> None:
+    """Create (or reopen, with ``resume``) the run directory; refuse to mix two runs in one place."""
+    config_path = run_dir / "config.yaml"
+    text = dump_recipe(recipe)
+    if resume:
+        if not config_path.is_file():
+            raise ConfigError(f"nothing to resume in {run_dir}: no config.yaml there; run without --resume")
+        if config_path.read_text(encoding="utf-8") != text:
+            raise ConfigError(
+                f"{run_dir} was made by a different recipe; resume with the same recipe or use another output dir"
+            )
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue it or --overwrite")
+        if not config_path.is_file():
+            raise ConfigError(f"{run_dir} is not a protege run directory (no config.yaml); refusing to delete it")
+        shutil.rmtree(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write to run directory {run_dir}: {exc.strerror or exc}") from None
+    atomic_write_text(config_path, text)
+
+
+def run_recipe(
+    recipe: Recipe, output_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False
+) -> RunResult:
+    """Run every stage of ``recipe``; with ``resume``, finished stages are loaded and the stage that was
+    interrupted continues from its last checkpoint."""
+    started = time.perf_counter()
+    run_dir = Path(output_dir) if output_dir is not None else default_run_dir(recipe)
+    prepare_run_dir(run_dir, recipe, resume, overwrite)
+    log(f"run directory: {run_dir}")
+
+    data = load_data(
+        recipe.data.source,
+        recipe.data.options,
+        val_fraction=recipe.data.val_fraction,
+        test_fraction=recipe.data.test_fraction,
+        standardize=recipe.data.standardize,
+        seed=recipe.seed,
+    )
+    sizes = data.sizes()
+    log(
+        f"data: {data.source}, {data.num_classes} classes, inputs {data.input_shape}, "
+        f"train {sizes['train']} / val {sizes['val']} / test {sizes['test']}"
+    )
+    result = RunResult(run_dir)
+    stages = result.stages
+    if recipe.teacher is not None:
+        stages["teacher"] = run_stage("teacher", recipe.teacher, data, recipe, run_dir, resume)
+    if recipe.student is not None:
+        student = recipe.student
+        if student.baseline:
+            plain = student.model_copy(update={"objective": []})
+            stages["student_baseline"] = run_stage("student_baseline", plain, data, recipe, run_dir, resume)
+        teacher = stages["teacher"].model if "teacher" in stages else None
+        stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher)
+
+    result.report = build_report(recipe, data, stages, recipe.evaluate, time.perf_counter() - started)
+    write_report(run_dir / "report.json", result.report)
+    print_summary(result.report, STAGE_TITLES)
+    return result
+
+
+def run_stage(
+    name: str,
+    stage: StageConfig,
+    data: DataBundle,
+    recipe: Recipe,
+    run_dir: Path,
+    resume: bool,
+    teacher: nn.Module | None = None,
+) -> StageResult:
+    """Build (or load) the stage's model, train it if the stage says so, and save it under ``name/model``."""
+    stage_dir = run_dir / name
+    model_dir = stage_dir / "model"
+    if resume and (model_dir / "model.json").is_file():
+        built = build_model(f"run:{model_dir}", {}, data.input_shape, data.class_names)
+        log(f"[bold]{name}[/]: finished in an earlier run, loaded from {model_dir}")
+        return StageResult(name, built.module, built.card, model_dir=model_dir)
+
+    set_seed(recipe.seed)
+    built = build_model(stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess)
+    if stage.train is None:
+        log(f"[bold]{name}[/]: loaded {stage.model.source}")
+        return StageResult(name, built.module, built.card, model_dir=resolve_run_path(stage.model.source))
+
+    specs = [(o.name, o.options, o.weight) for o in stage.objectives] or [("ce", {}, 1.0)]
+    objective = build_objective(specs)
+    train_set = data.train
+    if objective.needs_teacher and recipe.transfer is not None:
+        extra = load_unlabeled(recipe.transfer.source, recipe.transfer.options, recipe.transfer.limit)
+        if extra.x.shape[1:] != data.train.x.shape[1:]:
+            raise ConfigError(
+                f"transfer set inputs have shape {tuple(extra.x.shape[1:])}, the data's are {data.input_shape}"
+            )
+        train_set = concat(data.train, extra)
+        log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")
+    if not resume and stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    teacher_cache = getattr(stage, "teacher_cache", "auto")
+    outcome = fit(
+        built.module,
+        train_set,
+        objective,
+        stage.train,
+        val=data.val,
+        teacher=teacher,
+        teacher_cache=teacher_cache,
+        num_classes=data.num_classes,
+        seed=recipe.seed,
+        stage=name,
+        workdir=stage_dir,
+        metrics_path=run_dir / "metrics.jsonl",
+        resume=resume,
+    )
+    model = outcome.model.cpu()
+    built.card.metrics = _training_summary(outcome, stage.train)
+    save_model(model, built.card, model_dir)
+    return StageResult(name, model, built.card, outcome, model_dir)
+
+
+def _training_summary(outcome: FitResult, config: TrainConfig) -> dict:
+    summary = {
+        "epochs": len(outcome.history),
+        "train_seconds": outcome.seconds,
+        "best_epoch": outcome.best_epoch,
+        "stopped_early": outcome.stopped_early,
+    }
+    if outcome.teacher_mode is not None:
+        summary["teacher_mode"] = outcome.teacher_mode
+    if outcome.best_epoch is not None and config.restore_best:
+        summary["val_accuracy"] = outcome.history[outcome.best_epoch - 1].get("val_accuracy")
+    return summary

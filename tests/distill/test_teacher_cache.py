@@ -1,0 +1,99 @@
+"""The teacher cache: cached logits give exactly the loss the online teacher gives."""
+
+import contextlib
+
+import pytest
+import torch
+from tests.conftest import make_blobs
+
+from protege.config import TrainConfig
+from protege.data.dataset import batch_loader
+from protege.distill.teacher import CachedTeacher, OnlineTeacher, prepare_teacher
+from protege.engine import fit
+from protege.models.builtin import mlp
+from protege.objectives import StepOutputs, build_objective
+
+nullcontext = contextlib.nullcontext
+
+
+def _teacher():
+    torch.manual_seed(1)
+    return mlp((6,), 3, hidden=16)
+
+
+def test_cached_and_online_logits_and_losses_agree():
+    data = make_blobs(64)
+    teacher = _teacher()
+    cached = prepare_teacher(teacher, data, "memory", torch.device("cpu"), nullcontext)
+    online = prepare_teacher(teacher, data, "off", torch.device("cpu"), nullcontext)
+    assert isinstance(cached, CachedTeacher) and isinstance(online, OnlineTeacher)
+    kd = build_objective([("kd", {"temperature": 4.0, "alpha": 0.9}, 1.0)])
+    torch.manual_seed(0)
+    student_logits = torch.randn(64, 3)
+    loader = batch_loader(data, 16, shuffle=True, seed=3)
+    for batch in loader:
+        a, b = cached.logits(batch), online.logits(batch)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        out = lambda t: kd(StepOutputs(student_logits[batch["index"]], batch["y"], t))  # noqa: E731
+        assert sum(out(a).values()).item() == pytest.approx(sum(out(b).values()).item(), abs=1e-6)
+
+
+def test_disk_cache_matches_memory_and_is_reused(tmp_path):
+    data = make_blobs(50)
+    teacher = _teacher()
+    memory = prepare_teacher(teacher, data, "memory", torch.device("cpu"), nullcontext)
+    disk = prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    assert disk.mode == "cached (disk)"
+    batch = data.__getitems__([4, 0, 49])
+    torch.testing.assert_close(memory.logits(batch), disk.logits(batch), rtol=0, atol=1e-6)
+    stamp = (tmp_path / "teacher_logits.f32").stat().st_mtime_ns
+    prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    assert (tmp_path / "teacher_logits.f32").stat().st_mtime_ns == stamp
+
+
+def test_disk_cache_of_other_data_is_recomputed(tmp_path):
+    teacher = _teacher()
+    prepare_teacher(teacher, make_blobs(50, seed=0), "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    other = make_blobs(50, seed=5)
+    disk = prepare_teacher(teacher, other, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    fresh = prepare_teacher(teacher, other, "memory", torch.device("cpu"), nullcontext)
+    batch = other.__getitems__(list(range(50)))
+    torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
+
+
+def test_non_array_dataset_runs_the_teacher_online():
+    data = make_blobs(20)
+    wrapped = torch.utils.data.TensorDataset(data.x, data.y)
+    signal = prepare_teacher(_teacher(), wrapped, "auto", torch.device("cpu"), nullcontext)
+    assert signal.mode == "online" and "in-memory" in signal.detail
+
+
+def test_training_with_cache_equals_training_online():
+    data = make_blobs(96)
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.01)
+    kd = lambda: build_objective([("kd", {"temperature": 2.0, "alpha": 0.8}, 1.0)])  # noqa: E731
+    runs = {}
+    for mode in ("memory", "off"):
+        torch.manual_seed(0)
+        student = mlp((6,), 3, hidden=8)
+        runs[mode] = fit(student, data, kd(), config, teacher=_teacher(), teacher_cache=mode)
+    assert runs["memory"].teacher_mode == "cached (memory)" and runs["off"].teacher_mode == "online"
+    for a, b in zip(runs["memory"].history, runs["off"].history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+    for p, q in zip(runs["memory"].model.parameters(), runs["off"].model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
+
+
+def test_teacher_is_frozen_during_distillation():
+    teacher = _teacher()
+    before = [p.clone() for p in teacher.parameters()]
+    fit(
+        mlp((6,), 3, hidden=8),
+        make_blobs(48),
+        build_objective([("kd", {}, 1.0)]),
+        TrainConfig(epochs=2, lr=0.1),
+        teacher=teacher,
+        teacher_cache="off",
+    )
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))
+    assert not teacher.training
