@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-log_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+
+def _width(stream) -> int | None:
+    """Rich wraps at 80 columns when output is not a terminal; logs and pipes read better unwrapped."""
+    return None if stream.isatty() or "COLUMNS" in os.environ else 160
+
+
+log_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+out_console = Console(highlight=False, width=_width(sys.stdout))
 
 
 def quiet() -> bool:
