@@ -135,3 +135,18 @@ def test_bundled_recipes_are_valid():
 
     for name in ("demo", "mnist1d"):
         load_recipe(bundled_recipe(name))
+
+
+def test_baseline_with_its_own_training_block():
+    recipe = recipe_from_dict(_with("student.baseline", {"epochs": 3, "lr": 0.1}))
+    baseline = recipe.student.baseline_stage()
+    assert baseline.train.epochs == 3 and baseline.objectives == []
+    assert recipe_from_dict(_with("student.baseline", True)).student.baseline_stage().train.epochs == 1
+    assert recipe_from_dict(BASE).student.baseline_stage() is None
+
+
+def test_typo_inside_a_field_of_several_types_is_named():
+    message = _error(_with("student.baseline", {"epochs": 3, "lrr": 0.1}))
+    assert message == 'r.yaml: student.baseline.lrr: unknown field (did you mean "lr"?)'
+    message = _error(_with("student.objective", [{"name": "kd"}, {"name": "ce", "wieght": 2}]))
+    assert "student.objective[1]" in message and 'did you mean "weight"' in message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from protege.config import Recipe, StageConfig
 from protege.data.sources import SOURCES
+from protege.data.transfer import is_transfer_source
 from protege.errors import ConfigError, ProtegeError
 from protege.models import check_model_options
 from protege.objectives import OBJECTIVES, check_objective_options
@@ -22,7 +23,7 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
             fail(where, exc)
 
     guard("data.source", SOURCES.get, recipe.data.source.partition(":")[0])
-    if recipe.transfer is not None:
+    if recipe.transfer is not None and not is_transfer_source(recipe.transfer.source):
         guard("transfer.source", SOURCES.get, recipe.transfer.source.partition(":")[0])
 
     stages: list[tuple[str, StageConfig]] = []
@@ -50,5 +51,5 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
                 distills = True
     if recipe.transfer is not None and not distills:
         fail("transfer", "a transfer set is only used when the student distills from a teacher (e.g. objective: kd)")
-    if recipe.student is not None and recipe.student.baseline and recipe.student.train is None:
+    if recipe.student is not None and recipe.student.baseline is True and recipe.student.train is None:
         fail("student.baseline", "a baseline student needs a 'train' block")

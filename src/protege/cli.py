@@ -58,7 +58,10 @@ def _train_block(args: argparse.Namespace) -> dict:
 
 
 def _data_block(args: argparse.Namespace) -> dict:
-    return {"source": args.data, "options": _options(args.data_option, "--data-option")}
+    block = {"source": args.data, "options": _options(args.data_option, "--data-option")}
+    if args.val_fraction is not None:
+        block["val_fraction"] = args.val_fraction
+    return block
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -138,6 +141,7 @@ def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
 def _add_stage_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="digits, mnist1d, csv:path or npz:path")
     p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
+    p.add_argument("--val-fraction", type=float, help="share of train held out for validation (default 0.1)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)

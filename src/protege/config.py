@@ -32,7 +32,7 @@ class DataConfig(Strict):
 class TransferConfig(Strict):
     """Extra unlabeled inputs that only the teacher labels (the 'transfer set' of Hinton et al.)."""
 
-    source: str
+    source: str = Field(description="a data source (its inputs only) or mixup (derived from the train inputs)")
     options: dict[str, Any] = Field(default_factory=dict)
     limit: int | None = Field(None, gt=0, description="use at most this many examples")
 
@@ -99,7 +99,19 @@ class StageConfig(Strict):
 class StudentConfig(StageConfig):
     """The student stage, usually distilled from the teacher."""
 
-    baseline: bool = Field(False, description="also train the same student alone (ce) for comparison")
+    baseline: bool | TrainConfig = Field(
+        False,
+        description="also train the same student alone (ce) for comparison: true reuses the student's "
+        "training settings, a train block gives the baseline its own",
+    )
+
+    def baseline_stage(self) -> StageConfig | None:
+        """The student architecture trained alone with cross-entropy, or None without a baseline."""
+        if self.baseline is False:
+            return None
+        train = self.train if self.baseline is True else self.baseline
+        return StageConfig(model=self.model, train=train, objective=[])
+
     teacher_cache: Literal["auto", "memory", "disk", "off"] = "auto"
 
 
@@ -178,13 +190,17 @@ def apply_override(raw: dict, item: str) -> None:
 
 
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
-    """The first pydantic error as 'field.path: problem', with a suggestion for a misspelt field."""
-    error = exc.errors()[0]
-    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
-    where = ".".join(loc) or "(top level)"
+    """The most specific pydantic error as 'field.path: problem', with a suggestion for a misspelt field.
+
+    A field that accepts several types (``baseline: true`` or a train block) yields one error per
+    type; the deepest one is the one that names the user's mistake.
+    """
+    error = max(exc.errors(), key=lambda e: (len(_field_path(e["loc"])), e["type"] == "extra_forbidden"))
+    path = _field_path(error["loc"])
+    where = ".".join(str(p) for p in path) or "(top level)"
     if error["type"] == "extra_forbidden":
-        fields = _fields_at(root, error["loc"][:-1])
-        hint = did_you_mean(loc[-1], fields) if fields else ""
+        fields = _fields_at(root, tuple(path[:-1]))
+        hint = did_you_mean(str(path[-1]), fields) if fields else ""
         valid = f"; valid: {', '.join(fields)}" if fields and not hint else ""
         return f"{where}: unknown field{hint}{valid}"
     message = error["msg"]
@@ -193,6 +209,14 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
     given = error.get("input")
     shown = "" if error["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
     return f"{where}: {message}{shown}"
+
+
+def _field_path(loc: tuple) -> list:
+    """``loc`` without the union-member tags pydantic inserts (``bool``, ``TrainConfig``, ``list[...]``)."""
+    return [p for p in loc if isinstance(p, int) or (p.isidentifier() and p.islower() and p not in _TYPE_TAGS)]
+
+
+_TYPE_TAGS = {"bool", "int", "float", "str", "list", "dict", "none"}
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

@@ -33,8 +33,8 @@ def describe(recipe: Recipe) -> None:
     for column in ("stage", "model", "parameters", "objective", "training"):
         table.add_column(column)
     stages = [("teacher", recipe.teacher), ("student", recipe.student)]
-    if recipe.student is not None and recipe.student.baseline:
-        stages.insert(1, ("student_baseline", recipe.student.model_copy(update={"objective": []})))
+    if recipe.student is not None and recipe.student.baseline_stage() is not None:
+        stages.insert(1, ("student_baseline", recipe.student.baseline_stage()))
     for name, stage in stages:
         if stage is None:
             continue

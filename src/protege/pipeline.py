@@ -22,8 +22,9 @@ from torch import nn
 
 from protege.config import Recipe, StageConfig, TrainConfig, dump_recipe
 from protege.console import log
-from protege.data.build import load_data, load_unlabeled
+from protege.data.build import load_data
 from protege.data.dataset import DataBundle, concat
+from protege.data.transfer import build_transfer_set
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
 from protege.models import ModelCard, build_model, resolve_run_path, save_model
@@ -114,9 +115,9 @@ def run_recipe(
         stages["teacher"] = run_stage("teacher", recipe.teacher, data, recipe, run_dir, resume)
     if recipe.student is not None:
         student = recipe.student
-        if student.baseline:
-            plain = student.model_copy(update={"objective": []})
-            stages["student_baseline"] = run_stage("student_baseline", plain, data, recipe, run_dir, resume)
+        baseline = student.baseline_stage()
+        if baseline is not None:
+            stages["student_baseline"] = run_stage("student_baseline", baseline, data, recipe, run_dir, resume)
         teacher = stages["teacher"].model if "teacher" in stages else None
         stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher)
 
@@ -153,11 +154,8 @@ def run_stage(
     objective = build_objective(specs)
     train_set = data.train
     if objective.needs_teacher and recipe.transfer is not None:
-        extra = load_unlabeled(recipe.transfer.source, recipe.transfer.options, recipe.transfer.limit)
-        if extra.x.shape[1:] != data.train.x.shape[1:]:
-            raise ConfigError(
-                f"transfer set inputs have shape {tuple(extra.x.shape[1:])}, the data's are {data.input_shape}"
-            )
+        transfer = recipe.transfer
+        extra = build_transfer_set(transfer.source, transfer.options, data.train, recipe.seed, transfer.limit)
         train_set = concat(data.train, extra)
         log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")
     if not resume and stage_dir.exists():

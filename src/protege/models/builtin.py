@@ -31,20 +31,35 @@ class Classifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class DenseBlock(nn.Module):
+    """Linear + ReLU, plus the input when ``residual`` and the widths match (h + relu(W h + b))."""
+
+    def __init__(self, in_features: int, out_features: int, residual: bool):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.residual = residual and in_features == out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.linear(x))
+        return x + out if self.residual else out
+
+
 def mlp(
     input_shape: tuple[int, ...],
     num_classes: int,
     hidden: list[int] | int = 100,
     layers: int = 2,
+    residual: bool = False,
     dropout: float = 0.0,
 ) -> Classifier:
     """Multi-layer perceptron on the flattened input; ``hidden`` is one width for ``layers`` layers,
-    or a list of widths."""
+    or a list of widths. ``residual`` adds skip connections between layers of equal width (the
+    MNIST-1D reference MLP has one)."""
     widths = list(hidden) if isinstance(hidden, (list, tuple)) else [int(hidden)] * layers
     blocks: list[nn.Module] = [nn.Flatten()]
     previous = math.prod(input_shape)
     for width in widths:
-        blocks += [nn.Linear(previous, width), nn.ReLU()]
+        blocks.append(DenseBlock(previous, width, residual))
         previous = width
     return Classifier(nn.Sequential(*blocks), previous, num_classes, dropout)
 

@@ -58,7 +58,7 @@ def check_objective_options(name: str, options: dict) -> None:
     for option in options:
         if option not in params:
             raise ConfigError(
-                f"objective {name!r} has no option {option!r}{did_you_mean(option, params)}; "
+                f"objective {name!r} has no option {option!r}{did_you_mean(option, [*params, 'weight'])}; "
                 f"valid: {', '.join(params) or 'none'}"
             )
 
