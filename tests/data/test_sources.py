@@ -154,3 +154,25 @@ def test_batch_loader_slices_whole_batches():
     data = load_data("digits")
     batch = next(iter(batch_loader(data.train, 32)))
     assert batch["x"].shape == (32, 1, 8, 8) and batch["index"].tolist() == list(range(32))
+
+
+def test_mixup_transfer_set_is_seeded_and_between_training_inputs():
+    from protege.data.transfer import build_transfer_set
+
+    data = load_data("digits")
+    a = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data.train, seed=1)
+    b = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data.train, seed=1)
+    c = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data.train, seed=2)
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
+    assert a.x.shape == (300, 1, 8, 8) and bool((a.y == -1).all())
+    assert float(a.x.min()) >= 0.0 and float(a.x.max()) <= 1.0  # convex combinations of [0, 1] pixels
+
+
+def test_transfer_set_errors():
+    from protege.data.transfer import build_transfer_set
+
+    data = load_data("digits")
+    with pytest.raises(DataError, match='did you mean "num_samples"'):
+        build_transfer_set("mixup", {"samples": 3}, data.train, seed=0)
+    with pytest.raises(DataError, match="transfer set inputs have shape"):
+        build_transfer_set("mnist1d", {"num_samples": 100}, data.train, seed=0)

@@ -80,3 +80,15 @@ def test_corrupt_weights_are_a_clear_error(tmp_path):
     (tmp_path / "model" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="cannot read weights"):
         build_model(f"run:{tmp_path}", {}, (3,), ["a", "b"])
+
+
+def test_residual_mlp_adds_its_input_between_equal_widths():
+    torch.manual_seed(0)
+    plain = build_model("mlp", {"hidden": 5, "layers": 2}, (3,), ["a", "b"]).module
+    torch.manual_seed(0)
+    skip = build_model("mlp", {"hidden": 5, "layers": 2, "residual": True}, (3,), ["a", "b"]).module
+    x = torch.randn(4, 3)
+    first = torch.relu(skip.features[1].linear(x))  # width 3 -> 5: no skip possible
+    expected = first + torch.relu(skip.features[2].linear(first))
+    torch.testing.assert_close(skip.forward_features(x), expected)
+    assert not torch.allclose(plain.forward_features(x), skip.forward_features(x))

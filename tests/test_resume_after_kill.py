@@ -1,0 +1,65 @@
+"""A real `protege run`, killed with SIGKILL in the middle of training, resumed with --resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+RECIPE = {
+    "name": "killed",
+    "seed": 3,
+    "data": {"source": "digits"},
+    "teacher": {"model": {"source": "mlp", "hidden": 32}, "train": {"epochs": 3, "batch_size": 64}},
+    "student": {
+        "model": {"source": "mlp", "hidden": 8},
+        "objective": {"name": "kd", "temperature": 3},
+        "train": {"epochs": 12, "batch_size": 32, "checkpoint_every": 5, "lr": 0.003},
+    },
+    "evaluate": {"latency": False},
+}
+
+
+def _run(recipe_path, out, *extra):
+    env = dict(os.environ, PROTEGE_QUIET="1")
+    return subprocess.Popen([sys.executable, "-m", "protege.cli", "run", str(recipe_path), "-o", str(out), *extra],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _metrics(run_dir):
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in lines]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    recipe_path = tmp_path / "r.yaml"
+    recipe_path.write_text(yaml.safe_dump(RECIPE))
+
+    whole = _run(recipe_path, tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+
+    victim = _run(recipe_path, tmp_path / "killed")
+    latest = tmp_path / "killed" / "student" / "checkpoints" / "latest"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and victim.poll() is None:
+        if latest.is_file() and latest.read_text().split("-b")[-1] != "000000":  # mid-epoch checkpoint
+            break
+        time.sleep(0.005)
+    assert victim.poll() is None, "the run ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert not (tmp_path / "killed" / "report.json").exists()
+
+    resumed = _run(recipe_path, tmp_path / "killed", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+
+    assert _metrics(tmp_path / "killed") == _metrics(tmp_path / "whole")
+    a = json.loads((tmp_path / "whole" / "report.json").read_text())["models"]
+    b = json.loads((tmp_path / "killed" / "report.json").read_text())["models"]
+    for name in ("teacher", "student"):
+        assert b[name]["accuracy"] == a[name]["accuracy"] and b[name]["nll"] == a[name]["nll"]
