@@ -26,8 +26,13 @@ RECIPE = {
 
 def _run(recipe_path, out, *extra):
     env = dict(os.environ, PROTEGE_QUIET="1")
-    return subprocess.Popen([sys.executable, "-m", "protege.cli", "run", str(recipe_path), "-o", str(out), *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "protege.cli", "run", str(recipe_path), "-o", str(out), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _metrics(run_dir):

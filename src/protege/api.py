@@ -60,6 +60,14 @@ def _config(options: dict) -> TrainConfig:
         raise
 
 
+def _run_dir(output_dir: str | Path | None, resume: bool) -> dict:
+    """fit() arguments for checkpoints and metrics.jsonl under ``output_dir`` (none without one)."""
+    if output_dir is None:
+        return {"resume": resume}
+    workdir = Path(output_dir)
+    return {"workdir": workdir, "metrics_path": workdir / "metrics.jsonl", "resume": resume}
+
+
 def _finish(model: nn.Module, outcome, test: ArrayDataset | None, teacher: nn.Module | None) -> Result:
     metrics = dict(outcome.final)
     if test is not None:
@@ -87,18 +95,7 @@ def train(
     :class:`TrainConfig` fields (epochs, lr, batch_size, schedule, ...)."""
     train_set, val_set, test = _as_splits(data, val_data, seed)
     objective = build_objective([("ce", {"label_smoothing": label_smoothing}, 1.0)])
-    workdir = Path(output_dir) if output_dir is not None else None
-    outcome = fit(
-        model,
-        train_set,
-        objective,
-        _config(options),
-        val=val_set,
-        seed=seed,
-        workdir=workdir,
-        resume=resume,
-        metrics_path=workdir / "metrics.jsonl" if workdir else None,
-    )
+    outcome = fit(model, train_set, objective, _config(options), val=val_set, seed=seed, **_run_dir(output_dir, resume))
     return _finish(outcome.model, outcome, test, None)
 
 
@@ -127,7 +124,6 @@ def distill(
             transfer = ArrayDataset(transfer.float(), torch.full((len(transfer),), -1))
         train_set = concat(train_set, transfer)
     objective = build_objective([("kd", {"temperature": temperature, "alpha": alpha}, 1.0)])
-    workdir = Path(output_dir) if output_dir is not None else None
     outcome = fit(
         student,
         train_set,
@@ -137,9 +133,7 @@ def distill(
         teacher=teacher,
         teacher_cache=teacher_cache,
         seed=seed,
-        workdir=workdir,
-        resume=resume,
-        metrics_path=workdir / "metrics.jsonl" if workdir else None,
         stage="distill",
+        **_run_dir(output_dir, resume),
     )
     return _finish(outcome.model, outcome, test, teacher)

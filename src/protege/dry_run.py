@@ -6,27 +6,16 @@ from rich.table import Table
 
 from protege.config import Recipe
 from protege.console import out_console
-from protege.data.build import load_data
 from protege.evaluate import count_parameters
 from protege.models import build_model
 from protege.objectives import OBJECTIVES
+from protege.pipeline import load_recipe_data
 
 
 def describe(recipe: Recipe) -> None:
     """Load the data and build the models (no training) and print the plan."""
-    data = load_data(
-        recipe.data.source,
-        recipe.data.options,
-        val_fraction=recipe.data.val_fraction,
-        test_fraction=recipe.data.test_fraction,
-        standardize=recipe.data.standardize,
-        seed=recipe.seed,
-    )
-    sizes = data.sizes()
-    out_console.print(
-        f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.source}, {data.num_classes} classes, "
-        f"inputs {data.input_shape}, train {sizes['train']} / val {sizes['val']} / test {sizes['test']}"
-    )
+    data = load_recipe_data(recipe)
+    out_console.print(f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.describe()}")
     if recipe.transfer is not None:
         out_console.print(f"transfer set: {recipe.transfer.source} {recipe.transfer.options or ''}")
     table = Table(title="stages")

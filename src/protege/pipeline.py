@@ -86,6 +86,19 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
     atomic_write_text(config_path, text)
 
 
+def load_recipe_data(recipe: Recipe) -> DataBundle:
+    """The recipe's data, split with the recipe's seed."""
+    config = recipe.data
+    return load_data(
+        config.source,
+        config.options,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        standardize=config.standardize,
+        seed=recipe.seed,
+    )
+
+
 def run_recipe(
     recipe: Recipe, output_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False
 ) -> RunResult:
@@ -96,19 +109,8 @@ def run_recipe(
     prepare_run_dir(run_dir, recipe, resume, overwrite)
     log(f"run directory: {run_dir}")
 
-    data = load_data(
-        recipe.data.source,
-        recipe.data.options,
-        val_fraction=recipe.data.val_fraction,
-        test_fraction=recipe.data.test_fraction,
-        standardize=recipe.data.standardize,
-        seed=recipe.seed,
-    )
-    sizes = data.sizes()
-    log(
-        f"data: {data.source}, {data.num_classes} classes, inputs {data.input_shape}, "
-        f"train {sizes['train']} / val {sizes['val']} / test {sizes['test']}"
-    )
+    data = load_recipe_data(recipe)
+    log(f"data: {data.describe()}")
     result = RunResult(run_dir)
     stages = result.stages
     if recipe.teacher is not None:

@@ -130,6 +130,13 @@ class DataBundle:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
 
+    def describe(self) -> str:
+        sizes = self.sizes()
+        return (
+            f"{self.source}, {self.num_classes} classes, inputs {self.input_shape}, "
+            f"train {sizes['train']} / val {sizes['val']} / test {sizes['test']}"
+        )
+
     def sizes(self) -> dict[str, int]:
         return {
             "train": len(self.train),
