@@ -20,12 +20,15 @@ import torch
 
 os.environ.setdefault("PROTEGE_QUIET", "1")
 
-from protege.config import load_recipe  # noqa: E402
-from protege.pipeline import run_recipe  # noqa: E402
+from protege.config import load_recipe
+from protege.pipeline import run_recipe
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "mnist1d.yaml"
-ROWS = [("teacher", "CNN teacher (published ~94%)"), ("student_baseline", "MLP alone (published ~68%)"),
-        ("student", "MLP distilled, transfer set")]
+ROWS = [
+    ("teacher", "CNN teacher (published ~94%)"),
+    ("student_baseline", "MLP alone (published ~68%)"),
+    ("student", "MLP distilled, transfer set"),
+]
 
 
 def main() -> None:
@@ -47,8 +50,10 @@ def main() -> None:
             results[name].append((entry["accuracy"], entry["training"]["train_seconds"]))
         print(f"seed {seed}: " + ", ".join(f"{n} {results[n][-1][0]:.1%}" for n, _ in ROWS), flush=True)
 
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; seeds {args.seeds}\n")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; seeds {args.seeds}\n"
+    )
     print("| model | test accuracy (mean ± std) | per seed | train time (s, mean) |")
     print("|---|---|---|---|")
     for name, title in ROWS:
