@@ -32,7 +32,16 @@ from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
 from protege.report.summary import build_report, print_summary, write_report
 
-STAGE_TITLES = {"teacher": "teacher", "student_baseline": "student alone", "student": "student distilled"}
+
+def stage_titles(stages: dict[str, StageResult]) -> dict[str, str]:
+    """How the summary table names each stage's model."""
+    student = stages.get("student")
+    distilled = student is not None and student.card.metrics.get("teacher_mode") is not None
+    return {
+        "teacher": "teacher",
+        "student_baseline": "student alone",
+        "student": "student distilled" if distilled else "student",
+    }
 
 
 @dataclass
@@ -125,7 +134,7 @@ def run_recipe(
 
     result.report = build_report(recipe, data, stages, recipe.evaluate, time.perf_counter() - started)
     write_report(run_dir / "report.json", result.report)
-    print_summary(result.report, STAGE_TITLES)
+    print_summary(result.report, stage_titles(stages))
     return result
 
 

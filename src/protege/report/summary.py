@@ -86,28 +86,23 @@ def print_summary(report: dict, titles: dict[str, str]) -> None:
     if quiet():
         return
     table = Table(title=f"protege · {report['recipe']} · {report['data']['source']} test set")
-    for column in (
-        "model",
-        "architecture",
-        "test acc",
-        "NLL",
-        "agree w/ teacher",
-        "params",
-        "FLOPs/ex",
-        "latency b1",
-        "latency b64",
-        "train time",
-    ):
+    has_teacher = "teacher" in report["models"]
+    columns = ["model", "architecture", "test acc", "NLL", "agree w/ teacher", "params", "FLOPs/ex"]
+    columns += ["latency b1", "latency b64", "train time"]
+    for column in columns:
+        if column == "agree w/ teacher" and not has_teacher:
+            continue
         table.add_column(column, justify="left" if column in ("model", "architecture") else "right")
     for name, entry in report["models"].items():
         latency = entry.get("latency_ms", {})
         training = entry.get("training") or {}
+        agree = [f"{entry['agreement']:.1%}" if "agreement" in entry else "–"] if has_teacher else []
         table.add_row(
             titles.get(name, name),
             entry["architecture"],
             f"{entry['accuracy']:.1%}",
             f"{entry['nll']:.3f}",
-            f"{entry['agreement']:.1%}" if "agreement" in entry else "–",
+            *agree,
             f"{entry['parameters']:,}",
             _si(entry["flops_per_example"]),
             f"{latency['1']:.3f} ms" if "1" in latency else "–",
