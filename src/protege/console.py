@@ -8,6 +8,8 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from protege.distributed import is_main_process
+
 
 def _width(stream) -> int | None:
     """Rich wraps at 80 columns when output is not a terminal; logs and pipes read better unwrapped."""
@@ -19,8 +21,9 @@ out_console = Console(highlight=False, width=_width(sys.stdout))
 
 
 def quiet() -> bool:
-    """PROTEGE_QUIET=1 silences log lines and bars (tests, scripted use)."""
-    return os.environ.get("PROTEGE_QUIET", "") not in ("", "0")
+    """PROTEGE_QUIET=1 silences log lines and bars (tests, scripted use); processes other than the
+    main one are always quiet."""
+    return os.environ.get("PROTEGE_QUIET", "") not in ("", "0") or not is_main_process()
 
 
 def log(message: str) -> None:

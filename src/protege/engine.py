@@ -23,6 +23,7 @@ from protege.config import TrainConfig
 from protege.console import log, progress_bar
 from protege.data.dataset import ArrayDataset, EpochBatchSampler, batch_loader
 from protege.distill.teacher import TeacherSignal, prepare_teacher
+from protege.distributed import use_cpu
 from protege.errors import ProtegeError
 from protege.objectives import Objective, StepOutputs
 from protege.schedules import build_scheduler
@@ -59,6 +60,7 @@ def resolve_mixed_precision(setting: str) -> str:
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
     return Accelerator(
+        cpu=use_cpu(),
         mixed_precision=resolve_mixed_precision(config.mixed_precision),
         gradient_accumulation_steps=config.grad_accumulation,
     )

@@ -25,6 +25,7 @@ from protege.console import log
 from protege.data.build import load_data
 from protege.data.dataset import DataBundle, concat
 from protege.data.transfer import build_transfer_set
+from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
 from protege.models import ModelCard, build_model, resolve_run_path, save_model
@@ -115,7 +116,9 @@ def run_recipe(
     interrupted continues from its last checkpoint."""
     started = time.perf_counter()
     run_dir = Path(output_dir) if output_dir is not None else default_run_dir(recipe)
-    prepare_run_dir(run_dir, recipe, resume, overwrite)
+    if is_main_process():
+        prepare_run_dir(run_dir, recipe, resume, overwrite)
+    wait_for_everyone()
     log(f"run directory: {run_dir}")
 
     data = load_recipe_data(recipe)
@@ -133,7 +136,8 @@ def run_recipe(
         stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher)
 
     result.report = build_report(recipe, data, stages, recipe.evaluate, time.perf_counter() - started)
-    write_report(run_dir / "report.json", result.report)
+    if is_main_process():
+        write_report(run_dir / "report.json", result.report)
     print_summary(result.report, stage_titles(stages))
     return result
 
@@ -169,7 +173,7 @@ def run_stage(
         extra = build_transfer_set(transfer.source, transfer.options, data.train, recipe.seed, transfer.limit)
         train_set = concat(data.train, extra)
         log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")
-    if not resume and stage_dir.exists():
+    if not resume and stage_dir.exists() and is_main_process():
         shutil.rmtree(stage_dir)
     teacher_cache = getattr(stage, "teacher_cache", "auto")
     outcome = fit(
@@ -189,7 +193,9 @@ def run_stage(
     )
     model = outcome.model.cpu()
     built.card.metrics = _training_summary(outcome, stage.train)
-    save_model(model, built.card, model_dir)
+    if is_main_process():
+        save_model(model, built.card, model_dir)
+    wait_for_everyone()
     return StageResult(name, model, built.card, outcome, model_dir)
 
 
