@@ -225,3 +225,9 @@ def test_user_dataloader_of_tuples():
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.x, data.y), batch_size=8, shuffle=True)
     result = fit(_model(), loader, _ce(), TrainConfig(epochs=2, lr=0.02))
     assert len(result.history) == 2 and result.final["step"] == 12
+
+
+def test_resume_on_other_training_data_is_refused(tmp_path):
+    fit(_model(), make_blobs(48), _ce(), TrainConfig(epochs=1), workdir=tmp_path)
+    with pytest.raises(ProtegeError, match="other training data"):
+        fit(_model(), make_blobs(48, seed=5), _ce(), TrainConfig(epochs=2), workdir=tmp_path, resume=True)

@@ -3,13 +3,13 @@
 import pickle
 
 import pytest
+from tests.conftest import make_blobs
 
 from protege.config import TrainConfig
 from protege.engine import fit
 from protege.errors import CheckpointError
 from protege.models import build_model, save_model
 from protege.objectives import build_objective
-from tests.conftest import make_blobs
 
 
 class _Payload:

@@ -148,8 +148,9 @@ def fit(
     steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
 
-    fingerprint = loader.dataset.fingerprint() if isinstance(loader.dataset, ArrayDataset) else None
     checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints) if workdir is not None else None
+    has_fingerprint = checkpointer is not None and isinstance(loader.dataset, ArrayDataset)
+    fingerprint = loader.dataset.fingerprint() if has_fingerprint else None
     state = TrainState(fingerprint=fingerprint)
     if resume and checkpointer is not None:
         restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler)
