@@ -11,6 +11,8 @@ from torch import nn
 from protege.errors import ConfigError, did_you_mean
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.ce import CrossEntropy
+from protege.objectives.dist import DIST
+from protege.objectives.dkd import DecoupledKD
 from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
 from protege.registry import Registry
 
@@ -28,6 +30,8 @@ __all__ = [
 OBJECTIVES: Registry[type[Objective]] = Registry("objective")
 OBJECTIVES.register("ce")(CrossEntropy)
 OBJECTIVES.register("kd")(KnowledgeDistillation)
+OBJECTIVES.register("dkd")(DecoupledKD)
+OBJECTIVES.register("dist")(DIST)
 
 
 class ObjectiveSum(Objective):
