@@ -6,6 +6,7 @@ multi-process training; this module adds nothing of its own for distribution.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -25,6 +26,7 @@ from protege.data.dataset import ArrayDataset, EpochBatchSampler, batch_loader
 from protege.distill.teacher import TeacherSignal, prepare_teacher
 from protege.distributed import use_cpu
 from protege.errors import ProtegeError
+from protege.models.taps import FeatureTaps
 from protege.objectives import Objective, StepOutputs
 from protege.schedules import build_scheduler
 
@@ -131,132 +133,152 @@ def fit(
     sampler = loader.batch_sampler if isinstance(loader.batch_sampler, EpochBatchSampler) else None
     val_loader = _loader(val, max(config.batch_size, 256), shuffle=False, seed=seed) if val is not None else None
 
-    signal: TeacherSignal | None = None
-    if objective.needs_teacher:
-        cache_dir = workdir / "teacher_cache" if workdir is not None else None
-        signal = prepare_teacher(
-            teacher, loader.dataset, teacher_cache, accelerator.device, accelerator.autocast, cache_dir, num_classes
+    with contextlib.ExitStack() as cleanup:  # forward hooks come off however training ends
+        # taps on the module itself (not a distributed wrapper) so the paths are the user's paths
+        student_taps = None
+        if objective.student_layers:
+            student_taps = cleanup.enter_context(FeatureTaps(model, objective.student_layers))
+        signal: TeacherSignal | None = None
+        if objective.needs_teacher:
+            cache_dir = workdir / "teacher_cache" if workdir is not None else None
+            signal = prepare_teacher(
+                teacher,
+                loader.dataset,
+                teacher_cache,
+                accelerator.device,
+                accelerator.autocast,
+                cache_dir,
+                num_classes,
+                objective.teacher_layers,
+            )
+            cleanup.callback(signal.close)
+            if accelerator.is_main_process:
+                log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
+
+        objective = objective.to(accelerator.device)
+        optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        if val_loader is not None:
+            val_loader = accelerator.prepare(val_loader)
+        steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
+        scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+
+        checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints) if workdir is not None else None
+        has_fingerprint = checkpointer is not None and isinstance(loader.dataset, ArrayDataset)
+        fingerprint = loader.dataset.fingerprint() if has_fingerprint else None
+        state = TrainState(fingerprint=fingerprint)
+        if resume and checkpointer is not None:
+            restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler)
+            if restored is not None:
+                if restored.fingerprint != fingerprint:
+                    raise ProtegeError(
+                        f"stage {stage!r}: the checkpoint was taken on other training data; start a new run directory"
+                    )
+                state = restored
+                if accelerator.is_main_process:
+                    log(f"[bold]{stage}[/]: resuming at epoch {state.epoch + 1}, batch {state.batches_done}")
+            if metrics_path is not None and accelerator.is_main_process:
+                _rewrite_stage_metrics(metrics_path, stage, state.history)
+
+        sums = state.sums or {}
+        bar = progress_bar()
+        total_batches = config.epochs * len(loader)
+        with bar:
+            task = bar.add_task(
+                stage, total=total_batches, completed=state.epoch * len(loader) + state.batches_done, status=""
+            )
+            while state.epoch < config.epochs and not state.stopped_early:
+                epoch_start = time.perf_counter()
+                model.train()
+                if sampler is not None:
+                    sampler.start_epoch(state.epoch, state.batches_done * accelerator.num_processes)
+                    batches: Iterable = loader
+                else:
+                    batches = (
+                        accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
+                    )
+                bar.update(task, description=f"{stage} {state.epoch + 1}/{config.epochs}")
+                for raw in batches:
+                    batch = as_batch(raw)
+                    with accelerator.accumulate(model):
+                        with accelerator.autocast():
+                            logits = model(batch["x"])
+                            outputs = StepOutputs(logits, batch["y"])
+                            if signal is not None:
+                                outputs.teacher_logits = signal.logits(batch)
+                                outputs.teacher_features = signal.features()
+                            if student_taps is not None:
+                                outputs.features = dict(student_taps.outputs)
+                            terms = objective(outputs)
+                            loss = sum(terms.values())
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients and config.grad_clip is not None:
+                            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    state.batches_done += 1
+                    _accumulate(sums, loss, terms, logits, batch["y"])
+                    if accelerator.sync_gradients:
+                        scheduler.step()
+                        state.global_step += 1
+                        if state.global_step % config.log_every == 0:
+                            value = loss.item()
+                            if not math.isfinite(value):
+                                _raise_not_finite(stage, state, terms)
+                            bar.update(task, status=f"loss {value:.4f}")
+                        if (
+                            checkpointer is not None
+                            and config.checkpoint_every
+                            and (state.global_step % config.checkpoint_every == 0)
+                        ):
+                            state.sums = sums
+                            _save(accelerator, checkpointer, state, model, optimizer, scheduler)
+                    bar.advance(task)
+
+                record = _epoch_record(accelerator, stage, state, sums, scheduler, epoch_start)
+                if not math.isfinite(record["train_loss"]):
+                    _raise_not_finite(stage, state, terms)
+                if val_loader is not None:
+                    record.update(_validate(accelerator, model, val_loader))
+                state.epoch += 1
+                state.batches_done = 0
+                sums = {}
+                state.sums = sums
+                improved = _track_best(state, record, config)
+                state.history.append(record)
+                bar.update(task, status=_status(record))
+                if accelerator.is_main_process:
+                    if metrics_path is not None:
+                        _append_metrics(metrics_path, record)
+                    if improved and checkpointer is not None:
+                        checkpointer.save_best(accelerator.unwrap_model(model))
+                if improved and checkpointer is None and config.restore_best:
+                    state.best_weights = {
+                        k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()
+                    }
+                if config.patience is not None and state.bad_epochs >= config.patience:
+                    state.stopped_early = True
+                if checkpointer is not None:
+                    _save(accelerator, checkpointer, state, model, optimizer, scheduler)
+
+        trained = accelerator.unwrap_model(model)
+        if config.restore_best and val_loader is not None and state.best_epoch is not None:
+            if checkpointer is not None and checkpointer.has_best():
+                checkpointer.load_best(trained)
+            elif state.best_weights is not None:
+                trained.load_state_dict(state.best_weights)
+        accelerator.wait_for_everyone()
+        result = FitResult(
+            model=trained,
+            history=state.history,
+            best_epoch=state.best_epoch,
+            teacher_mode=signal.mode if signal is not None else None,
+            seconds=time.perf_counter() - started,
+            stopped_early=state.stopped_early,
         )
         if accelerator.is_main_process:
-            log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
-
-    objective = objective.to(accelerator.device)
-    optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    if val_loader is not None:
-        val_loader = accelerator.prepare(val_loader)
-    steps_per_epoch = math.ceil(len(loader) / config.grad_accumulation)
-    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
-
-    checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints) if workdir is not None else None
-    has_fingerprint = checkpointer is not None and isinstance(loader.dataset, ArrayDataset)
-    fingerprint = loader.dataset.fingerprint() if has_fingerprint else None
-    state = TrainState(fingerprint=fingerprint)
-    if resume and checkpointer is not None:
-        restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler)
-        if restored is not None:
-            if restored.fingerprint != fingerprint:
-                raise ProtegeError(
-                    f"stage {stage!r}: the checkpoint was taken on other training data; start a new run directory"
-                )
-            state = restored
-            if accelerator.is_main_process:
-                log(f"[bold]{stage}[/]: resuming at epoch {state.epoch + 1}, batch {state.batches_done}")
-        if metrics_path is not None and accelerator.is_main_process:
-            _rewrite_stage_metrics(metrics_path, stage, state.history)
-
-    sums = state.sums or {}
-    bar = progress_bar()
-    total_batches = config.epochs * len(loader)
-    with bar:
-        task = bar.add_task(
-            stage, total=total_batches, completed=state.epoch * len(loader) + state.batches_done, status=""
-        )
-        while state.epoch < config.epochs and not state.stopped_early:
-            epoch_start = time.perf_counter()
-            model.train()
-            if sampler is not None:
-                sampler.start_epoch(state.epoch, state.batches_done * accelerator.num_processes)
-                batches: Iterable = loader
-            else:
-                batches = accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
-            bar.update(task, description=f"{stage} {state.epoch + 1}/{config.epochs}")
-            for raw in batches:
-                batch = as_batch(raw)
-                with accelerator.accumulate(model):
-                    with accelerator.autocast():
-                        logits = model(batch["x"])
-                        teacher_logits = signal.logits(batch) if signal is not None else None
-                        terms = objective(StepOutputs(logits, batch["y"], teacher_logits))
-                        loss = sum(terms.values())
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.grad_clip is not None:
-                        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                state.batches_done += 1
-                _accumulate(sums, loss, terms, logits, batch["y"])
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                    state.global_step += 1
-                    if state.global_step % config.log_every == 0:
-                        value = loss.item()
-                        if not math.isfinite(value):
-                            _raise_not_finite(stage, state, terms)
-                        bar.update(task, status=f"loss {value:.4f}")
-                    if (
-                        checkpointer is not None
-                        and config.checkpoint_every
-                        and (state.global_step % config.checkpoint_every == 0)
-                    ):
-                        state.sums = sums
-                        _save(accelerator, checkpointer, state, model, optimizer, scheduler)
-                bar.advance(task)
-
-            record = _epoch_record(accelerator, stage, state, sums, scheduler, epoch_start)
-            if not math.isfinite(record["train_loss"]):
-                _raise_not_finite(stage, state, terms)
-            if val_loader is not None:
-                record.update(_validate(accelerator, model, val_loader))
-            state.epoch += 1
-            state.batches_done = 0
-            sums = {}
-            state.sums = sums
-            improved = _track_best(state, record, config)
-            state.history.append(record)
-            bar.update(task, status=_status(record))
-            if accelerator.is_main_process:
-                if metrics_path is not None:
-                    _append_metrics(metrics_path, record)
-                if improved and checkpointer is not None:
-                    checkpointer.save_best(accelerator.unwrap_model(model))
-            if improved and checkpointer is None and config.restore_best:
-                state.best_weights = {
-                    k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()
-                }
-            if config.patience is not None and state.bad_epochs >= config.patience:
-                state.stopped_early = True
-            if checkpointer is not None:
-                _save(accelerator, checkpointer, state, model, optimizer, scheduler)
-
-    trained = accelerator.unwrap_model(model)
-    if config.restore_best and val_loader is not None and state.best_epoch is not None:
-        if checkpointer is not None and checkpointer.has_best():
-            checkpointer.load_best(trained)
-        elif state.best_weights is not None:
-            trained.load_state_dict(state.best_weights)
-    accelerator.wait_for_everyone()
-    result = FitResult(
-        model=trained,
-        history=state.history,
-        best_epoch=state.best_epoch,
-        teacher_mode=signal.mode if signal is not None else None,
-        seconds=time.perf_counter() - started,
-        stopped_early=state.stopped_early,
-    )
-    if accelerator.is_main_process:
-        log(_summary(stage, result))
-    return result
+            log(_summary(stage, result))
+        return result
 
 
 def _accumulate(sums: dict, loss, terms, logits, target) -> None:

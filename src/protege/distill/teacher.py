@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from protege.data.dataset import ArrayDataset, batch_loader
+from protege.models.taps import FeatureTaps
 
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 """Above this, ``auto`` keeps the cache in a memory-mapped file instead of RAM."""
@@ -28,6 +29,10 @@ class TeacherSignal(Protocol):
     detail: str
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+    def features(self) -> dict[str, torch.Tensor]:
+        """The tapped teacher layers of the last batch (empty when none were asked for)."""
+        ...
 
 
 def freeze(teacher: nn.Module) -> nn.Module:
@@ -43,15 +48,31 @@ class OnlineTeacher:
 
     mode = "online"
 
-    def __init__(self, teacher: nn.Module, autocast: Callable[[], contextlib.AbstractContextManager], reason: str):
+    def __init__(
+        self,
+        teacher: nn.Module,
+        autocast: Callable[[], contextlib.AbstractContextManager],
+        reason: str,
+        layers: tuple[str, ...] = (),
+    ):
         self.teacher = freeze(teacher)
         self.autocast = autocast
         self.detail = reason
+        # the taps stay open while this signal lives: hooks cost nothing when no layer is tapped
+        self.taps = FeatureTaps(self.teacher, layers, detach=True).__enter__() if layers else None
 
     @torch.no_grad()
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with self.autocast():
             return self.teacher(batch["x"])
+
+    def features(self) -> dict[str, torch.Tensor]:
+        return dict(self.taps.outputs) if self.taps is not None else {}
+
+    def close(self) -> None:
+        if self.taps is not None:
+            self.taps.__exit__(None, None, None)
+            self.taps = None
 
 
 class CachedTeacher:
@@ -68,6 +89,12 @@ class CachedTeacher:
         if isinstance(self.table, torch.Tensor):
             return self.table[index.to(self.table.device)]
         return torch.from_numpy(self.table[index.cpu().numpy()]).to(self.device, non_blocking=True)
+
+    def features(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def close(self) -> None:
+        pass
 
 
 @torch.no_grad()
@@ -103,13 +130,18 @@ def prepare_teacher(
     autocast: Callable[[], contextlib.AbstractContextManager],
     cache_dir: Path | None = None,
     num_classes: int | None = None,
+    layers: tuple[str, ...] = (),
 ) -> TeacherSignal:
-    """Choose and build the teacher signal: ``mode`` is auto, memory, disk or off (always online)."""
+    """Choose and build the teacher signal: ``mode`` is auto, memory, disk or off (always online).
+    ``layers`` are teacher modules whose outputs the objective needs (their cache is not built yet)."""
     teacher = freeze(teacher).to(device)
     if mode == "off":
-        return OnlineTeacher(teacher, autocast, "teacher cache switched off")
+        return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers)
     if not isinstance(dataset, ArrayDataset):
-        return OnlineTeacher(teacher, autocast, "inputs may change between epochs (not an in-memory dataset)")
+        reason = "inputs may change between epochs (not an in-memory dataset)"
+        return OnlineTeacher(teacher, autocast, reason, layers)
+    if layers:
+        return OnlineTeacher(teacher, autocast, "intermediate teacher features are computed online", layers)
     start = time.perf_counter()
     if mode == "auto":
         classes = num_classes or int(teacher(dataset.x[:1].to(device)).shape[-1])

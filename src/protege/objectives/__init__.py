@@ -14,6 +14,7 @@ from protege.objectives.ce import CrossEntropy
 from protege.objectives.dist import DIST
 from protege.objectives.dkd import DecoupledKD
 from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
+from protege.objectives.relational import ProbabilisticKT, RelationalKD
 from protege.registry import Registry
 
 __all__ = [
@@ -32,6 +33,8 @@ OBJECTIVES.register("ce")(CrossEntropy)
 OBJECTIVES.register("kd")(KnowledgeDistillation)
 OBJECTIVES.register("dkd")(DecoupledKD)
 OBJECTIVES.register("dist")(DIST)
+OBJECTIVES.register("rkd")(RelationalKD)
+OBJECTIVES.register("pkt")(ProbabilisticKT)
 
 
 class ObjectiveSum(Objective):
@@ -43,6 +46,8 @@ class ObjectiveSum(Objective):
         self.parts = nn.ModuleList([objective for _, objective, _ in parts])
         self.weights = [weight for _, _, weight in parts]
         self.needs_teacher = any(o.needs_teacher for o in self.parts)  # type: ignore[misc]
+        self.student_layers = tuple(dict.fromkeys(p for o in self.parts for p in o.student_layers))
+        self.teacher_layers = tuple(dict.fromkeys(p for o in self.parts for p in o.teacher_layers))
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
         if len(self.parts) == 1 and self.weights[0] == 1.0:

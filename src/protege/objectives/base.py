@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -18,12 +18,20 @@ class StepOutputs:
     logits: torch.Tensor
     target: torch.Tensor
     teacher_logits: torch.Tensor | None = None
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective(nn.Module):
-    """A loss as a small module; ``forward`` returns named, already-weighted terms the engine sums."""
+    """A loss as a small module; ``forward`` returns named, already-weighted terms the engine sums.
+
+    An objective that needs intermediate outputs names them by module path in ``student_layers`` and
+    ``teacher_layers``; the engine taps those modules and hands their outputs over in ``StepOutputs``.
+    """
 
     needs_teacher: ClassVar[bool] = False
+    student_layers: tuple[str, ...] = ()
+    teacher_layers: tuple[str, ...] = ()
 
 
 def hard_label_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
