@@ -150,3 +150,9 @@ def test_typo_inside_a_field_of_several_types_is_named():
     assert message == 'r.yaml: student.baseline.lrr: unknown field (did you mean "lr"?)'
     message = _error(_with("student.objective", [{"name": "kd"}, {"name": "ce", "wieght": 2}]))
     assert "student.objective[1]" in message and 'did you mean "weight"' in message
+
+
+def test_objective_option_of_the_wrong_type():
+    message = _error(_with("student.objective", {"name": "kd", "temperature": None}))
+    assert message.startswith("r.yaml: student.objective: objective 'kd': temperature:")
+    assert "valid number" in _error(_with("student.objective", {"name": "dkd", "beta": "eight"}))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Sequence
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from torch import nn
 
 from protege.errors import ConfigError, did_you_mean
@@ -61,7 +63,8 @@ class ObjectiveSum(Objective):
 
 
 def check_objective_options(name: str, options: dict) -> None:
-    """Fail early on an unknown objective or option, with a suggestion."""
+    """Fail early on an unknown objective, an unknown option (with a suggestion) or a wrong type,
+    checked against the objective's constructor signature."""
     cls = OBJECTIVES.get(name)
     params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for option in options:
@@ -70,6 +73,22 @@ def check_objective_options(name: str, options: dict) -> None:
                 f"objective {name!r} has no option {option!r}{did_you_mean(option, [*params, 'weight'])}; "
                 f"valid: {', '.join(params) or 'none'}"
             )
+    try:
+        _options_model(cls).model_validate(options)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ConfigError(f"objective {name!r}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+
+
+def _options_model(cls: type[Objective]) -> type[BaseModel]:
+    """A pydantic model of the constructor's keyword arguments, from its annotations and defaults."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {
+        name: (hints.get(name, typing.Any), param.default)
+        for name, param in inspect.signature(cls.__init__).parameters.items()
+        if name != "self"
+    }
+    return create_model(f"{cls.__name__}Options", __config__=ConfigDict(strict=False), **fields)
 
 
 def build_objective(specs: Sequence[tuple[str, dict, float]]) -> ObjectiveSum:
