@@ -37,10 +37,22 @@ def rkd_angle(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     return F.smooth_l1_loss(cosines(_flat(student)), cosines(_flat(teacher)))
 
 
-class RelationalKD(Objective):
-    """``distance_weight``·RKD-D + ``angle_weight``·RKD-A + ``ce_weight``·CE (defaults: 25, 50, 1)."""
+class _EmbeddingObjective(Objective):
+    """Reads one tapped student layer and one tapped teacher layer per step."""
 
     needs_teacher = True
+
+    def __init__(self, student_layer: str, teacher_layer: str):
+        super().__init__()
+        self.student_layer, self.teacher_layer = student_layer, teacher_layer
+        self.student_layers, self.teacher_layers = (student_layer,), (teacher_layer,)
+
+    def embeddings(self, out: StepOutputs) -> tuple[torch.Tensor, torch.Tensor]:
+        return out.features[self.student_layer], out.teacher_features[self.teacher_layer]
+
+
+class RelationalKD(_EmbeddingObjective):
+    """``distance_weight``·RKD-D + ``angle_weight``·RKD-A + ``ce_weight``·CE (defaults: 25, 50, 1)."""
 
     def __init__(
         self,
@@ -50,13 +62,11 @@ class RelationalKD(Objective):
         student_layer: str = "features",
         teacher_layer: str = "features",
     ):
-        super().__init__()
+        super().__init__(student_layer, teacher_layer)
         self.distance_weight, self.angle_weight, self.ce_weight = distance_weight, angle_weight, ce_weight
-        self.student_layer, self.teacher_layer = student_layer, teacher_layer
-        self.student_layers, self.teacher_layers = (student_layer,), (teacher_layer,)
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
-        s, t = out.features[self.student_layer], out.teacher_features[self.teacher_layer]
+        s, t = self.embeddings(out)
         terms = {}
         if self.distance_weight:
             terms["rkd_distance"] = self.distance_weight * rkd_distance(s, t)
@@ -80,10 +90,8 @@ def pkt_loss(student: torch.Tensor, teacher: torch.Tensor, eps: float = 1e-7) ->
     return (p_t * torch.log((p_t + eps) / (p_s + eps))).mean()
 
 
-class ProbabilisticKT(Objective):
+class ProbabilisticKT(_EmbeddingObjective):
     """``pkt_weight``·PKT + ``ce_weight``·CE."""
-
-    needs_teacher = True
 
     def __init__(
         self,
@@ -92,13 +100,11 @@ class ProbabilisticKT(Objective):
         student_layer: str = "features",
         teacher_layer: str = "features",
     ):
-        super().__init__()
+        super().__init__(student_layer, teacher_layer)
         self.pkt_weight, self.ce_weight = pkt_weight, ce_weight
-        self.student_layer, self.teacher_layer = student_layer, teacher_layer
-        self.student_layers, self.teacher_layers = (student_layer,), (teacher_layer,)
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
-        s, t = out.features[self.student_layer], out.teacher_features[self.teacher_layer]
+        s, t = self.embeddings(out)
         terms = {"pkt": self.pkt_weight * pkt_loss(s, t)}
         if self.ce_weight:
             terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
