@@ -54,12 +54,14 @@ class Checkpointer:
     def best_path(self) -> Path:
         return self.directory / "best.safetensors"
 
-    def save(self, state: TrainState, model: nn.Module, optimizer, scheduler) -> Path:
+    def save(self, state: TrainState, model: nn.Module, optimizer, scheduler, objective: nn.Module) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"step-{state.global_step:08d}-e{state.epoch:04d}-b{state.batches_done:06d}"
         staging = Path(tempfile.mkdtemp(dir=self.directory, prefix=".tmp-"))
         try:
             save_file(state_for_saving(model), str(staging / "model.safetensors"))
+            if objective.state_dict():  # trainable parts of the loss, such as FitNet's adapter
+                save_file(state_for_saving(objective), str(staging / "objective.safetensors"))
             extras = {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -93,7 +95,7 @@ class Checkpointer:
         path = self.directory / pointer.read_text().strip()
         return path if path.is_dir() else None
 
-    def load_latest(self, model: nn.Module, optimizer, scheduler) -> TrainState | None:
+    def load_latest(self, model: nn.Module, optimizer, scheduler, objective: nn.Module) -> TrainState | None:
         """Restore model, optimizer, scheduler and random state; None when there is no checkpoint."""
         path = self.latest()
         if path is None:
@@ -104,6 +106,8 @@ class Checkpointer:
         except Exception as exc:
             raise CheckpointError(f"checkpoint {path} is unreadable ({exc}); delete it to start over") from None
         load_weights(model, path / "model.safetensors")
+        if (path / "objective.safetensors").is_file():
+            load_weights(objective, path / "objective.safetensors")
         device = next(model.parameters()).device
         optimizer.load_state_dict(extras["optimizer"])
         scheduler.load_state_dict(extras["scheduler"])

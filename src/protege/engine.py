@@ -155,6 +155,8 @@ def fit(
             if accelerator.is_main_process:
                 log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
 
+        if objective.needs_setup:
+            objective.setup(model, teacher, _sample_inputs(loader))
         objective = objective.to(accelerator.device)
         optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -168,7 +170,7 @@ def fit(
         fingerprint = loader.dataset.fingerprint() if has_fingerprint else None
         state = TrainState(fingerprint=fingerprint)
         if resume and checkpointer is not None:
-            restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler)
+            restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler, objective)
             if restored is not None:
                 if restored.fingerprint != fingerprint:
                     raise ProtegeError(
@@ -232,7 +234,7 @@ def fit(
                             and (state.global_step % config.checkpoint_every == 0)
                         ):
                             state.sums = sums
-                            _save(accelerator, checkpointer, state, model, optimizer, scheduler)
+                            _save(accelerator, checkpointer, state, model, optimizer, scheduler, objective)
                     bar.advance(task)
 
                 record = _epoch_record(accelerator, stage, state, sums, scheduler, epoch_start)
@@ -259,7 +261,7 @@ def fit(
                 if config.patience is not None and state.bad_epochs >= config.patience:
                     state.stopped_early = True
                 if checkpointer is not None:
-                    _save(accelerator, checkpointer, state, model, optimizer, scheduler)
+                    _save(accelerator, checkpointer, state, model, optimizer, scheduler, objective)
 
         trained = accelerator.unwrap_model(model)
         if config.restore_best and val_loader is not None and state.best_epoch is not None:
@@ -279,6 +281,13 @@ def fit(
         if accelerator.is_main_process:
             log(_summary(stage, result))
         return result
+
+
+def _sample_inputs(loader: DataLoader) -> torch.Tensor:
+    """A couple of inputs for objectives that size themselves on a dry run (adapters)."""
+    if isinstance(loader.dataset, ArrayDataset):
+        return loader.dataset.x[:2]
+    return as_batch(next(iter(loader)))["x"][:2]
 
 
 def _accumulate(sums: dict, loss, terms, logits, target) -> None:
@@ -355,10 +364,10 @@ def _track_best(state: TrainState, record: dict, config: TrainConfig) -> bool:
     return better
 
 
-def _save(accelerator, checkpointer: Checkpointer, state: TrainState, model, optimizer, scheduler) -> None:
+def _save(accelerator, checkpointer: Checkpointer, state: TrainState, model, optimizer, scheduler, objective) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        checkpointer.save(state, accelerator.unwrap_model(model), optimizer, scheduler)
+        checkpointer.save(state, accelerator.unwrap_model(model), optimizer, scheduler, objective)
 
 
 def _raise_not_finite(stage: str, state: TrainState, terms: dict) -> None:

@@ -15,6 +15,7 @@ from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.ce import CrossEntropy
 from protege.objectives.dist import DIST
 from protege.objectives.dkd import DecoupledKD
+from protege.objectives.hints import AttentionTransfer, FitNet
 from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
 from protege.objectives.relational import ProbabilisticKT, RelationalKD
 from protege.registry import Registry
@@ -37,6 +38,8 @@ OBJECTIVES.register("dkd")(DecoupledKD)
 OBJECTIVES.register("dist")(DIST)
 OBJECTIVES.register("rkd")(RelationalKD)
 OBJECTIVES.register("pkt")(ProbabilisticKT)
+OBJECTIVES.register("fitnet")(FitNet)
+OBJECTIVES.register("attention")(AttentionTransfer)
 
 
 class ObjectiveSum(Objective):
@@ -50,6 +53,14 @@ class ObjectiveSum(Objective):
         self.needs_teacher = any(o.needs_teacher for o in self.parts)  # type: ignore[misc]
         self.student_layers = tuple(dict.fromkeys(p for o in self.parts for p in o.student_layers))
         self.teacher_layers = tuple(dict.fromkeys(p for o in self.parts for p in o.teacher_layers))
+
+    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor) -> None:
+        for objective in self.parts:
+            objective.setup(student, teacher, sample)
+
+    @property
+    def needs_setup(self) -> bool:
+        return any(objective.needs_setup for objective in self.parts)
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
         if len(self.parts) == 1 and self.weights[0] == 1.0:

@@ -33,6 +33,13 @@ class Objective(nn.Module):
     student_layers: tuple[str, ...] = ()
     teacher_layers: tuple[str, ...] = ()
 
+    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor) -> None:
+        """Build what depends on the models' shapes (adapters) from a sample batch; most need nothing."""
+
+    @property
+    def needs_setup(self) -> bool:
+        return type(self).setup is not Objective.setup
+
 
 def hard_label_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy averaged over the labelled examples only (0 with no gradient when there are none)."""
