@@ -293,10 +293,10 @@ def _sample_inputs(loader: DataLoader) -> torch.Tensor:
 def _accumulate(sums: dict, loss, terms, logits, target) -> None:
     """Running sums on the device; read once per epoch, so the loop never waits for the device."""
     with torch.no_grad():
-        n = torch.tensor(float(len(target)), device=logits.device)
+        n = float(len(target))
         labeled = target >= 0
         adds = {
-            "examples": n,
+            "examples": logits.new_full((), n, dtype=torch.float32),  # a fill on the device, no host copy
             "loss": loss.detach().float() * n,
             "correct": ((logits.argmax(-1) == target) & labeled).sum().float(),
             "labeled": labeled.sum().float(),
