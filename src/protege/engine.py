@@ -156,7 +156,7 @@ def fit(
                 log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
 
         if objective.needs_setup:
-            objective.setup(model, teacher, _sample_inputs(loader))
+            objective.setup(model, teacher, _sample_inputs(loader), len(loader.dataset))
         objective = objective.to(accelerator.device)
         optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -205,7 +205,7 @@ def fit(
                     with accelerator.accumulate(model):
                         with accelerator.autocast():
                             logits = model(batch["x"])
-                            outputs = StepOutputs(logits, batch["y"])
+                            outputs = StepOutputs(logits, batch["y"], index=batch.get("index"))
                             if signal is not None:
                                 outputs.teacher_logits = signal.logits(batch)
                                 outputs.teacher_features = signal.features()

@@ -47,7 +47,7 @@ def test_fitnet_sizes_a_1x1_adapter_from_a_dry_run_and_regresses_onto_the_hint()
         [("fitnet", {"student_layer": "features.3", "teacher_layer": "features.3", "ce_weight": 0.0}, 1.0)]
     )
     stats = student.features[1].running_mean.clone()
-    fitnet.setup(student, teacher, torch.randn(2, 1, 8, 8))
+    fitnet.setup(student, teacher, torch.randn(2, 1, 8, 8), 2)
     adapter = fitnet.parts[0].adapter
     assert isinstance(adapter, nn.Conv2d) and (adapter.in_channels, adapter.out_channels) == (4, 8)
     assert torch.equal(student.features[1].running_mean, stats)  # the dry run left BatchNorm alone
@@ -63,11 +63,11 @@ def test_fitnet_on_vectors_uses_a_linear_adapter_and_refuses_mismatched_kinds():
     student = build_model("mlp", {"hidden": 6}, (1, 8, 8), list("abc")).module
     teacher = _resnet(8, 1)
     fitnet = build_objective([("fitnet", {}, 1.0)])
-    fitnet.setup(student, teacher, torch.randn(2, 1, 8, 8))  # both "features": vectors of 6 and 16
+    fitnet.setup(student, teacher, torch.randn(2, 1, 8, 8), 2)  # both "features": vectors of 6 and 16
     assert isinstance(fitnet.parts[0].adapter, nn.Linear)
     wrong = build_objective([("fitnet", {"teacher_layer": "features.3"}, 1.0)])
     with pytest.raises(ConfigError, match="pick layers of the same kind"):
-        wrong.setup(student, teacher, torch.randn(2, 1, 8, 8))
+        wrong.setup(student, teacher, torch.randn(2, 1, 8, 8), 2)
 
 
 @pytest.mark.parametrize(

@@ -72,3 +72,18 @@ class FeatureTaps:
         if path not in self.outputs:
             raise KeyError(f"{path!r} produced no output yet: run a forward pass inside the tap first")
         return self.outputs[path]
+
+
+@torch.no_grad()
+def layer_output(model: nn.Module, path: str, sample: torch.Tensor) -> torch.Tensor:
+    """The output of ``path`` on ``sample``, in eval mode so BatchNorm statistics stay untouched;
+    objectives size their adapters and auxiliary heads from it."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with FeatureTaps(model, [path]) as taps:
+            model(sample.to(device))
+            return taps[path].cpu()
+    finally:
+        model.train(was_training)

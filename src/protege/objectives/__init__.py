@@ -13,11 +13,13 @@ from torch import nn
 from protege.errors import ConfigError, did_you_mean
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.ce import CrossEntropy
+from protege.objectives.crd import CRD
 from protege.objectives.dist import DIST
 from protege.objectives.dkd import DecoupledKD
 from protege.objectives.hints import AttentionTransfer, FitNet
 from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
 from protege.objectives.relational import ProbabilisticKT, RelationalKD
+from protege.objectives.self_distill import SelfDistillation
 from protege.registry import Registry
 
 __all__ = [
@@ -40,6 +42,8 @@ OBJECTIVES.register("rkd")(RelationalKD)
 OBJECTIVES.register("pkt")(ProbabilisticKT)
 OBJECTIVES.register("fitnet")(FitNet)
 OBJECTIVES.register("attention")(AttentionTransfer)
+OBJECTIVES.register("crd")(CRD)
+OBJECTIVES.register("self_distill")(SelfDistillation)
 
 
 class ObjectiveSum(Objective):
@@ -54,9 +58,9 @@ class ObjectiveSum(Objective):
         self.student_layers = tuple(dict.fromkeys(p for o in self.parts for p in o.student_layers))
         self.teacher_layers = tuple(dict.fromkeys(p for o in self.parts for p in o.teacher_layers))
 
-    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor) -> None:
+    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor, num_examples: int) -> None:
         for objective in self.parts:
-            objective.setup(student, teacher, sample)
+            objective.setup(student, teacher, sample, num_examples)
 
     @property
     def needs_setup(self) -> bool:

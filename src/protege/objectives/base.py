@@ -20,6 +20,8 @@ class StepOutputs:
     teacher_logits: torch.Tensor | None = None
     features: dict[str, torch.Tensor] = field(default_factory=dict)
     teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)
+    index: torch.Tensor | None = None
+    """Positions of the batch's examples in the training set (memory banks such as CRD's key on them)."""
 
 
 class Objective(nn.Module):
@@ -33,8 +35,9 @@ class Objective(nn.Module):
     student_layers: tuple[str, ...] = ()
     teacher_layers: tuple[str, ...] = ()
 
-    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor) -> None:
-        """Build what depends on the models' shapes (adapters) from a sample batch; most need nothing."""
+    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor, num_examples: int) -> None:
+        """Build what depends on the models' shapes (adapters) from a sample batch, or on the size of the
+        training set (memory banks); most objectives need nothing."""
 
     @property
     def needs_setup(self) -> bool:

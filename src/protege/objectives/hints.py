@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from protege.errors import ConfigError
-from protege.models.taps import FeatureTaps
+from protege.models.taps import layer_output
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 
 
@@ -49,9 +49,10 @@ class FitNet(Objective):
         self.adapter: nn.Module | None = None
 
     @torch.no_grad()
-    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor) -> None:
+    def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor, num_examples: int) -> None:
         """Size the regressor from the shapes of the two tapped outputs on ``sample``."""
-        s, t = _dry_run(student, self.student_layer, sample), _dry_run(teacher, self.teacher_layer, sample)
+        assert teacher is not None, "fitnet always has a teacher"
+        s, t = layer_output(student, self.student_layer, sample), layer_output(teacher, self.teacher_layer, sample)
         if s.dim() != t.dim() or s.dim() not in (2, 3, 4):
             raise ConfigError(
                 f"fitnet: student layer {self.student_layer!r} gives shape {tuple(s.shape[1:])} and teacher "
@@ -116,16 +117,3 @@ class AttentionTransfer(Objective):
         if self.ce_weight:
             terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
         return terms
-
-
-def _dry_run(model: nn.Module | None, path: str, sample: torch.Tensor) -> torch.Tensor:
-    """The output of ``path`` on ``sample``, in eval mode so BatchNorm statistics stay untouched."""
-    assert model is not None, "fitnet always has a teacher"
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with FeatureTaps(model, [path]) as taps:
-        model(sample.to(device))
-        output = taps[path]
-    model.train(was_training)
-    return output.cpu()
