@@ -110,7 +110,6 @@ def fit(
     val: Dataset | DataLoader | None = None,
     teacher: nn.Module | None = None,
     teacher_cache: str = "auto",
-    num_classes: int | None = None,
     seed: int = 0,
     stage: str = "train",
     workdir: Path | None = None,
@@ -148,7 +147,6 @@ def fit(
                 accelerator.device,
                 accelerator.autocast,
                 cache_dir,
-                num_classes,
                 objective.teacher_layers,
             )
             cleanup.callback(signal.close)

@@ -184,7 +184,6 @@ def run_stage(
         val=data.val,
         teacher=teacher,
         teacher_cache=teacher_cache,
-        num_classes=data.num_classes,
         seed=recipe.seed,
         stage=name,
         workdir=stage_dir,

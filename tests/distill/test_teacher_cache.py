@@ -1,6 +1,7 @@
 """The teacher cache: cached logits give exactly the loss the online teacher gives."""
 
 import contextlib
+import sys
 
 import pytest
 import torch
@@ -48,9 +49,9 @@ def test_disk_cache_matches_memory_and_is_reused(tmp_path):
     assert disk.mode == "cached (disk)"
     batch = data.__getitems__([4, 0, 49])
     torch.testing.assert_close(memory.logits(batch), disk.logits(batch), rtol=0, atol=1e-6)
-    stamp = (tmp_path / "teacher_logits.f32").stat().st_mtime_ns
+    stamp = (tmp_path / "teacher_0.f32").stat().st_mtime_ns
     prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
-    assert (tmp_path / "teacher_logits.f32").stat().st_mtime_ns == stamp
+    assert (tmp_path / "teacher_0.f32").stat().st_mtime_ns == stamp
 
 
 def test_disk_cache_of_other_data_is_recomputed(tmp_path):
@@ -99,3 +100,38 @@ def test_teacher_is_frozen_during_distillation():
     )
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters(), strict=True))
     assert not teacher.training
+
+
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_tapped_teacher_layers_are_cached_exactly(tmp_path, mode):
+    data = make_blobs(40)
+    teacher = _teacher()
+    layers = ("features", "features.0")
+    cached = prepare_teacher(teacher, data, mode, torch.device("cpu"), nullcontext, tmp_path, layers)
+    online = prepare_teacher(teacher, data, "off", torch.device("cpu"), nullcontext, layers=layers)
+    assert cached.mode == f"cached ({mode})" and "2 layer(s)" in cached.detail
+    batch = data.__getitems__([7, 3, 39])
+    torch.testing.assert_close(cached.logits(batch), online.logits(batch), rtol=0, atol=1e-6)
+    for path in layers:
+        torch.testing.assert_close(cached.features()[path], online.features()[path], rtol=0, atol=1e-6)
+    online.close()
+
+
+def test_a_cache_too_big_for_memory_goes_to_disk_or_online(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[prepare_teacher.__module__], "MEMORY_LIMIT_BYTES", 100)
+    data = make_blobs(40)
+    assert prepare_teacher(_teacher(), data, "auto", torch.device("cpu"), nullcontext, tmp_path).mode == "cached (disk)"
+    signal = prepare_teacher(_teacher(), data, "auto", torch.device("cpu"), nullcontext, None, ("features",))
+    assert signal.mode == "online" and "GiB" in signal.detail
+    signal.close()
+
+
+def test_disk_cache_with_other_layers_is_recomputed(tmp_path):
+    data = make_blobs(30)
+    teacher = _teacher()
+    prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, tmp_path)
+    with_layer = prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, tmp_path, ("features",))
+    batch = data.__getitems__([0, 1])
+    with_layer.logits(batch)
+    assert with_layer.features()["features"].shape == (2, 16)
+    assert not list(tmp_path.glob("*.partial"))

@@ -67,15 +67,16 @@ def test_pkt_matches_the_kernel_definition_by_hand():
     assert pkt_loss(torch.tensor(S), torch.tensor(T)).item() == pytest.approx(expected, rel=1e-4)
 
 
-@pytest.mark.parametrize("name", ["rkd", "pkt"])
-def test_training_taps_both_models_online_and_removes_the_hooks(name):
+@pytest.mark.parametrize(("name", "cache"), [("rkd", "auto"), ("pkt", "off")])
+def test_training_taps_both_models_and_removes_the_hooks(name, cache):
     torch.manual_seed(0)
     teacher = mlp((6,), 3, hidden=32)
     student = mlp((6,), 3, hidden=4)
+    objective = build_objective([(name, {}, 1.0)])
     result = fit(
-        student, make_blobs(96), build_objective([(name, {}, 1.0)]), TrainConfig(epochs=3, lr=0.02), teacher=teacher
+        student, make_blobs(96), objective, TrainConfig(epochs=3, lr=0.02), teacher=teacher, teacher_cache=cache
     )
-    assert result.teacher_mode == "online"
+    assert result.teacher_mode == ("cached (memory)" if cache == "auto" else "online")
     assert any(key.startswith(f"train_{name}") for key in result.final)
     assert all(not m._forward_hooks for m in [*student.modules(), *teacher.modules()])
 

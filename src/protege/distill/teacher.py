@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,50 +77,89 @@ class OnlineTeacher:
 
 
 class CachedTeacher:
-    """Teacher logits computed once per example, looked up by the example's index in the dataset."""
+    """Teacher logits (and tapped layers) computed once per example, looked up by the example's index."""
 
-    def __init__(self, table: torch.Tensor | np.ndarray, mode: str, seconds: float, device: torch.device):
-        self.table = table
+    def __init__(self, tables: dict[str, torch.Tensor | np.ndarray], mode: str, seconds: float, device: torch.device):
+        self.tables = tables
         self.mode = mode
         self.device = device
-        self.detail = f"{len(table)} examples in {seconds:.2f}s"
+        layers = [name for name in tables if name != LOGITS]
+        what = f"logits and {len(layers)} layer(s)" if layers else "logits"
+        self.detail = f"{what} of {len(tables[LOGITS])} examples in {seconds:.2f}s"
+        self._features: dict[str, torch.Tensor] = {}
+
+    def _lookup(self, table: torch.Tensor | np.ndarray, index: torch.Tensor) -> torch.Tensor:
+        if isinstance(table, torch.Tensor):
+            return table[index.to(table.device)]
+        return torch.from_numpy(table[index.cpu().numpy()]).to(self.device, non_blocking=True)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         index = batch["index"]
-        if isinstance(self.table, torch.Tensor):
-            return self.table[index.to(self.table.device)]
-        return torch.from_numpy(self.table[index.cpu().numpy()]).to(self.device, non_blocking=True)
+        self._features = {name: self._lookup(t, index) for name, t in self.tables.items() if name != LOGITS}
+        return self._lookup(self.tables[LOGITS], index)
 
     def features(self) -> dict[str, torch.Tensor]:
-        return {}
+        return self._features
 
     def close(self) -> None:
-        pass
+        self._features = {}
+
+
+LOGITS = "logits"
+"""The key of the logits table; the other tables are named by the tapped module path."""
 
 
 @torch.no_grad()
+def compute_outputs(
+    teacher: nn.Module,
+    dataset: ArrayDataset,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    layers: tuple[str, ...] = (),
+    batch_size: int = 512,
+    out: dict[str, np.ndarray] | None = None,
+) -> dict[str, torch.Tensor | np.ndarray]:
+    """The teacher's logits and ``layers`` outputs for every example in order, written into ``out``
+    (memmaps) or returned as float32 tensors on ``device``."""
+    freeze(teacher)
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in (LOGITS, *layers)}
+    with FeatureTaps(teacher, layers, detach=True) as taps:
+        for batch in batch_loader(dataset, batch_size):
+            with autocast():
+                logits = teacher(batch["x"].to(device))
+            values = {LOGITS: logits, **{path: taps[path] for path in layers}}
+            for name, value in values.items():
+                if out is not None:
+                    index = batch["index"].numpy()
+                    out[name][index[0] : index[-1] + 1] = value.float().cpu().numpy()
+                else:
+                    chunks[name].append(value.float())
+    if out is not None:
+        return dict(out)
+    return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
 def compute_logits(
     teacher: nn.Module,
     dataset: ArrayDataset,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager],
     batch_size: int = 512,
-    out: np.ndarray | None = None,
-) -> torch.Tensor | np.ndarray:
-    """The teacher's logits for every example in order, into ``out`` (a memmap) or a tensor on ``device``."""
+) -> torch.Tensor:
+    """The teacher's logits for every example in order, as a float32 tensor on ``device``."""
+    table = compute_outputs(teacher, dataset, device, autocast, batch_size=batch_size)[LOGITS]
+    assert isinstance(table, torch.Tensor)
+    return table
+
+
+@torch.no_grad()
+def output_shapes(teacher: nn.Module, dataset: ArrayDataset, device: torch.device, layers: tuple[str, ...]):
+    """Per-example shapes of the logits and of each tapped layer, from one example."""
     freeze(teacher)
-    chunks = []
-    for batch in batch_loader(dataset, batch_size):
-        with autocast():
-            logits = teacher(batch["x"].to(device)).float()
-        if out is not None:
-            index = batch["index"].numpy()
-            out[index[0] : index[-1] + 1] = logits.cpu().numpy()
-        else:
-            chunks.append(logits)
-    if out is not None:
-        return out
-    return torch.cat(chunks)
+    with FeatureTaps(teacher, layers, detach=True) as taps:
+        logits = teacher(dataset.x[:1].to(device))
+        shapes = {LOGITS: tuple(logits.shape[1:]), **{p: tuple(taps[p].shape[1:]) for p in layers}}
+    return shapes
 
 
 def prepare_teacher(
@@ -129,50 +169,64 @@ def prepare_teacher(
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager],
     cache_dir: Path | None = None,
-    num_classes: int | None = None,
     layers: tuple[str, ...] = (),
 ) -> TeacherSignal:
     """Choose and build the teacher signal: ``mode`` is auto, memory, disk or off (always online).
-    ``layers`` are teacher modules whose outputs the objective needs (their cache is not built yet)."""
+
+    ``layers`` are teacher modules whose outputs the objective needs; they are cached with the logits
+    (``auto``: in memory up to ``MEMORY_LIMIT_BYTES``, then memory-mapped on disk, else online).
+    """
     teacher = freeze(teacher).to(device)
     if mode == "off":
         return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers)
     if not isinstance(dataset, ArrayDataset):
         reason = "inputs may change between epochs (not an in-memory dataset)"
         return OnlineTeacher(teacher, autocast, reason, layers)
-    if layers:
-        return OnlineTeacher(teacher, autocast, "intermediate teacher features are computed online", layers)
     start = time.perf_counter()
+    shapes = output_shapes(teacher, dataset, device, layers)
+    size = len(dataset) * sum(math.prod(shape) for shape in shapes.values()) * 4
     if mode == "auto":
-        classes = num_classes or int(teacher(dataset.x[:1].to(device)).shape[-1])
-        size = len(dataset) * classes * 4
-        mode = "memory" if size <= MEMORY_LIMIT_BYTES or cache_dir is None else "disk"
+        if size <= MEMORY_LIMIT_BYTES:
+            mode = "memory"
+        elif cache_dir is not None:
+            mode = "disk"
+        else:
+            gib = size / 1024**3
+            return OnlineTeacher(
+                teacher, autocast, f"the cache would take {gib:.1f} GiB and there is no run dir", layers
+            )
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")
-        table = _disk_cache(teacher, dataset, device, autocast, cache_dir)
-        return CachedTeacher(table, "cached (disk)", time.perf_counter() - start, device)
-    table = compute_logits(teacher, dataset, device, autocast)
-    return CachedTeacher(table, "cached (memory)", time.perf_counter() - start, device)
+        tables = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes)
+        return CachedTeacher(tables, "cached (disk)", time.perf_counter() - start, device)
+    tables = compute_outputs(teacher, dataset, device, autocast, layers)
+    return CachedTeacher(tables, "cached (memory)", time.perf_counter() - start, device)
 
 
-def _disk_cache(teacher, dataset: ArrayDataset, device, autocast, cache_dir: Path) -> np.ndarray:
-    """A float32 memory-mapped table of logits, reused when the data fingerprint matches."""
+def _disk_cache(
+    teacher, dataset: ArrayDataset, device, autocast, cache_dir: Path, shapes: dict[str, tuple[int, ...]]
+) -> dict[str, np.ndarray]:
+    """Float32 memory-mapped tables (logits, then one per tapped layer), reused when the data
+    fingerprint and the layers match; written under temporary names and renamed when complete."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    table_path, meta_path = cache_dir / "teacher_logits.f32", cache_dir / "teacher_logits.json"
+    meta_path = cache_dir / "teacher_cache.json"
     fingerprint = dataset.fingerprint()
-    if meta_path.is_file() and table_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fingerprint:
-            return np.memmap(table_path, dtype=np.float32, mode="r", shape=tuple(meta["shape"]))
-    with torch.no_grad():
-        classes = int(freeze(teacher)(dataset.x[:1].to(device)).shape[-1])
-    shape = (len(dataset), classes)
-    partial = table_path.with_suffix(".partial")
-    table = np.memmap(partial, dtype=np.float32, mode="w+", shape=shape)
-    compute_logits(teacher, dataset, device, autocast, out=table)
-    table.flush()
-    del table
-    partial.replace(table_path)
-    meta_path.write_text(json.dumps({"fingerprint": fingerprint, "shape": list(shape)}))
-    return np.memmap(table_path, dtype=np.float32, mode="r", shape=shape)
+    names = list(shapes)
+    files = {name: cache_dir / f"teacher_{i}.f32" for i, name in enumerate(names)}
+    expected = {"fingerprint": fingerprint, "tables": {n: list((len(dataset), *shapes[n])) for n in names}}
+    if meta_path.is_file() and all(f.is_file() for f in files.values()):
+        if json.loads(meta_path.read_text()) == expected:
+            return {n: np.memmap(files[n], dtype=np.float32, mode="r", shape=(len(dataset), *shapes[n])) for n in names}
+    meta_path.unlink(missing_ok=True)
+    partial = {
+        n: np.memmap(files[n].with_suffix(".partial"), dtype=np.float32, mode="w+", shape=(len(dataset), *shapes[n]))
+        for n in names
+    }
+    compute_outputs(teacher, dataset, device, autocast, tuple(n for n in names if n != LOGITS), out=partial)
+    for name, table in partial.items():
+        table.flush()
+        files[name].with_suffix(".partial").replace(files[name])
+    del partial
+    meta_path.write_text(json.dumps(expected))
+    return {n: np.memmap(files[n], dtype=np.float32, mode="r", shape=(len(dataset), *shapes[n])) for n in names}
