@@ -26,9 +26,7 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
     if recipe.transfer is not None and not is_transfer_source(recipe.transfer.source):
         guard("transfer.source", SOURCES.get, recipe.transfer.source.partition(":")[0])
 
-    stages: list[tuple[str, StageConfig]] = []
-    if recipe.teacher is not None:
-        stages.append(("teacher", recipe.teacher))
+    stages: list[tuple[str, StageConfig]] = list(recipe.teacher_stages)
     if recipe.student is not None:
         stages.append(("student", recipe.student))
     distills = False
@@ -44,7 +42,7 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
             guard(f"{where}.name", OBJECTIVES.get, spec.name)
             guard(where, check_objective_options, spec.name, spec.options)
             if OBJECTIVES.get(spec.name).needs_teacher:
-                if name == "teacher":
+                if name.startswith("teacher"):
                     fail(where, f"{spec.name!r} distills from a teacher; the teacher stage trains with 'ce'")
                 if recipe.teacher is None:
                     fail(where, f"{spec.name!r} needs a teacher: add a 'teacher' stage")
@@ -53,3 +51,5 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         fail("transfer", "a transfer set is only used when the student distills from a teacher (e.g. objective: kd)")
     if recipe.student is not None and recipe.student.baseline is True and recipe.student.train is None:
         fail("student.baseline", "a baseline student needs a 'train' block")
+    if recipe.student is not None and recipe.student.generations > 1 and not distills:
+        fail("student.generations", "born-again generations distil from each other: give the student a kd objective")

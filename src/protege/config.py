@@ -113,6 +113,21 @@ class StudentConfig(StageConfig):
         return StageConfig(model=self.model, train=train, objective=[])
 
     teacher_cache: Literal["auto", "memory", "disk", "off"] = "auto"
+    teacher_weights: list[float] | None = Field(
+        None, description="several teachers: the weight of each one's soft targets (default: equal)"
+    )
+    generations: int = Field(
+        1,
+        ge=1,
+        description="born-again training: each further generation (same architecture, fresh weights) "
+        "distils from the one before",
+    )
+
+    @model_validator(mode="after")
+    def _positive_weights(self) -> StudentConfig:
+        if self.teacher_weights is not None and any(w <= 0 for w in self.teacher_weights):
+            raise ValueError(f"teacher_weights must all be positive, got {self.teacher_weights}")
+        return self
 
 
 class EvaluateConfig(Strict):
@@ -131,7 +146,9 @@ class Recipe(Strict):
     output_dir: str | None = None
     data: DataConfig
     transfer: TransferConfig | None = None
-    teacher: StageConfig | None = None
+    teacher: StageConfig | list[StageConfig] | None = Field(
+        None, description="one teacher stage, or a list of them whose soft targets are averaged"
+    )
     student: StudentConfig | None = None
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
@@ -139,7 +156,23 @@ class Recipe(Strict):
     def _has_a_stage(self) -> Recipe:
         if self.teacher is None and self.student is None:
             raise ValueError("a recipe needs a 'teacher' or a 'student' stage")
+        if isinstance(self.teacher, list) and len(self.teacher) < 2:
+            raise ValueError("teacher: a list of teachers needs at least two; give one teacher as a block")
+        weights = self.student.teacher_weights if self.student is not None else None
+        if weights is not None and len(weights) != len(self.teacher_stages):
+            raise ValueError(
+                f"student.teacher_weights has {len(weights)} weights for {len(self.teacher_stages)} teacher(s)"
+            )
         return self
+
+    @property
+    def teacher_stages(self) -> list[tuple[str, StageConfig]]:
+        """The teacher stages with their run-directory names: ``teacher``, or ``teacher_1``, ``teacher_2``..."""
+        if self.teacher is None:
+            return []
+        if isinstance(self.teacher, StageConfig):
+            return [("teacher", self.teacher)]
+        return [(f"teacher_{i}", stage) for i, stage in enumerate(self.teacher, start=1)]
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

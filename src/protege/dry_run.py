@@ -9,7 +9,7 @@ from protege.console import out_console
 from protege.evaluate import count_parameters
 from protege.models import build_model
 from protege.objectives import OBJECTIVES
-from protege.pipeline import load_recipe_data
+from protege.pipeline import load_recipe_data, student_stage_names
 
 
 def describe(recipe: Recipe) -> None:
@@ -21,12 +21,12 @@ def describe(recipe: Recipe) -> None:
     table = Table(title="stages")
     for column in ("stage", "model", "parameters", "objective", "training"):
         table.add_column(column)
-    stages = [("teacher", recipe.teacher), ("student", recipe.student)]
-    if recipe.student is not None and recipe.student.baseline_stage() is not None:
-        stages.insert(1, ("student_baseline", recipe.student.baseline_stage()))
+    stages: list = list(recipe.teacher_stages)
+    if recipe.student is not None:
+        if recipe.student.baseline_stage() is not None:
+            stages.append(("student_baseline", recipe.student.baseline_stage()))
+        stages += [(name, recipe.student) for name in student_stage_names(recipe.student.generations)]
     for name, stage in stages:
-        if stage is None:
-            continue
         built = build_model(stage.model.source, stage.model.options, data.input_shape, data.class_names)
         objectives = (
             ", ".join(

@@ -20,11 +20,12 @@ from pathlib import Path
 from accelerate.utils import set_seed
 from torch import nn
 
-from protege.config import Recipe, StageConfig, TrainConfig, dump_recipe
+from protege.config import Recipe, StageConfig, StudentConfig, TrainConfig, dump_recipe
 from protege.console import log
 from protege.data.build import load_data
 from protege.data.dataset import DataBundle, concat
 from protege.data.transfer import build_transfer_set
+from protege.distill.ensemble import EnsembleTeacher
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
@@ -38,11 +39,28 @@ def stage_titles(stages: dict[str, StageResult]) -> dict[str, str]:
     """How the summary table names each stage's model."""
     student = stages.get("student")
     distilled = student is not None and student.card.metrics.get("teacher_mode") is not None
-    return {
-        "teacher": "teacher",
-        "student_baseline": "student alone",
-        "student": "student distilled" if distilled else "student",
-    }
+    titles = {name: name.replace("_", " ") for name in stages}
+    ensemble = "teacher" in stages and stages["teacher"].card.architecture == ENSEMBLE
+    titles.update(
+        {
+            "teacher": "teacher ensemble" if ensemble else "teacher",
+            "student_baseline": "student alone",
+            "student": "student distilled" if distilled else "student",
+        }
+    )
+    if "student_gen1" in stages:
+        titles["student"] = f"student gen {sum(name.startswith('student_gen') for name in stages) + 1}"
+        titles.update({name: name.replace("student_gen", "student gen ") for name in stages if "_gen" in name})
+    return titles
+
+
+ENSEMBLE = "ensemble"
+"""The architecture name the report gives several teachers averaged into one."""
+
+
+def student_stage_names(generations: int) -> list[str]:
+    """Born-again generations ``student_gen1``..., the last one named ``student`` (the run's final model)."""
+    return [f"student_gen{g}" for g in range(1, generations)] + ["student"]
 
 
 @dataclass
@@ -125,15 +143,22 @@ def run_recipe(
     log(f"data: {data.describe()}")
     result = RunResult(run_dir)
     stages = result.stages
-    if recipe.teacher is not None:
-        stages["teacher"] = run_stage("teacher", recipe.teacher, data, recipe, run_dir, resume)
+    for name, stage in recipe.teacher_stages:
+        stages[name] = run_stage(name, stage, data, recipe, run_dir, resume)
     if recipe.student is not None:
         student = recipe.student
         baseline = student.baseline_stage()
         if baseline is not None:
             stages["student_baseline"] = run_stage("student_baseline", baseline, data, recipe, run_dir, resume)
-        teacher = stages["teacher"].model if "teacher" in stages else None
-        stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher)
+        teacher = None
+        if len(recipe.teacher_stages) > 1:
+            stages["teacher"] = ensemble_stage([stages[name] for name, _ in recipe.teacher_stages], student)
+        if "teacher" in stages:
+            teacher = stages["teacher"].model
+        for generation, name in enumerate(student_stage_names(student.generations)):
+            seed = recipe.seed + generation  # born-again generations start from different weights
+            stages[name] = run_stage(name, student, data, recipe, run_dir, resume, teacher=teacher, seed=seed)
+            teacher = stages[name].model
 
     result.report = build_report(recipe, data, stages, recipe.evaluate, time.perf_counter() - started)
     if is_main_process():
@@ -150,8 +175,11 @@ def run_stage(
     run_dir: Path,
     resume: bool,
     teacher: nn.Module | None = None,
+    seed: int | None = None,
 ) -> StageResult:
-    """Build (or load) the stage's model, train it if the stage says so, and save it under ``name/model``."""
+    """Build (or load) the stage's model, train it if the stage says so, and save it under ``name/model``.
+    ``seed`` (default: the recipe's) sets the initial weights and the data order."""
+    seed = recipe.seed if seed is None else seed
     stage_dir = run_dir / name
     model_dir = stage_dir / "model"
     if resume and (model_dir / "model.json").is_file():
@@ -159,14 +187,13 @@ def run_stage(
         log(f"[bold]{name}[/]: finished in an earlier run, loaded from {model_dir}")
         return StageResult(name, built.module, built.card, model_dir=model_dir)
 
-    set_seed(recipe.seed)
+    set_seed(seed)
     built = build_model(stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess)
     if stage.train is None:
         log(f"[bold]{name}[/]: loaded {stage.model.source}")
         return StageResult(name, built.module, built.card, model_dir=resolve_run_path(stage.model.source))
 
-    specs = [(o.name, o.options, o.weight) for o in stage.objectives] or [("ce", {}, 1.0)]
-    objective = build_objective(specs)
+    objective = build_objective(_objective_specs(stage))
     train_set = data.train
     if objective.needs_teacher and recipe.transfer is not None:
         transfer = recipe.transfer
@@ -184,7 +211,7 @@ def run_stage(
         val=data.val,
         teacher=teacher,
         teacher_cache=teacher_cache,
-        seed=recipe.seed,
+        seed=seed,
         stage=name,
         workdir=stage_dir,
         metrics_path=run_dir / "metrics.jsonl",
@@ -196,6 +223,25 @@ def run_stage(
         save_model(model, built.card, model_dir)
     wait_for_everyone()
     return StageResult(name, model, built.card, outcome, model_dir)
+
+
+def ensemble_stage(teachers: list[StageResult], student: StudentConfig) -> StageResult:
+    """The teachers as one model whose soft targets are their weighted average at the student's
+    distillation temperature (see distill/ensemble.py)."""
+    temperature = next(
+        (p.temperature for p in build_objective(_objective_specs(student)).parts if hasattr(p, "temperature")), 1.0
+    )
+    weights = student.teacher_weights or [1.0] * len(teachers)
+    module = EnsembleTeacher([t.model for t in teachers], weights, temperature)
+    first = teachers[0].card
+    options = {"members": [t.name for t in teachers], "weights": weights, "temperature": temperature}
+    card = ModelCard(ENSEMBLE, options, first.input_shape, first.class_names, first.preprocess)
+    log(f"teacher: ensemble of {', '.join(t.name for t in teachers)}, soft targets averaged at T={temperature:g}")
+    return StageResult("teacher", module, card)
+
+
+def _objective_specs(stage: StageConfig) -> list[tuple[str, dict, float]]:
+    return [(o.name, o.options, o.weight) for o in stage.objectives] or [("ce", {}, 1.0)]
 
 
 def _training_summary(outcome: FitResult, config: TrainConfig) -> dict:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from protege.data.dataset import ArrayDataset, batch_loader
+from protege.models.store import atomic_write_text
 from protege.models.taps import FeatureTaps
 
 MEMORY_LIMIT_BYTES = 2 * 1024**3
@@ -215,18 +216,19 @@ def _disk_cache(
     names = list(shapes)
     files = {name: cache_dir / f"teacher_{i}.f32" for i, name in enumerate(names)}
     expected = {"fingerprint": fingerprint, "tables": {n: list((len(dataset), *shapes[n])) for n in names}}
-    if meta_path.is_file() and all(f.is_file() for f in files.values()):
-        if json.loads(meta_path.read_text()) == expected:
-            return {n: np.memmap(files[n], dtype=np.float32, mode="r", shape=(len(dataset), *shapes[n])) for n in names}
+
+    def table(name: str, path: Path, mode: str) -> np.memmap:
+        return np.memmap(path, dtype=np.float32, mode=mode, shape=(len(dataset), *shapes[name]))
+
+    complete = meta_path.is_file() and all(f.is_file() for f in files.values())
+    if complete and json.loads(meta_path.read_text()) == expected:
+        return {n: table(n, files[n], "r") for n in names}
     meta_path.unlink(missing_ok=True)
-    partial = {
-        n: np.memmap(files[n].with_suffix(".partial"), dtype=np.float32, mode="w+", shape=(len(dataset), *shapes[n]))
-        for n in names
-    }
+    partial = {n: table(n, files[n].with_suffix(".partial"), "w+") for n in names}
     compute_outputs(teacher, dataset, device, autocast, tuple(n for n in names if n != LOGITS), out=partial)
-    for name, table in partial.items():
-        table.flush()
+    for name, written in partial.items():
+        written.flush()
         files[name].with_suffix(".partial").replace(files[name])
     del partial
-    meta_path.write_text(json.dumps(expected))
-    return {n: np.memmap(files[n], dtype=np.float32, mode="r", shape=(len(dataset), *shapes[n])) for n in names}
+    atomic_write_text(meta_path, json.dumps(expected))
+    return {n: table(n, files[n], "r") for n in names}
