@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 RECIPE = {
@@ -46,3 +47,22 @@ def test_two_processes_share_the_work_and_only_rank_zero_writes(tmp_path):
     assert done.stdout.count("student distilled") == 1
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["models"]["teacher"]["accuracy"] > 0.85
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun")
+def test_trainable_objective_parts_and_memory_banks_stay_identical_across_processes(tmp_path):
+    from safetensors.torch import load_file
+
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    worker = os.path.join(os.path.dirname(__file__), "workers", "objective_state.py")
+    env = dict(os.environ, PROTEGE_QUIET="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", worker, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    assert any(key.startswith("objective.parts.0.adapter") for key in first)
+    assert "objective.parts.1.memory_student" in first
+    for key, value in first.items():
+        assert torch.equal(value, second[key]), key

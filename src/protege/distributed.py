@@ -29,3 +29,37 @@ def wait_for_everyone() -> None:
         from accelerate import PartialState
 
         PartialState(cpu=use_cpu()).wait_for_everyone()
+
+
+def _group_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_rows(tensor):
+    """Concatenate ``tensor`` (rows may differ in number) from every process, in rank order; the
+    tensor itself in a single process. Memory banks use it so every process records every example."""
+    import torch
+    import torch.distributed as dist
+
+    if _group_size() == 1:
+        return tensor
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(_group_size())]
+    dist.all_gather(sizes, torch.tensor([len(tensor)], device=tensor.device))
+    largest = int(max(s.item() for s in sizes))
+    padded = torch.zeros((largest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    padded[: len(tensor)] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(size.item())] for part, size in zip(parts, sizes, strict=True)])
+
+
+def mean_across_processes(tensor):
+    """The mean of ``tensor`` over processes (in place), so a statistic estimated on one batch is shared."""
+    import torch.distributed as dist
+
+    if _group_size() > 1:
+        dist.all_reduce(tensor)
+        tensor /= _group_size()
+    return tensor

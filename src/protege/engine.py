@@ -157,6 +157,7 @@ def fit(
             objective.setup(model, teacher, _sample_inputs(loader), len(loader.dataset))
         objective = objective.to(accelerator.device)
         optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
+        objective_params = [p for p in objective.parameters() if p.requires_grad]
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         if val_loader is not None:
             val_loader = accelerator.prepare(val_loader)
@@ -212,6 +213,8 @@ def fit(
                             terms = objective(outputs)
                             loss = sum(terms.values())
                         accelerator.backward(loss)
+                        if accelerator.sync_gradients and accelerator.num_processes > 1:
+                            _average_objective_gradients(objective_params)
                         if accelerator.sync_gradients and config.grad_clip is not None:
                             accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
                         optimizer.step()
@@ -279,6 +282,21 @@ def fit(
         if accelerator.is_main_process:
             log(_summary(stage, result))
         return result
+
+
+def _average_objective_gradients(params: list[nn.Parameter]) -> None:
+    """Trainable parts of the loss (adapters, auxiliary heads) sit outside the DDP-wrapped model, so
+    their gradients are averaged here, as DDP does for the model's: every process keeps the same copy."""
+    if not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= torch.distributed.get_world_size()
+    offset = 0
+    for param, grad in zip(params, grads, strict=True):
+        param.grad = flat[offset : offset + grad.numel()].view_as(param).clone()
+        offset += grad.numel()
 
 
 def _sample_inputs(loader: DataLoader) -> torch.Tensor:

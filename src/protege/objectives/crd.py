@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from protege.distributed import gather_rows, mean_across_processes
 from protege.errors import ConfigError
 from protege.models.taps import layer_output
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
@@ -110,11 +111,14 @@ class CRD(Objective):
         similarity = torch.bmm(memory[contrast].detach(), embedding.unsqueeze(2)).squeeze(2)
         scores = torch.exp(similarity / self.temperature)
         if z < 0:
-            z.fill_(scores.detach().mean().item() * len(memory))
+            z.copy_(mean_across_processes(scores.detach().mean() * len(memory)))
         return scores / z
 
     @torch.no_grad()
     def _update_memory(self, index: torch.Tensor, e_s: torch.Tensor, e_t: torch.Tensor) -> None:
+        """Momentum update of the batch's rows; with several processes, every process applies every
+        process's rows, so the banks stay identical everywhere."""
+        index, e_s, e_t = gather_rows(index), gather_rows(e_s.detach()), gather_rows(e_t.detach())
         for memory, embedding in ((self.memory_student, e_s), (self.memory_teacher, e_t)):
             mixed = self.momentum * memory[index] + (1 - self.momentum) * embedding.detach()
             memory[index] = F.normalize(mixed, dim=1)
