@@ -156,3 +156,11 @@ def test_objective_option_of_the_wrong_type():
     message = _error(_with("student.objective", {"name": "kd", "temperature": None}))
     assert message.startswith("r.yaml: student.objective: objective 'kd': temperature:")
     assert "valid number" in _error(_with("student.objective", {"name": "dkd", "beta": "eight"}))
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc", "a/b", ".hidden", ""])
+def test_a_recipe_name_cannot_point_outside_the_runs_folder(name):
+    with pytest.raises(ConfigError, match="name: String should match pattern"):
+        recipe_from_dict(
+            {"name": name, "data": {"source": "digits"}, "student": {"model": {"source": "mlp"}, "train": {}}}
+        )

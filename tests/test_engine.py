@@ -210,6 +210,23 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path):
         fit(_model(), make_blobs(48), Nan(), TrainConfig(epochs=2, log_every=1), workdir=tmp_path)
 
 
+class _NanOnFirstExample(Objective):
+    """Cross-entropy, except that a batch holding example 0 gets a NaN loss."""
+
+    def forward(self, out):
+        loss = torch.nn.functional.cross_entropy(out.logits, out.target)
+        return {"ce": loss * float("nan") if bool((out.index == 0).any()) else loss}
+
+
+def test_non_finite_batches_can_be_skipped_up_to_a_limit(tmp_path):
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.02, skip_nonfinite_steps=3)
+    result = fit(_model(), make_blobs(48), _NanOnFirstExample(), config, workdir=tmp_path)
+    assert len(result.history) == 3 and math.isfinite(result.final["train_loss"])
+    assert result.final["step"] == 3 * 3 - 3  # one batch per epoch dropped, no optimizer step for it
+    with pytest.raises(TrainingError, match=r"3 batches had a non-finite loss, more than skip_nonfinite_steps=2"):
+        fit(_model(), make_blobs(48), _NanOnFirstExample(), config.model_copy(update={"skip_nonfinite_steps": 2}))
+
+
 def test_distillation_without_teacher_is_an_error():
     with pytest.raises(ProtegeError, match="needs a teacher"):
         fit(_model(), make_blobs(48), build_objective([("kd", {}, 1.0)]), TrainConfig(epochs=1))
@@ -231,3 +248,12 @@ def test_resume_on_other_training_data_is_refused(tmp_path):
     fit(_model(), make_blobs(48), _ce(), TrainConfig(epochs=1), workdir=tmp_path)
     with pytest.raises(ProtegeError, match="other training data"):
         fit(_model(), make_blobs(48, seed=5), _ce(), TrainConfig(epochs=2), workdir=tmp_path, resume=True)
+
+
+def test_resume_from_a_checkpoint_of_another_format_is_refused(tmp_path):
+    fit(_model(), make_blobs(48), _ce(), TrainConfig(epochs=1), workdir=tmp_path)
+    state_path = next((tmp_path / "checkpoints").glob("step-*/state.json"))
+    meta = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**meta, "checkpoint_version": 99}))
+    with pytest.raises(ProtegeError, match="has format 99, this protege reads format 1"):
+        fit(_model(), make_blobs(48), _ce(), TrainConfig(epochs=2), workdir=tmp_path, resume=True)

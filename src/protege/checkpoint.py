@@ -21,6 +21,9 @@ from torch import nn
 from protege.errors import CheckpointError
 from protege.models.store import atomic_write_text, load_weights, state_for_saving
 
+CHECKPOINT_VERSION = 1
+"""Bumped when the training state a checkpoint holds changes meaning; resume refuses other versions."""
+
 
 @dataclass
 class TrainState:
@@ -36,6 +39,7 @@ class TrainState:
     stopped_early: bool = False
     fingerprint: str | None = None
     sums: dict = field(default_factory=dict)
+    skipped_steps: int = 0
     best_weights: dict | None = None
 
     def to_json(self) -> dict:
@@ -70,7 +74,8 @@ class Checkpointer:
                 "sums": {k: v.detach().cpu() for k, v in state.sums.items()},
             }
             torch.save(extras, staging / "trainer.pt")
-            (staging / "state.json").write_text(json.dumps(state.to_json()), encoding="utf-8")
+            meta = {"checkpoint_version": CHECKPOINT_VERSION, **state.to_json()}
+            (staging / "state.json").write_text(json.dumps(meta), encoding="utf-8")
             target = self.directory / name
             if target.exists():
                 shutil.rmtree(target)
@@ -105,6 +110,11 @@ class Checkpointer:
             extras = torch.load(path / "trainer.pt", map_location="cpu", weights_only=True)
         except Exception as exc:
             raise CheckpointError(f"checkpoint {path} is unreadable ({exc}); delete it to start over") from None
+        if meta.get("checkpoint_version", 0) != CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"checkpoint {path} has format {meta.get('checkpoint_version', 0)}, this protege reads format "
+                f"{CHECKPOINT_VERSION}; resume with the protege version that wrote it, or start a new run directory"
+            )
         load_weights(model, path / "model.safetensors")
         if (path / "objective.safetensors").is_file():
             load_weights(objective, path / "objective.safetensors")

@@ -82,6 +82,12 @@ class TrainConfig(Strict):
     checkpoint_every: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1, description="steps between progress-bar loss updates")
+    skip_nonfinite_steps: int = Field(
+        0,
+        ge=0,
+        description="skip up to this many batches whose loss is NaN or infinite (checked every step), "
+        "then stop; 0 stops at the first",
+    )
 
 
 class StageConfig(Strict):
@@ -141,7 +147,11 @@ class EvaluateConfig(Strict):
 class Recipe(Strict):
     """A whole pipeline: data, optional transfer set, teacher, student, evaluation."""
 
-    name: str = "run"
+    name: str = Field(
+        "run",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="names the default run directory runs/<name>: letters, digits, '.', '_' and '-' only",
+    )
     seed: int = 0
     output_dir: str | None = None
     data: DataConfig

@@ -24,7 +24,7 @@ from protege.config import TrainConfig
 from protege.console import log, progress_bar
 from protege.data.dataset import ArrayDataset, EpochBatchSampler, batch_loader
 from protege.distill.teacher import TeacherSignal, prepare_teacher
-from protege.distributed import use_cpu
+from protege.distributed import is_main_process, use_cpu
 from protege.errors import ProtegeError
 from protege.models.taps import FeatureTaps
 from protege.objectives import Objective, StepOutputs
@@ -212,6 +212,12 @@ def fit(
                                 outputs.features = dict(student_taps.outputs)
                             terms = objective(outputs)
                             loss = sum(terms.values())
+                        if config.skip_nonfinite_steps and not _finite_everywhere(loss, accelerator.num_processes):
+                            _skip_step(stage, state, terms, config.skip_nonfinite_steps)
+                            optimizer.zero_grad(set_to_none=True)
+                            state.batches_done += 1
+                            bar.advance(task)
+                            continue
                         accelerator.backward(loss)
                         if accelerator.sync_gradients and accelerator.num_processes > 1:
                             _average_objective_gradients(objective_params)
@@ -384,6 +390,31 @@ def _save(accelerator, checkpointer: Checkpointer, state: TrainState, model, opt
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         checkpointer.save(state, accelerator.unwrap_model(model), optimizer, scheduler, objective)
+
+
+def _finite_everywhere(loss: torch.Tensor, processes: int) -> bool:
+    """Whether the loss is finite in every process (all must skip a step together, or DDP would hang)."""
+    flag = torch.isfinite(loss.detach()).float().reshape(1)
+    if processes > 1:
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def _skip_step(stage: str, state: TrainState, terms: dict, limit: int) -> None:
+    """Drop a batch whose loss is not finite, up to ``limit`` in the whole stage, then stop."""
+    state.skipped_steps += 1
+    if state.skipped_steps > limit:
+        values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+        raise TrainingError(
+            f"stage {stage!r}: {state.skipped_steps} batches had a non-finite loss, more than "
+            f"skip_nonfinite_steps={limit} (last at epoch {state.epoch + 1}, batch {state.batches_done + 1}: "
+            f"{values}); lower the learning rate or set grad_clip; the last good checkpoint is kept"
+        )
+    if is_main_process():
+        log(
+            f"[yellow]{stage}[/]: skipped batch {state.batches_done + 1} of epoch {state.epoch + 1} "
+            f"(non-finite loss; {state.skipped_steps}/{limit} allowed)"
+        )
 
 
 def _raise_not_finite(stage: str, state: TrainState, terms: dict) -> None:
