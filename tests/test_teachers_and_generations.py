@@ -71,3 +71,17 @@ def test_born_again_generations_each_teach_the_next(tmp_path):
 def test_bad_teacher_lists_and_generations_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
         _recipe(**changes)
+
+
+def test_fitnet_hint_epochs_pretrain_on_the_hint_alone_first(tmp_path):
+    hint = {"name": "fitnet", "student_layer": "features", "teacher_layer": "features", "hint_epochs": 2}
+    recipe = _recipe(
+        teacher={"model": {"source": "mlp", "hidden": 16}, "train": TRAIN},
+        **{"student.objective": [hint, {"name": "kd", "temperature": 3}]},
+    )
+    run_recipe(recipe, tmp_path / "run")
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in lines] == ["teacher", "student_hint", "student_hint", "student"]
+    assert set(k for k in lines[1] if k.startswith("train_")) >= {"train_hint"}
+    assert "train_kd" not in lines[1] and "train_ce" not in lines[1]
+    assert "train_kd" in lines[-1]

@@ -32,6 +32,7 @@ from protege.errors import ConfigError
 from protege.models import ModelCard, build_model, resolve_run_path, save_model
 from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
+from protege.objectives.hints import FitNet
 from protege.report.summary import build_report, print_summary, write_report
 
 
@@ -203,6 +204,25 @@ def run_stage(
     if not resume and stage_dir.exists() and is_main_process():
         shutil.rmtree(stage_dir)
     teacher_cache = getattr(stage, "teacher_cache", "auto")
+    for hint in objective.parts:
+        if isinstance(hint, FitNet) and hint.hint_epochs:
+            # FitNets stage 1: only the hint loss, so the layers up to the guided one (and the
+            # regressor) learn to predict the teacher's hint before the whole student trains
+            hint_only = build_objective([("fitnet", {**hint.options(), "ce_weight": 0.0}, 1.0)])
+            hint_config = stage.train.model_copy(update={"epochs": hint.hint_epochs, "patience": None})
+            fit(
+                built.module,
+                train_set,
+                hint_only,
+                hint_config,
+                teacher=teacher,
+                teacher_cache=teacher_cache,
+                seed=seed,
+                stage=f"{name}_hint",
+                workdir=stage_dir / "hint",
+                metrics_path=run_dir / "metrics.jsonl",
+                resume=resume,
+            )
     outcome = fit(
         built.module,
         train_set,

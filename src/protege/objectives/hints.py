@@ -31,6 +31,8 @@ class FitNet(Objective):
 
     The regressor (a 1×1 convolution for maps, a linear layer for vectors) is sized from a dry-run
     forward pass of both models; it trains with the student and is not part of the exported student.
+    With ``hint_epochs``, a recipe first trains on the hint loss alone for that many epochs (the paper's
+    stage 1), then on the whole objective.
     """
 
     needs_teacher = True
@@ -41,12 +43,25 @@ class FitNet(Objective):
         teacher_layer: str = "features",
         hint_weight: float = 1.0,
         ce_weight: float = 1.0,
+        hint_epochs: int = 0,
     ):
         super().__init__()
+        if hint_epochs < 0:
+            raise ValueError(f"hint_epochs must be 0 or more, got {hint_epochs}")
         self.student_layer, self.teacher_layer = student_layer, teacher_layer
         self.student_layers, self.teacher_layers = (student_layer,), (teacher_layer,)
         self.hint_weight, self.ce_weight = hint_weight, ce_weight
+        self.hint_epochs = hint_epochs
         self.adapter: nn.Module | None = None
+
+    def options(self) -> dict:
+        """The constructor arguments, to build the hint-only objective of the pre-training stage."""
+        return {
+            "student_layer": self.student_layer,
+            "teacher_layer": self.teacher_layer,
+            "hint_weight": self.hint_weight,
+            "ce_weight": self.ce_weight,
+        }
 
     @torch.no_grad()
     def setup(self, student: nn.Module, teacher: nn.Module | None, sample: torch.Tensor, num_examples: int) -> None:
