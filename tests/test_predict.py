@@ -301,3 +301,14 @@ def test_image_models_take_arrays_or_flattened_csv_rows(tmp_path):
     _write_csv(tmp_path / "extra.csv", [{**row, "label": "3"} for row in rows], [*columns, "label"])
     with pytest.raises(DataError, match=r"wrong number of features: 65 columns, the model takes 64 values per input"):
         predict(tmp_path / "model", tmp_path / "extra.csv")
+
+
+def test_table_prints_names_verbatim(tmp_path, capsys):
+    from protege.models import build_model, save_model
+
+    built = build_model("mlp", {"hidden": 4}, (3,), ["[red]", "[/]"])
+    save_model(built.module, built.card, tmp_path / "model")
+    np.save(tmp_path / "x[1].npy", np.zeros((1, 3), dtype=np.float32))
+    assert main(["predict", str(tmp_path / "model"), str(tmp_path / "x[1].npy")]) == 0
+    out = capsys.readouterr().out
+    assert "[red]" in out and "[/]" in out and "x[1].npy[0]" in out

@@ -137,9 +137,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from protege.export import export_model
 
     result = export_model(args.model, args.format, stage=args.stage, output=args.output, tolerance=args.tolerance)
-    out_console.print(
-        f"{result.path}  ({result.format}; max |difference| from PyTorch {result.max_abs_diff:.2g} on {result.samples})"
-    )
+    check = f"max |difference| from PyTorch {result.max_abs_diff:.2g} on {result.samples}"
+    out_console.print(f"{result.path}  ({result.format}; {check})", markup=False)
     return 0
 
 

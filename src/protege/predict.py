@@ -183,6 +183,7 @@ def print_predictions(predictions: list[Prediction], as_json: bool = False) -> N
         print(json.dumps([p.to_json() for p in predictions], indent=1))
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     table.add_column("input")
@@ -190,6 +191,7 @@ def print_predictions(predictions: list[Prediction], as_json: bool = False) -> N
     for rank in range(ranks):
         table.add_column(f"#{rank + 1}", justify="left")
     for prediction in predictions:
-        cells = [f"{c}  {p:.1%}" for c, p in zip(prediction.classes, prediction.probabilities, strict=True)]
-        table.add_row(prediction.input, *cells)
+        # Text cells: a class or file name such as "[red]" must not be read as rich markup
+        cells = [Text(f"{c}  {p:.1%}") for c, p in zip(prediction.classes, prediction.probabilities, strict=True)]
+        table.add_row(Text(prediction.input), *cells)
     out_console.print(table)
