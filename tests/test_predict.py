@@ -312,3 +312,22 @@ def test_table_prints_names_verbatim(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "model"), str(tmp_path / "x[1].npy")]) == 0
     out = capsys.readouterr().out
     assert "[red]" in out and "[/]" in out and "x[1].npy[0]" in out
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from protege.models import build_model, save_model
+
+    built = build_model("mlp", {"hidden": 4}, (3,), ["a", "b"])
+    save_model(built.module, built.card, tmp_path / "model")
+    np.save(tmp_path / "many.npy", np.zeros((20000, 3), dtype=np.float32))  # far more output than a pipe holds
+    command = [sys.executable, "-m", "protege.cli", "predict", str(tmp_path / "model"), str(tmp_path / "many.npy")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen([*command, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert process.stdout.readline() == b"[\n"
+    process.stdout.close()
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert "Traceback" not in stderr and process.returncode == 141, stderr

@@ -6,6 +6,7 @@ Errors a user can cause print one line on stderr and exit with status 2, without
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -239,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("protege: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head or less, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

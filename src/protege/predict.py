@@ -180,7 +180,8 @@ def predict(
 def print_predictions(predictions: list[Prediction], as_json: bool = False) -> None:
     """A table (input, then one column per rank: class and probability), or JSON, on stdout."""
     if as_json:
-        print(json.dumps([p.to_json() for p in predictions], indent=1))
+        # one JSON array, one input per line: json.loads reads it whole, grep and head line by line
+        print("[\n" + ",\n".join(json.dumps(p.to_json()) for p in predictions) + "\n]")
         return
     from rich.table import Table
     from rich.text import Text
