@@ -16,7 +16,10 @@ from protege.data.dataset import ArrayDataset, DataBundle, concat
 from protege.engine import fit
 from protege.errors import ConfigError
 from protege.evaluate import agreement, predict_logits, quality
+from protege.export import DEFAULT_TOLERANCE, ExportResult, export_model
 from protege.objectives import build_objective
+from protege.predict import Prediction, Predictor
+from protege.predict import predict as predict_inputs
 
 DataLike = DataBundle | Dataset | DataLoader | tuple | str
 
@@ -137,3 +140,28 @@ def distill(
         **_run_dir(output_dir, resume),
     )
     return _finish(outcome.model, outcome, test, teacher)
+
+
+def export(
+    model: str | Path,
+    format: str = "onnx",
+    *,
+    stage: str | None = None,
+    output: str | Path | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportResult:
+    """Export the model a run saved (``model``: run, stage or model directory) as safetensors, ONNX or
+    TorchScript with its labels and preprocessing inside; the written file is checked against PyTorch."""
+    return export_model(model, format, stage=stage, output=output, tolerance=tolerance)
+
+
+def predict(
+    model: str | Path | Predictor,
+    inputs: str | Path | list[str | Path] | Any = None,
+    *,
+    texts: list[str] | None = None,
+    top_k: int = 3,
+) -> list[Prediction]:
+    """Top-``top_k`` classes with probabilities from a run, model directory or exported file, for input
+    files (.csv, .txt, .npy, .npz), an array of raw inputs, or ``texts``; training's preprocessing applies."""
+    return predict_inputs(model, inputs, texts=texts, top_k=top_k)

@@ -6,6 +6,7 @@ Errors a user can cause print one line on stderr and exit with status 2, without
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -132,6 +133,23 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from protege.console import out_console
+    from protege.export import export_model
+
+    result = export_model(args.model, args.format, stage=args.stage, output=args.output, tolerance=args.tolerance)
+    check = f"max |difference| from PyTorch {result.max_abs_diff:.2g} on {result.samples}"
+    out_console.print(f"{result.path}  ({result.format}; {check})", markup=False)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from protege.predict import predict, print_predictions
+
+    print_predictions(predict(args.model, args.inputs, top_k=args.top_k), as_json=args.json)
+    return 0
+
+
 def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -192,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-cache", choices=["auto", "memory", "disk", "off"], default="auto")
     _add_stage_flags(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("export", help="write a trained model as safetensors, ONNX or TorchScript (checked)")
+    p.add_argument("model", help="a run directory (its final model), a stage directory or a model directory")
+    p.add_argument("--format", "-f", choices=["safetensors", "onnx", "torchscript"], default="onnx")
+    p.add_argument("--stage", help="teacher, student_baseline or student (default: the run's final model)")
+    p.add_argument("--output", "-o", help="file to write (default: <stage>/export/model.<onnx|pt|safetensors>)")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-4, help="largest difference from PyTorch, relative to the logits"
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="top classes with probabilities for CSV rows, text lines or .npy/.npz arrays")
+    p.add_argument("model", help="a run or model directory, or an exported .onnx, .pt or .safetensors file")
+    p.add_argument("inputs", nargs="+", help=".csv (feature or text columns), .txt (one text per line), .npy, .npz")
+    p.add_argument("--top-k", type=int, default=3, help="classes to show per input")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -205,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("protege: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head or less, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

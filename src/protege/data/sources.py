@@ -146,7 +146,7 @@ def csv_file(
     if text_column is not None:
         texts = [row[text_column] or "" for row in rows]
         train_mask = splits == "train" if splits is not None else np.ones(len(rows), bool)
-        x, preprocess = _tfidf(texts, train_mask, max_features, path)
+        x, preprocess = _tfidf(texts, train_mask, max_features, path, text_column)
     else:
         skip = {label_column, split_column}
         names = feature_columns or [c for c in columns if c not in skip]
@@ -179,8 +179,11 @@ def csv_file(
     return RawData(x=x_tr, y=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, preprocess=preprocess)
 
 
-def _tfidf(texts: list[str], fit_mask: np.ndarray, max_features: int, path: Path) -> tuple[np.ndarray, dict]:
-    """TF-IDF features fitted on the training rows only; the vocabulary travels with the model."""
+def _tfidf(
+    texts: list[str], fit_mask: np.ndarray, max_features: int, path: Path, column: str
+) -> tuple[np.ndarray, dict]:
+    """TF-IDF features fitted on the training rows only; the vocabulary, the idf weights and the
+    tokenizer settings travel with the model so that prediction computes the same features."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(max_features=max_features)
@@ -190,4 +193,11 @@ def _tfidf(texts: list[str], fit_mask: np.ndarray, max_features: int, path: Path
         raise DataError(f"{path}: the text column gives no words to learn from ({exc})") from None
     x = vectorizer.transform(texts).toarray().astype(np.float32)
     vocabulary = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
-    return x, {"tfidf": {"vocabulary": vocabulary, "idf": vectorizer.idf_.tolist()}}
+    settings = {
+        "column": column,
+        "lowercase": vectorizer.lowercase,
+        "token_pattern": vectorizer.token_pattern,
+        "norm": vectorizer.norm,
+        "sublinear_tf": vectorizer.sublinear_tf,
+    }
+    return x, {"tfidf": {"vocabulary": vocabulary, "idf": vectorizer.idf_.tolist(), **settings}}

@@ -37,15 +37,31 @@ class ModelCard:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file under a temporary name, then rename it: a crash leaves the old file or none."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file under a temporary name, then rename it, with the permissions a plain ``open()``
+    would give it (``mkstemp`` makes it owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def state_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -60,8 +76,7 @@ def save_model(model: nn.Module, card: ModelCard, directory: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         save_file(state_for_saving(model), str(staging / "model.safetensors"))
-        meta = {"format": FORMAT, "version": VERSION, **asdict(card)}
-        (staging / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        (staging / "model.json").write_text(card_to_json(card), encoding="utf-8")
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -81,14 +96,24 @@ def read_card(directory: Path) -> ModelCard:
     meta_path = Path(directory) / "model.json"
     if not meta_path.is_file():
         raise CheckpointError(f"no model.json in {directory}: not a protege model directory")
+    return card_from_json(meta_path.read_text(encoding="utf-8"), str(meta_path))
+
+
+def card_to_json(card: ModelCard) -> str:
+    """The card as the JSON document ``model.json`` holds (also embedded in exported files)."""
+    return json.dumps({"format": FORMAT, "version": VERSION, **asdict(card)}, indent=2)
+
+
+def card_from_json(text: str, origin: str) -> ModelCard:
+    """Parse and check a card written by :func:`card_to_json`; ``origin`` names the file in errors."""
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{meta_path} is not valid JSON ({exc.msg})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path} is not a protege model description")
+        raise CheckpointError(f"{origin} is not valid JSON ({exc.msg})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{origin} is not a protege model description")
     if meta.get("version", 0) > VERSION:
-        raise CheckpointError(f"{meta_path} was written by a newer protege (format {meta['version']}); upgrade protege")
+        raise CheckpointError(f"{origin} was written by a newer protege (format {meta['version']}); upgrade protege")
     fields = ModelCard.__dataclass_fields__
     return ModelCard(**{k: v for k, v in meta.items() if k in fields})
 

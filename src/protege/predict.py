@@ -1,0 +1,198 @@
+"""``protege predict``: the top classes and their probabilities for inputs read from files, from a run,
+a model directory, or an exported ``.onnx``/``.pt``/``.safetensors`` file.
+
+Inputs get the preprocessing the model was trained with (see :mod:`protege.preprocess`). Nothing a
+user hands over is unpickled: arrays are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from protege.console import out_console
+from protege.errors import ConfigError, DataError, ModelError
+from protege.export import read_exported, torch_runtime
+from protege.models import load_run_model
+from protege.models.store import ModelCard
+from protege.preprocess import Preprocessor
+
+BATCH_SIZE = 256
+TEXT_SUFFIXES = (".txt", ".text")
+
+
+@dataclass
+class Prediction:
+    """The ``top_k`` classes for one input, most probable first."""
+
+    input: str
+    classes: list[str]
+    probabilities: list[float]
+
+    def to_json(self) -> dict:
+        ranked = [{"class": c, "probability": p} for c, p in zip(self.classes, self.probabilities, strict=True)]
+        return {"input": self.input, "predictions": ranked}
+
+
+@dataclass
+class Predictor:
+    """A loaded model in any runtime, with the preprocessing of its card."""
+
+    card: ModelCard
+    runtime: str
+    logits: Callable[[np.ndarray], np.ndarray]
+    preprocessor: Preprocessor
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Softmax of the logits of preprocessed inputs ``x``, batch by batch."""
+        parts = [self.logits(x[i : i + BATCH_SIZE]) for i in range(0, len(x), BATCH_SIZE)]
+        logits = np.concatenate(parts).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def load_predictor(model: str | Path) -> Predictor:
+    """A run or model directory (``run:`` optional) runs in PyTorch; an exported file in its own runtime."""
+    path = Path(str(model).removeprefix("run:")).expanduser()
+    if path.is_dir():
+        built = load_run_model(f"run:{path}", None, None)
+        card, runtime, name = built.card, torch_runtime(built.module.eval()), "pytorch"
+    elif path.is_file():
+        runtime, card, name = read_exported(path)
+    else:
+        raise ModelError(f"model not found: {path} (give a run directory, a model directory or an exported file)")
+    return Predictor(card, name, runtime, Preprocessor(card))
+
+
+def read_inputs(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:
+    """Names and preprocessed model inputs for every input in ``path``, chosen by its suffix."""
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, preprocessor)
+    if suffix in TEXT_SUFFIXES:
+        return _read_text(path, preprocessor)
+    if suffix in (".npy", ".npz"):
+        array = _read_array(path)
+        x = preprocessor.from_array(array, str(path))
+        return [f"{path.name}[{i}]" for i in range(len(x))], x
+    raise DataError(f"{path}: unknown input type {suffix or '(no suffix)'!r}; give .csv, .txt, .npy or .npz files")
+
+
+def _read_csv(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable UTF-8 CSV file ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: no data rows under the header")
+    x = preprocessor.from_rows(rows, columns, str(path))
+    return [f"{path.name}:{i + 2}" for i in range(len(rows))], x
+
+
+def _read_text(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:
+    """One text per non-blank line; the names carry the line numbers."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    kept = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    if not kept:
+        raise DataError(f"{path}: no text lines")
+    x = preprocessor.from_texts([line for _, line in kept], str(path))
+    return [f"{path.name}:{n}" for n, _ in kept], x
+
+
+def _read_array(path: Path) -> np.ndarray:
+    """The array of a ``.npy``, or the ``x`` (or only) array of a ``.npz``; object arrays are refused."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{path}: cannot read without unpickling ({exc}); save plain numeric arrays") from None
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable {path.suffix} file ({exc})") from None
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    with loaded:
+        names = list(loaded.files)
+        if "x" in names:
+            key = "x"
+        elif len(names) == 1:
+            key = names[0]
+        else:
+            raise DataError(f"{path}: which array? name the inputs 'x' (found {', '.join(names) or 'none'})")
+        try:
+            return loaded[key]
+        except ValueError as exc:
+            raise DataError(f"{path}: cannot read {key!r} without unpickling ({exc}); save plain arrays") from None
+
+
+def predict(
+    model: str | Path | Predictor,
+    inputs: str | Path | Sequence[str | Path] | np.ndarray | None = None,
+    *,
+    texts: Sequence[str] | None = None,
+    top_k: int = 3,
+) -> list[Prediction]:
+    """The ``top_k`` classes with probabilities for each input: files (``.csv`` rows, ``.txt`` lines,
+    ``.npy``/``.npz`` arrays), an array of raw inputs, or ``texts`` for a text model."""
+    predictor = model if isinstance(model, Predictor) else load_predictor(model)
+    if top_k < 1:
+        raise ConfigError(f"top_k must be at least 1 (got {top_k})")
+    top_k = min(top_k, predictor.card.num_classes)
+    names: list[str] = []
+    batches: list[np.ndarray] = []
+    if isinstance(inputs, np.ndarray):
+        x = predictor.preprocessor.from_array(inputs, "inputs")
+        names += [f"[{i}]" for i in range(len(x))]
+        batches.append(x)
+    elif inputs is not None:
+        for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
+            file_names, x = read_inputs(Path(item), predictor.preprocessor)
+            names += file_names
+            batches.append(x)
+    if texts is not None:
+        if isinstance(texts, str):
+            raise ConfigError("texts must be a list of strings, not one string")
+        batches.append(predictor.preprocessor.from_texts(list(texts), "texts"))
+        names += [f"text {i}" for i in range(len(texts))]
+    if not batches:
+        raise DataError("no inputs given")
+    probabilities = predictor.probabilities(np.concatenate(batches))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    classes = predictor.card.class_names
+    return [
+        Prediction(name, [classes[j] for j in ranks], [float(p[j]) for j in ranks])
+        for name, p, ranks in zip(names, probabilities, order, strict=True)
+    ]
+
+
+def print_predictions(predictions: list[Prediction], as_json: bool = False) -> None:
+    """A table (input, then one column per rank: class and probability), or JSON, on stdout."""
+    if as_json:
+        # one JSON array, one input per line: json.loads reads it whole, grep and head line by line
+        print("[\n" + ",\n".join(json.dumps(p.to_json()) for p in predictions) + "\n]")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table()
+    table.add_column("input")
+    ranks = max((len(p.classes) for p in predictions), default=0)
+    for rank in range(ranks):
+        table.add_column(f"#{rank + 1}", justify="left")
+    for prediction in predictions:
+        # Text cells: a class or file name such as "[red]" must not be read as rich markup
+        cells = [Text(f"{c}  {p:.1%}") for c, p in zip(prediction.classes, prediction.probabilities, strict=True)]
+        table.add_row(Text(prediction.input), *cells)
+    out_console.print(table)

@@ -1,0 +1,159 @@
+"""A saved model's input pipeline replayed at prediction time: the card's feature columns in their
+stored order, TF-IDF with the stored vocabulary and idf, standardisation with the stored mean and std.
+
+Raw inputs (CSV rows, texts, arrays) become exactly the tensors the model saw in training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from protege.errors import DataError, ModelError, did_you_mean
+from protege.models.store import ModelCard
+
+KNOWN_STEPS = ("features", "tfidf", "standardize")
+
+
+class Preprocessor:
+    """Turns raw inputs into model inputs of shape ``(N, *input_shape)``, float32."""
+
+    def __init__(self, card: ModelCard):
+        unknown = [step for step in card.preprocess if step not in KNOWN_STEPS]
+        if unknown:
+            raise ModelError(
+                f"the model needs preprocessing step {unknown[0]!r}, which this protege cannot apply; upgrade protege"
+            )
+        self.input_shape = tuple(int(n) for n in card.input_shape)
+        self.features: list[str] | None = card.preprocess.get("features")
+        self.tfidf: dict | None = card.preprocess.get("tfidf")
+        self._vectorizer = None
+        standardize = card.preprocess.get("standardize")
+        self.mean = self.std = None
+        if standardize is not None:
+            self.mean = np.asarray(standardize["mean"], dtype=np.float32).reshape(self.input_shape)
+            self.std = np.asarray(standardize["std"], dtype=np.float32).reshape(self.input_shape)
+
+    @property
+    def takes_text(self) -> bool:
+        return self.tfidf is not None
+
+    @property
+    def values_per_input(self) -> int:
+        return math.prod(self.input_shape)
+
+    def describe(self) -> str:
+        """What one input of this model is, for error messages."""
+        if self.takes_text:
+            return "text"
+        if self.features is not None:
+            return f"{len(self.features)} numeric columns ({', '.join(self.features[:8])})"
+        return f"arrays of shape {self.input_shape}"
+
+    def from_texts(self, texts: Sequence[str], origin: str) -> np.ndarray:
+        """TF-IDF features of ``texts`` computed with the vocabulary and idf fitted in training."""
+        if not self.takes_text:
+            raise DataError(f"{origin}: text inputs need a text model; this model takes {self.describe()}")
+        return self._finish(self._vectorize(texts))
+
+    def from_rows(self, rows: Sequence[Mapping[str, str]], columns: Sequence[str], origin: str) -> np.ndarray:
+        """CSV rows (dicts keyed by the header): the text column, the stored feature columns in their
+        stored order, or, for a model without named columns, every column as one flattened input."""
+        if self.takes_text:
+            column = self._text_column(columns, origin)
+            return self._finish(self._vectorize([row[column] or "" for row in rows]))
+        names = self.features
+        if names is not None:
+            missing = [name for name in names if name not in columns]
+            if missing:
+                raise DataError(
+                    f"{origin}: no column {missing[0]!r}{did_you_mean(missing[0], columns)}; "
+                    f"the model needs columns {', '.join(names)}"
+                )
+        else:
+            names = list(columns)
+            if len(names) != self.values_per_input:
+                raise DataError(
+                    f"{origin}: wrong number of features: {len(names)} columns, the model takes "
+                    f"{self.values_per_input} values per input (shape {self.input_shape})"
+                )
+        x = np.empty((len(rows), len(names)), dtype=np.float32)
+        for i, row in enumerate(rows):
+            for j, name in enumerate(names):
+                try:
+                    x[i, j] = float(row[name])
+                except (TypeError, ValueError):
+                    raise DataError(f"{origin}: line {i + 2}, column {name!r}: {row[name]!r} is not a number") from None
+        return self.from_array(x, origin)
+
+    def from_array(self, array: np.ndarray, origin: str) -> np.ndarray:
+        """Raw numeric inputs: ``(N, *input_shape)``, one input of ``input_shape``, or ``(N, values)``
+        flattened; for a text model, TF-IDF vectors already computed."""
+        a = np.asarray(array)
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            raise DataError(f"{origin}: inputs are {a.dtype}, not numbers")
+        if a.shape == self.input_shape:
+            a = a[None]
+        elif a.ndim == 2 and a.shape[1] == self.values_per_input:
+            a = a.reshape(len(a), *self.input_shape)
+        elif a.shape[1:] != self.input_shape:
+            if len(self.input_shape) == 1 and a.ndim == 2:
+                raise DataError(
+                    f"{origin}: wrong number of features: {a.shape[1]}, the model takes {self.input_shape[0]}"
+                )
+            raise DataError(
+                f"{origin}: inputs of shape {a.shape} do not fit the model, which takes {self.input_shape} "
+                f"per input; give an array of shape (N, {', '.join(map(str, self.input_shape))})"
+            )
+        if len(a) == 0:
+            raise DataError(f"{origin}: no inputs")
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
+            raise DataError(f"{origin}: input {row} holds NaN or infinite values")
+        return self._finish(a)
+
+    def _finish(self, x: np.ndarray) -> np.ndarray:
+        x = x.reshape(len(x), *self.input_shape)
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _text_column(self, columns: Sequence[str], origin: str) -> str:
+        """The column the model read text from in training; cards older than that record use the only
+        column, or one named ``text``."""
+        assert self.tfidf is not None
+        column = self.tfidf.get("column")
+        if column is None:
+            if len(columns) == 1:
+                return columns[0]
+            column = "text"
+        if column not in columns:
+            raise DataError(
+                f"{origin}: no column {column!r}, where the model reads its text{did_you_mean(column, columns)}; "
+                f"columns: {', '.join(columns)}"
+            )
+        return column
+
+    def _vectorize(self, texts: Sequence[str]) -> np.ndarray:
+        if self._vectorizer is None:
+            self._vectorizer = _rebuild_tfidf(self.tfidf or {})
+        return self._vectorizer.transform(list(texts)).toarray().astype(np.float32)
+
+
+def _rebuild_tfidf(stored: dict):
+    """A fitted TfidfVectorizer from the stored vocabulary, idf weights and tokenizer settings (the
+    sklearn defaults the training used, for cards that predate the settings)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        vocabulary=stored["vocabulary"],
+        lowercase=stored.get("lowercase", True),
+        token_pattern=stored.get("token_pattern", r"(?u)\b\w\w+\b"),
+        norm=stored.get("norm", "l2"),
+        sublinear_tf=stored.get("sublinear_tf", False),
+    )
+    vectorizer.idf_ = np.asarray(stored["idf"], dtype=np.float64)
+    return vectorizer
