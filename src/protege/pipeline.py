@@ -198,7 +198,9 @@ def run_stage(
     train_set = data.train
     if objective.needs_teacher and recipe.transfer is not None:
         transfer = recipe.transfer
-        extra = build_transfer_set(transfer.source, transfer.options, data.train, recipe.seed, transfer.limit)
+        extra = build_transfer_set(
+            transfer.source, transfer.options, data.train, recipe.seed, transfer.limit, data.preprocess
+        )
         train_set = concat(data.train, extra)
         log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")
     if not resume and stage_dir.exists() and is_main_process():

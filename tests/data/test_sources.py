@@ -176,3 +176,31 @@ def test_transfer_set_errors():
         build_transfer_set("mixup", {"samples": 3}, data.train, seed=0)
     with pytest.raises(DataError, match="transfer set inputs have shape"):
         build_transfer_set("mnist1d", {"num_samples": 100}, data.train, seed=0)
+
+
+def test_a_text_transfer_set_reuses_the_training_vocabulary(tmp_path):
+    from protege.data.transfer import build_transfer_set
+
+    rows = ["text,label", "good movie,pos", "great film,pos", "bad movie,neg", "awful plot,neg"] * 5
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "more.csv").write_text("text\ngreat movie\nunseen words only\nbad film\n")  # no label column
+    data = load_data(f"csv:{tmp_path / 'train.csv'}", {"text_column": "text"}, val_fraction=0.0, seed=0)
+    extra = build_transfer_set(f"csv:{tmp_path / 'more.csv'}", {}, data.train, seed=0, preprocess=data.preprocess)
+    assert extra.x.shape == (3, *data.train.x.shape[1:]) and bool((extra.y == -1).all())
+    assert float(extra.x[1].abs().sum()) == 0.0  # words the training texts never had get no feature
+    vocabulary = data.preprocess["tfidf"]["vocabulary"]
+    assert float(extra.x[0, vocabulary["great"]]) > 0 and float(extra.x[0, vocabulary["movie"]]) > 0
+
+
+def test_a_transfer_set_from_another_source_is_standardised_like_the_training_data(tmp_path):
+    from protege.data.transfer import build_transfer_set
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", x=rng.normal(5, 2, (60, 3)), y=np.arange(60) % 2)
+    np.savez(tmp_path / "more.npz", x=rng.normal(5, 2, (10, 3)), y=np.zeros(10, dtype=int))
+    data = load_data(f"npz:{tmp_path / 'train.npz'}", standardize=True, val_fraction=0.0, seed=0)
+    extra = build_transfer_set(f"npz:{tmp_path / 'more.npz'}", {}, data.train, seed=0, preprocess=data.preprocess)
+    mean = np.asarray(data.preprocess["standardize"]["mean"])
+    std = np.asarray(data.preprocess["standardize"]["std"])
+    expected = (np.load(tmp_path / "more.npz")["x"] - mean) / std
+    np.testing.assert_allclose(extra.x.numpy(), expected, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -57,14 +59,41 @@ def load_data(
     )
 
 
-def load_unlabeled(source: str, options: dict | None = None, limit: int | None = None) -> ArrayDataset:
-    """Inputs only, from every split of ``source``, for the teacher to label (a transfer set)."""
-    raw = call_source(source, **(options or {}))
-    _check_features(raw, source)
-    parts = [a for a in (raw.x, raw.x_val, raw.x_test) if a is not None]
-    x = np.concatenate(parts)[:limit] if limit else np.concatenate(parts)
+def load_unlabeled(
+    source: str,
+    options: dict | None = None,
+    limit: int | None = None,
+    preprocess: dict | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> ArrayDataset:
+    """Inputs only, from every split of ``source``, for the teacher to label (a transfer set).
+
+    With the training data's ``preprocess``, the inputs go through the same pipeline: a CSV is read
+    with the training feature columns or TF-IDF vocabulary (not refitted on the transfer texts), and
+    standardisation uses the training mean and std.
+    """
+    if preprocess and input_shape is not None:
+        from protege.models.store import ModelCard
+        from protege.predict import read_inputs
+        from protege.preprocess import Preprocessor
+
+        preprocessor = Preprocessor(ModelCard("transfer", {}, list(input_shape), [], preprocess))
+        by_columns = preprocessor.takes_text or preprocessor.features is not None
+        if source.startswith("csv:") and by_columns:
+            _, x = read_inputs(Path(source.partition(":")[2]).expanduser(), preprocessor)
+        else:
+            x = preprocessor.from_array(_raw_inputs(source, options), source)
+    else:
+        x = _raw_inputs(source, options)
+    x = x[:limit] if limit else x
     x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
     return ArrayDataset(x_t, torch.full((len(x_t),), UNLABELED, dtype=torch.long))
+
+
+def _raw_inputs(source: str, options: dict | None) -> np.ndarray:
+    raw = call_source(source, **(options or {}))
+    _check_features(raw, source)
+    return np.concatenate([a for a in (raw.x, raw.x_val, raw.x_test) if a is not None])
 
 
 def _check_features(raw: RawData, source: str) -> None:

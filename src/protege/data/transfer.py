@@ -43,9 +43,15 @@ def is_transfer_source(name: str) -> bool:
 
 
 def build_transfer_set(
-    source: str, options: dict, train: ArrayDataset, seed: int, limit: int | None = None
+    source: str,
+    options: dict,
+    train: ArrayDataset,
+    seed: int,
+    limit: int | None = None,
+    preprocess: dict | None = None,
 ) -> ArrayDataset:
-    """The transfer set a recipe names, as unlabeled examples shaped like the training inputs."""
+    """The transfer set a recipe names, as unlabeled examples shaped like the training inputs;
+    another source goes through the training data's ``preprocess`` (columns, vocabulary, scaling)."""
     if source in DERIVED:
         builder = DERIVED.get(source)
         params = [p for p in inspect.signature(builder).parameters if p not in ("x", "seed")]
@@ -59,7 +65,7 @@ def build_transfer_set(
         x = x[:limit] if limit else x
         extra = ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long))
     else:
-        extra = load_unlabeled(source, options, limit)
+        extra = load_unlabeled(source, options, limit, preprocess, tuple(train.x.shape[1:]))
     if extra.x.shape[1:] != train.x.shape[1:]:
         raise DataError(
             f"transfer set inputs have shape {tuple(extra.x.shape[1:])}, the data's are {tuple(train.x.shape[1:])}"
