@@ -1,6 +1,8 @@
 """Feature taps: capture intermediate outputs of any model by module path (``features.2``,
 ``layer3``, ``encoder.layer.5``) with forward hooks, as FitNet hints and attention transfer need.
 
+A module that returns a tuple is read at its first element, or at the element a ``:index`` suffix
+names (``encoder.layer.3.attention.self:1``: a Hugging Face attention module's probabilities).
 Hooks are removed when the tap closes, so a model leaves a ``with`` block exactly as it entered.
 """
 
@@ -14,6 +16,16 @@ import torch
 from torch import nn
 
 from protege.errors import ModelError
+
+
+def split_output_index(path: str) -> tuple[str, int]:
+    """``'a.b:1'`` -> ``('a.b', 1)``; a path without a suffix reads output 0 of a tuple."""
+    module_path, sep, index = path.rpartition(":")
+    if not sep:
+        return path, 0
+    if not index.isdigit():
+        raise ModelError(f"layer {path!r}: the part after ':' must be an output index such as 1")
+    return module_path, int(index)
 
 
 def module_paths(model: nn.Module) -> list[str]:
@@ -46,14 +58,25 @@ class FeatureTaps:
 
     def __init__(self, model: nn.Module, paths: Iterable[str], detach: bool = False):
         self.paths = list(paths)
-        self.modules = {path: resolve_module(model, path) for path in self.paths}
+        self.modules = {path: resolve_module(model, split_output_index(path)[0]) for path in self.paths}
         self.detach = detach
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def _hook(self, path: str):
+        module_path, index = split_output_index(path)
+
         def record(module: nn.Module, inputs: tuple, output) -> None:
-            value = output[0] if isinstance(output, (tuple, list)) else output
+            value = output[index] if isinstance(output, (tuple, list)) else output
+            if value is None:
+                raise ModelError(
+                    f"module {module_path!r} returned None at output {index}; for Hugging Face attention "
+                    "probabilities load the model with attn_implementation='eager'"
+                )
+            if not isinstance(value, torch.Tensor):
+                value = getattr(value, "last_hidden_state", None)
+                if value is None:
+                    raise ModelError(f"module {module_path!r} returned {type(output).__name__}, not a tensor")
             self.outputs[path] = value.detach() if self.detach else value
 
         return record

@@ -20,6 +20,7 @@ from protege.objectives.hints import AttentionTransfer, FitNet
 from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
 from protege.objectives.relational import ProbabilisticKT, RelationalKD
 from protege.objectives.self_distill import SelfDistillation
+from protege.objectives.tinybert import TinyBERT
 from protege.registry import Registry
 
 __all__ = [
@@ -44,6 +45,7 @@ OBJECTIVES.register("fitnet")(FitNet)
 OBJECTIVES.register("attention")(AttentionTransfer)
 OBJECTIVES.register("crd")(CRD)
 OBJECTIVES.register("self_distill")(SelfDistillation)
+OBJECTIVES.register("tinybert")(TinyBERT)
 
 
 class ObjectiveSum(Objective):
