@@ -7,7 +7,6 @@ user hands over is unpickled: arrays are read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from protege.console import out_console
+from protege.data.sources import read_csv_rows
 from protege.errors import ConfigError, DataError, ModelError
 from protege.export import read_exported, torch_runtime
 from protege.models import load_run_model
@@ -87,15 +87,7 @@ def read_inputs(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.n
 
 
 def _read_csv(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: not a readable UTF-8 CSV file ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: no data rows under the header")
+    columns, rows = read_csv_rows(path)
     x = preprocessor.from_rows(rows, columns, str(path))
     return [f"{path.name}:{i + 2}" for i in range(len(rows))], x
 

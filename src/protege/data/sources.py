@@ -119,6 +119,34 @@ def npz(path: Path) -> RawData:
     )
 
 
+def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and the rows (dicts) of a UTF-8 CSV file; a file that is not a clean table (no header,
+    blank or repeated column names, rows of another width, other encodings) is a one-line DataError."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            table = [row for row in csv.reader(handle) if row]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
+    if not table:
+        raise DataError(f"{path}: no header line")
+    header = [name.strip() for name in table[0]]
+    if any(not name for name in header):
+        raise DataError(
+            f"{path}: the header has a blank column name (column {header.index('') + 1}); name every column"
+        )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header")
+    for number, row in enumerate(table[1:], start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: a row has {len(row)} fields, the header has {len(header)} (row {number})")
+    if len(table) == 1:
+        raise DataError(f"{path}: no data rows under the header")
+    return header, [dict(zip(header, row, strict=True)) for row in table[1:]]
+
+
 @SOURCES.register("csv")
 def csv_file(
     path: Path,
@@ -130,11 +158,7 @@ def csv_file(
 ) -> RawData:
     """A CSV file with a header: numeric feature columns, or one text column (TF-IDF features), and a
     label column. A ``split_column`` with values train/val/test keeps the file's own split."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise DataError(f"{path}: no data rows under the header")
-    columns = list(rows[0])
+    columns, rows = read_csv_rows(path)
     for wanted in [label_column, text_column, split_column, *(feature_columns or [])]:
         if wanted is not None and wanted not in columns:
             raise DataError(
