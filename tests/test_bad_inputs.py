@@ -178,3 +178,36 @@ def test_bad_input_gets_one_line_exit_2_and_loses_nothing(case, tmp_path, capsys
 
 def test_the_catalogue_has_at_least_25_cases():
     assert len(CASES) >= 25
+
+
+def test_a_disk_without_room_for_the_checkpoints_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    assert main(recipe(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "MB are free; free some space or set output_dir on another disk" in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "student").exists()
+
+
+def test_disk_full_while_writing_is_one_line_and_leaves_no_half_written_model(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import protege.models.store as store
+
+    real = store.save_file
+
+    def full(state, filename, *args, **kwargs):
+        if filename.endswith("model.safetensors") and "/.model." in filename:
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        return real(state, filename, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save_file", full)
+    assert main(recipe(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("protege: error: disk full writing") and "continue with --resume" in err
+    stage = tmp_path / "run" / "student"
+    assert not (stage / "model").exists() and not list(stage.glob(".model.*"))
+    assert (stage / "checkpoints" / "latest").is_file()  # the training itself is kept for --resume

@@ -6,6 +6,7 @@ Errors a user can cause print one line on stderr and exit with status 2, without
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from importlib import resources
@@ -240,6 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("protege: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"protege: error: disk full{where}; files are written atomically, so nothing is half-written: "
+            "free some space and continue with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     except BrokenPipeError:  # output piped into head or less, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -194,6 +194,8 @@ def run_stage(
         log(f"[bold]{name}[/]: loaded {stage.model.source}")
         return StageResult(name, built.module, built.card, model_dir=resolve_run_path(stage.model.source))
 
+    if is_main_process():
+        check_free_space(run_dir, name, built.module, stage.train)
     objective = build_objective(_objective_specs(stage))
     train_set = data.train
     if objective.needs_teacher and recipe.transfer is not None:
@@ -245,6 +247,19 @@ def run_stage(
         save_model(model, built.card, model_dir)
     wait_for_everyone()
     return StageResult(name, model, built.card, outcome, model_dir)
+
+
+def check_free_space(run_dir: Path, stage: str, model: nn.Module, config: TrainConfig) -> None:
+    """Refuse to start a stage whose checkpoints cannot fit on the disk: each one holds the weights and
+    up to two optimizer moments, ``keep_checkpoints`` of them are kept, plus the best and the final model."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    needed = weight_bytes * (3 * (config.keep_checkpoints + 1) + 2) + 1024**2
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise ConfigError(
+            f"stage {stage!r} needs about {needed / 1024**2:.0f} MB for checkpoints and the model in {run_dir}, "
+            f"and only {free / 1024**2:.0f} MB are free; free some space or set output_dir on another disk"
+        )
 
 
 def ensemble_stage(teachers: list[StageResult], student: StudentConfig) -> StageResult:
