@@ -1,5 +1,6 @@
 """The same recipe in two CPU processes (torchrun + gloo, through Accelerate)."""
 
+import copy
 import json
 import os
 import shutil
@@ -10,15 +11,18 @@ import pytest
 import torch
 import yaml
 
+from protege.config import recipe_from_dict
+from protege.pipeline import run_recipe
+
 RECIPE = {
     "name": "ddp",
     "seed": 0,
-    "data": {"source": "digits"},
-    "teacher": {"model": {"source": "mlp", "hidden": 64}, "train": {"epochs": 4, "batch_size": 64, "lr": 0.01}},
+    "data": {"source": "digits", "standardize": True, "test_fraction": 0.4},
+    "teacher": {"model": {"source": "mlp", "hidden": 128}, "train": {"epochs": 8, "batch_size": 64, "lr": 0.01}},
     "student": {
-        "model": {"source": "mlp", "hidden": 16},
+        "model": {"source": "mlp", "hidden": 32},
         "objective": {"name": "kd", "temperature": 2, "alpha": 0.5},
-        "train": {"epochs": 4, "batch_size": 64, "lr": 0.01},
+        "train": {"epochs": 8, "batch_size": 64, "lr": 0.01},
     },
     "evaluate": {"latency": False},
 }
@@ -41,12 +45,20 @@ def test_two_processes_share_the_work_and_only_rank_zero_writes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     # one line per epoch per stage: the second process wrote nothing
-    assert [(r["stage"], r["epoch"]) for r in lines] == [(s, e) for s in ("teacher", "student") for e in (1, 2, 3, 4)]
-    # each process took half of the 1,293 training examples: 11 batches of 64 per epoch, not 21
-    assert lines[0]["step"] == 11
+    assert [(r["stage"], r["epoch"]) for r in lines] == [(s, e) for s in ("teacher", "student") for e in range(1, 9)]
+    # each process took half of the 970 training examples: 8 batches of 64 per epoch, not 16
+    assert lines[0]["step"] == 8
     assert done.stdout.count("student distilled") == 1
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["models"]["teacher"]["accuracy"] > 0.85
+    # one process with the same global batch (2 × 64) ends within 1 point of the two
+    single = copy.deepcopy(RECIPE)
+    for stage in ("teacher", "student"):
+        single[stage]["train"]["batch_size"] = 128
+    alone = run_recipe(recipe_from_dict(single), tmp_path / "single").report
+    for stage in ("teacher", "student"):
+        gap = abs(alone["models"][stage]["accuracy"] - report["models"][stage]["accuracy"])
+        assert gap <= 0.01, (stage, alone["models"][stage]["accuracy"], report["models"][stage]["accuracy"])
 
 
 @pytest.mark.slow
