@@ -81,6 +81,22 @@ def checkpoint_of_another_version(tmp: Path) -> list[str]:
     return [*argv, "--resume"]
 
 
+def image_folder(tmp: Path, odd: str) -> list[str]:
+    """Two classes of 4×4 grey PNGs plus one odd file: corrupt, another size, or another colour mode."""
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp / "images" / label).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (4, 4), 60 * i).save(tmp / "images" / label / f"{i}.png")
+    odd_file = tmp / "images" / "b" / "odd.png"
+    if odd == "corrupt":
+        odd_file.write_bytes(b"\x89PNG but not really")
+    else:
+        Image.new("RGB" if odd == "mode" else "L", (4, 4) if odd == "mode" else (9, 7)).save(odd_file)
+    return recipe(tmp, {"data": {"source": f"imagefolder:{tmp / 'images'}"}})
+
+
 TEACHER = {"model": {"source": "mlp", "hidden": 16}, "train": {"epochs": 1, "batch_size": 256}}
 KD = {"name": "kd"}
 
@@ -116,6 +132,9 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: npz_data(t, x=np.array([object()] * 4, dtype=object), y=np.arange(4)),
         "cannot read without unpickling",
     ),
+    "corrupt image file": (lambda t: image_folder(t, "corrupt"), "odd.png: not a readable image"),
+    "images of mixed sizes": (lambda t: image_folder(t, "size"), "set options.size: [height, width]"),
+    "images of mixed colour modes": (lambda t: image_folder(t, "mode"), "set options.mode: RGB (or L)"),
     "texts that are all empty": (
         lambda t: csv_data(t, "text,label\n,a\n ,b\n,a\n,b\n", text_column="text"),
         "the text column gives no words",

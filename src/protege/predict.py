@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from protege.console import out_console
+from protege.data.images import IMAGE_SUFFIXES
 from protege.data.sources import read_csv_rows
 from protege.errors import ConfigError, DataError, ModelError
 from protege.export import read_exported, torch_runtime
@@ -79,11 +80,15 @@ def read_inputs(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.n
         return _read_csv(path, preprocessor)
     if suffix in TEXT_SUFFIXES:
         return _read_text(path, preprocessor)
+    if suffix in IMAGE_SUFFIXES:
+        return [path.name], preprocessor.from_image_file(path)
     if suffix in (".npy", ".npz"):
         array = _read_array(path)
         x = preprocessor.from_array(array, str(path))
         return [f"{path.name}[{i}]" for i in range(len(x))], x
-    raise DataError(f"{path}: unknown input type {suffix or '(no suffix)'!r}; give .csv, .txt, .npy or .npz files")
+    raise DataError(
+        f"{path}: unknown input type {suffix or '(no suffix)'!r}; give .csv, .txt, .npy, .npz or image files"
+    )
 
 
 def _read_csv(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from protege.errors import DataError, ModelError, did_you_mean
 from protege.models.store import ModelCard
 
-KNOWN_STEPS = ("features", "tfidf", "standardize")
+KNOWN_STEPS = ("features", "tfidf", "standardize", "image")
 
 
 class Preprocessor:
@@ -29,6 +30,7 @@ class Preprocessor:
         self.input_shape = tuple(int(n) for n in card.input_shape)
         self.features: list[str] | None = card.preprocess.get("features")
         self.tfidf: dict | None = card.preprocess.get("tfidf")
+        self.image: dict | None = card.preprocess.get("image")
         self._vectorizer = None
         standardize = card.preprocess.get("standardize")
         self.mean = self.std = None
@@ -50,7 +52,23 @@ class Preprocessor:
             return "text"
         if self.features is not None:
             return f"{len(self.features)} numeric columns ({', '.join(self.features[:8])})"
+        if self.image is not None:
+            height, width = self.image["size"]
+            return f"{self.image['mode']} images (resized to {width}×{height}) or arrays of shape {self.input_shape}"
         return f"arrays of shape {self.input_shape}"
+
+    @property
+    def takes_images(self) -> bool:
+        return self.image is not None
+
+    def from_image_file(self, file: Path) -> np.ndarray:
+        """An image file read as in training: same colour mode, resized to the training size."""
+        from protege.data.images import load_image
+
+        if not self.takes_images:
+            raise DataError(f"{file}: image inputs need an image model; this model takes {self.describe()}")
+        size = tuple(self.image["size"])
+        return self.from_array(load_image(file, size, self.image["mode"]), str(file))
 
     def from_texts(self, texts: Sequence[str], origin: str) -> np.ndarray:
         """TF-IDF features of ``texts`` computed with the vocabulary and idf fitted in training."""

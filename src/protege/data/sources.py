@@ -52,6 +52,10 @@ def call_source(spec: str, **options) -> RawData:
         if not argument:
             raise DataError(f"data source {name!r} needs a path: write '{name}:path/to/file'")
         path = Path(argument).expanduser()
+        if getattr(builder, "takes_directory", False):
+            if not path.is_dir():
+                raise DataError(f"data folder not found: {path}")
+            return builder(path=path, **options)
         if not path.is_file():
             raise DataError(f"data file not found: {path}")
         if path.stat().st_size == 0:
@@ -225,3 +229,6 @@ def _tfidf(
         "sublinear_tf": vectorizer.sublinear_tf,
     }
     return x, {"tfidf": {"vocabulary": vocabulary, "idf": vectorizer.idf_.tolist(), **settings}}
+
+
+from protege.data import images  # noqa: E402,F401  (registers imagefolder)

@@ -1,0 +1,127 @@
+"""``imagefolder:path``: labelled images in one folder per class, as torchvision's ImageFolder lays them out.
+
+``path/<class>/<image>``, or ``path/train/<class>/<image>`` with optional ``val/`` and ``test/`` beside
+it to keep a split the data set defines. Images become float tensors in [0, 1], shape (channels,
+height, width), held in memory like every other source (small data sets are what transfer learning
+on 2 cores is for). All images must share one size and one colour mode, or the recipe names them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from protege.data.sources import SOURCES, RawData
+from protege.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MODES = ("L", "RGB", "RGBA")
+SPLITS = ("train", "val", "test")
+SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
+"""Modes that become one of MODES when an image is read (palette images become RGB, 16-bit grey L...)."""
+
+
+def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np.ndarray:
+    """One image as float32 (channels, height, width) in [0, 1]; a file Pillow cannot decode is a DataError."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file) as image:
+            image.load()
+            if mode is not None and image.mode != mode:
+                image = image.convert(mode)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{file}: not a readable image ({exc}); remove or replace the file") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@SOURCES.register("imagefolder")
+def imagefolder(path: Path, size: list[int] | None = None, mode: str | None = None) -> RawData:
+    """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts them."""
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise DataError(f"imagefolder: size must be [height, width] of positive numbers, got {size}")
+    if mode is not None and mode not in MODES:
+        raise DataError(f"imagefolder: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    split_roots = {name: path / name for name in SPLITS if (path / name).is_dir()}
+    if split_roots and "train" not in split_roots:
+        raise DataError(f"{path}: has {', '.join(split_roots)} folders but no train/ folder")
+    roots = split_roots or {"train": path}
+    class_names = [folder.name for folder in _class_folders(roots["train"])]
+    if not class_names:
+        raise DataError(f"{path}: no class folders; lay images out as {path}/<class>/<image file>")
+    files: dict[str, list[tuple[Path, str]]] = {}
+    for split, root in roots.items():
+        found = [(file, folder.name) for folder in _class_folders(root) for file in _images(folder)]
+        unknown = sorted({label for _, label in found} - set(class_names))
+        if unknown:
+            raise DataError(f"{root}/{unknown[0]}: class {unknown[0]!r} is not among the train/ classes")
+        if not found:
+            raise DataError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+        files[split] = found
+    every = [file for found in files.values() for file, _ in found]
+    target_size = tuple(size) if size is not None else None
+    target_mode = mode or _common_mode(every)
+    arrays: dict[str, np.ndarray] = {}
+    first_shape: tuple[Path, tuple[int, ...]] | None = None
+    for split, found in files.items():
+        images = []
+        for file, _ in found:
+            image = load_image(file, target_size, target_mode)
+            if first_shape is None:
+                first_shape = (file, image.shape)
+            elif image.shape != first_shape[1]:
+                (h0, w0), (h, w) = first_shape[1][1:], image.shape[1:]
+                raise DataError(
+                    f"{file} is {w}×{h} pixels but {first_shape[0]} is {w0}×{h0}; set options.size: [height, width] "
+                    "to resize every image"
+                )
+            images.append(image)
+        arrays[split] = np.stack(images)
+    labels = {split: np.array([label for _, label in found]) for split, found in files.items()}
+    preprocess = {"image": {"size": list(first_shape[1][1:]), "mode": target_mode}} if first_shape else None
+    return RawData(
+        x=arrays["train"],
+        y=labels["train"],
+        x_val=arrays.get("val"),
+        y_val=labels.get("val"),
+        x_test=arrays.get("test"),
+        y_test=labels.get("test"),
+        class_names=None,
+        preprocess=preprocess,
+    )
+
+
+imagefolder.takes_directory = True  # type: ignore[attr-defined]
+
+
+def _common_mode(files: list[Path]) -> str:
+    """The one colour mode all images share; mixed modes are an error that names the fix."""
+    from PIL import Image, UnidentifiedImageError
+
+    seen: dict[str, Path] = {}
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                image_mode = image.mode if image.mode in MODES else SIMILAR_MODE.get(image.mode, "RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"{file}: not a readable image ({exc}); remove or replace the file") from None
+        seen.setdefault(image_mode, file)
+        if len(seen) > 1:
+            (mode_a, file_a), (mode_b, file_b) = list(seen.items())[:2]
+            raise DataError(
+                f"{file_b} has colour mode {mode_b} but {file_a} has {mode_a}; set options.mode: RGB (or L) "
+                "to convert every image"
+            )
+    return next(iter(seen))
