@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("protege: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head or less, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -251,9 +254,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    except BrokenPipeError:  # output piped into head or less, which stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
 
 
 if __name__ == "__main__":
