@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast lint bench-mnist1d clean
+.PHONY: demo test test-fast lint bench-mnist1d bench-objectives bench-overhead bench-scaling clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,15 @@ lint: $(VENV)/.installed
 
 bench-mnist1d: $(VENV)/.installed
 	$(PY) benchmarks/mnist1d_baselines.py
+
+bench-objectives: $(VENV)/.installed
+	$(PY) benchmarks/objectives.py --seeds 0 1 2
+
+bench-overhead: $(VENV)/.installed
+	$(PY) benchmarks/overhead.py
+
+bench-scaling: $(VENV)/.installed
+	$(PY) benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) runs
