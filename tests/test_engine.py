@@ -257,3 +257,26 @@ def test_resume_from_a_checkpoint_of_another_format_is_refused(tmp_path):
     state_path.write_text(json.dumps({**meta, "checkpoint_version": 99}))
     with pytest.raises(ProtegeError, match="has format 99, this protege reads format 1"):
         fit(_model(), make_blobs(48), _ce(), TrainConfig(epochs=2), workdir=tmp_path, resume=True)
+
+
+def test_channels_last_trains_the_same_model_as_the_default_layout():
+    from protege.models.builtin import cnn2d
+
+    data = make_blobs(48, features=16)
+    data.x = data.x.view(48, 1, 4, 4)
+    results = []
+    for layout in (False, True):
+        torch.manual_seed(0)
+        model = cnn2d((1, 4, 4), 3, width=4)
+        results.append(fit(model, data, _ce(), TrainConfig(epochs=2, lr=0.02, channels_last=layout)))
+    assert results[1].model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert results[0].final["train_loss"] == pytest.approx(results[1].final["train_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_saves_plain_weights(tmp_path):
+    torch.manual_seed(0)
+    model = _model()
+    result = fit(model, make_blobs(48), _ce(), TrainConfig(epochs=2, lr=0.02, compile=True), workdir=tmp_path)
+    assert result.model is model and result.final["train_accuracy"] > 0.5
+    assert not any("_orig_mod" in key for key in result.model.state_dict())

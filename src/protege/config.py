@@ -76,6 +76,10 @@ class TrainConfig(Strict):
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
     grad_accumulation: int = Field(1, ge=1)
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="channels-last memory for image models (auto: on a GPU)"
+    )
+    compile: bool = Field(False, description="torch.compile the model before training (pays off on a GPU)")
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement")
     restore_best: bool = Field(True, description="end with the weights of the best validation epoch")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -61,11 +62,20 @@ def resolve_mixed_precision(setting: str) -> str:
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
+    """Device, precision and accumulation from the train block; batches move to a GPU asynchronously."""
     return Accelerator(
         cpu=use_cpu(),
         mixed_precision=resolve_mixed_precision(config.mixed_precision),
         gradient_accumulation_steps=config.grad_accumulation,
+        dataloader_config=DataLoaderConfiguration(non_blocking=torch.cuda.is_available()),
     )
+
+
+def uses_channels_last(config: TrainConfig, sample: torch.Tensor | None) -> bool:
+    """``auto`` is channels-last memory for image batches on a GPU, where convolutions run faster with it."""
+    if sample is None or sample.dim() != 4:
+        return False
+    return config.channels_last is True or (config.channels_last == "auto" and torch.cuda.is_available())
 
 
 def as_batch(batch: object) -> dict[str, torch.Tensor]:
@@ -153,8 +163,15 @@ def fit(
             if accelerator.is_main_process:
                 log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
 
+        wants_layout = config.channels_last is True or (config.channels_last == "auto" and torch.cuda.is_available())
+        sample = _sample_inputs(loader) if objective.needs_setup or wants_layout else None
         if objective.needs_setup:
-            objective.setup(model, teacher, _sample_inputs(loader), len(loader.dataset))
+            objective.setup(model, teacher, sample, len(loader.dataset))
+        channels_last = uses_channels_last(config, sample)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if config.compile:
+            model = torch.compile(model)
         objective = objective.to(accelerator.device)
         optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
         objective_params = [p for p in objective.parameters() if p.requires_grad]
@@ -169,7 +186,9 @@ def fit(
         fingerprint = loader.dataset.fingerprint() if has_fingerprint else None
         state = TrainState(fingerprint=fingerprint)
         if resume and checkpointer is not None:
-            restored = checkpointer.load_latest(accelerator.unwrap_model(model), optimizer, scheduler, objective)
+            restored = checkpointer.load_latest(
+                accelerator.unwrap_model(model, keep_torch_compile=False), optimizer, scheduler, objective
+            )
             if restored is not None:
                 if restored.fingerprint != fingerprint:
                     raise ProtegeError(
@@ -201,6 +220,8 @@ def fit(
                 bar.update(task, description=f"{stage} {state.epoch + 1}/{config.epochs}")
                 for raw in batches:
                     batch = as_batch(raw)
+                    if channels_last:
+                        batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
                     with accelerator.accumulate(model):
                         with accelerator.autocast():
                             logits = model(batch["x"])
@@ -260,17 +281,18 @@ def fit(
                     if metrics_path is not None:
                         _append_metrics(metrics_path, record)
                     if improved and checkpointer is not None:
-                        checkpointer.save_best(accelerator.unwrap_model(model))
+                        checkpointer.save_best(accelerator.unwrap_model(model, keep_torch_compile=False))
                 if improved and checkpointer is None and config.restore_best:
                     state.best_weights = {
-                        k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()
+                        k: v.detach().clone()
+                        for k, v in accelerator.unwrap_model(model, keep_torch_compile=False).state_dict().items()
                     }
                 if config.patience is not None and state.bad_epochs >= config.patience:
                     state.stopped_early = True
                 if checkpointer is not None:
                     _save(accelerator, checkpointer, state, model, optimizer, scheduler, objective)
 
-        trained = accelerator.unwrap_model(model)
+        trained = accelerator.unwrap_model(model, keep_torch_compile=False)
         if config.restore_best and val_loader is not None and state.best_epoch is not None:
             if checkpointer is not None and checkpointer.has_best():
                 checkpointer.load_best(trained)
@@ -389,7 +411,9 @@ def _track_best(state: TrainState, record: dict, config: TrainConfig) -> bool:
 def _save(accelerator, checkpointer: Checkpointer, state: TrainState, model, optimizer, scheduler, objective) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        checkpointer.save(state, accelerator.unwrap_model(model), optimizer, scheduler, objective)
+        checkpointer.save(
+            state, accelerator.unwrap_model(model, keep_torch_compile=False), optimizer, scheduler, objective
+        )
 
 
 def _finite_everywhere(loss: torch.Tensor, processes: int) -> bool:

@@ -108,6 +108,7 @@ def batch_loader(
         collate_fn=_whole_batch if fast else None,
         num_workers=0,
         generator=torch.Generator().manual_seed(seed),
+        pin_memory=torch.cuda.is_available(),  # page-locked batches copy to the GPU without blocking
     )
 
 
