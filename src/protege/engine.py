@@ -186,9 +186,7 @@ def fit(
         fingerprint = loader.dataset.fingerprint() if has_fingerprint else None
         state = TrainState(fingerprint=fingerprint)
         if resume and checkpointer is not None:
-            restored = checkpointer.load_latest(
-                accelerator.unwrap_model(model, keep_torch_compile=False), optimizer, scheduler, objective
-            )
+            restored = checkpointer.load_latest(_plain(accelerator, model), optimizer, scheduler, objective)
             if restored is not None:
                 if restored.fingerprint != fingerprint:
                     raise ProtegeError(
@@ -281,18 +279,17 @@ def fit(
                     if metrics_path is not None:
                         _append_metrics(metrics_path, record)
                     if improved and checkpointer is not None:
-                        checkpointer.save_best(accelerator.unwrap_model(model, keep_torch_compile=False))
+                        checkpointer.save_best(_plain(accelerator, model))
                 if improved and checkpointer is None and config.restore_best:
                     state.best_weights = {
-                        k: v.detach().clone()
-                        for k, v in accelerator.unwrap_model(model, keep_torch_compile=False).state_dict().items()
+                        k: v.detach().clone() for k, v in _plain(accelerator, model).state_dict().items()
                     }
                 if config.patience is not None and state.bad_epochs >= config.patience:
                     state.stopped_early = True
                 if checkpointer is not None:
                     _save(accelerator, checkpointer, state, model, optimizer, scheduler, objective)
 
-        trained = accelerator.unwrap_model(model, keep_torch_compile=False)
+        trained = _plain(accelerator, model)
         if config.restore_best and val_loader is not None and state.best_epoch is not None:
             if checkpointer is not None and checkpointer.has_best():
                 checkpointer.load_best(trained)
@@ -325,6 +322,11 @@ def _average_objective_gradients(params: list[nn.Parameter]) -> None:
     for param, grad in zip(params, grads, strict=True):
         param.grad = flat[offset : offset + grad.numel()].view_as(param).clone()
         offset += grad.numel()
+
+
+def _plain(accelerator: Accelerator, model: nn.Module) -> nn.Module:
+    """The user's module under any distributed or torch.compile wrapper (its state dict has the plain names)."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
 
 
 def _sample_inputs(loader: DataLoader) -> torch.Tensor:
@@ -411,9 +413,7 @@ def _track_best(state: TrainState, record: dict, config: TrainConfig) -> bool:
 def _save(accelerator, checkpointer: Checkpointer, state: TrainState, model, optimizer, scheduler, objective) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        checkpointer.save(
-            state, accelerator.unwrap_model(model, keep_torch_compile=False), optimizer, scheduler, objective
-        )
+        checkpointer.save(state, _plain(accelerator, model), optimizer, scheduler, objective)
 
 
 def _finite_everywhere(loss: torch.Tensor, processes: int) -> bool:
