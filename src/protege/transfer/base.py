@@ -106,3 +106,13 @@ class Strategy:
         if self.split is None:
             raise RuntimeError("call prepare(model) before using the strategy")
         return self.split
+
+
+def group_rows(strategy: Strategy, lr: float, epochs: int) -> list[tuple[str, int, int, float, str]]:
+    """(group, parameters, trainable parameters in the first epoch, lr, when it trains) per group, for the dry run."""
+    when = strategy.schedule(epochs)
+    rows = []
+    for group in strategy._split().groups:
+        trainable = sum(p.numel() for p in group.params.values() if p.requires_grad)
+        rows.append((group.name, group.size, trainable, lr * strategy.lr_scale(group), when[group.name]))
+    return rows

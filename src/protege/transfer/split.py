@@ -8,7 +8,7 @@ named by its module path, so the names, and the optimizer's structure, are the s
 from __future__ import annotations
 
 import difflib
-import re
+import fnmatch
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -96,10 +96,10 @@ def match_blocks(model: nn.Module, pattern: str, head_path: str) -> list[str]:
     or a container path whose children with parameters are the blocks (``layers``)."""
     paths = [p for p in module_paths(model) if not _within(p, head_path)]
     if any(c in pattern for c in "*?["):
-        regex = re.compile(
-            "".join("[^.]+" if c == "*" else "[^.]" if c == "?" else re.escape(c) for c in pattern) + "$"
-        )
-        found = [p for p in paths if regex.match(p)]
+        parts = pattern.split(".")
+        found = [
+            p for p in paths if len(p.split(".")) == len(parts) and all(map(fnmatch.fnmatchcase, p.split("."), parts))
+        ]
     else:
         modules = dict(model.named_modules())
         container = modules.get(pattern) if pattern in paths else None
