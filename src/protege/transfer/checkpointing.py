@@ -22,10 +22,14 @@ def enable_gradient_checkpointing(model: nn.Module, block_paths: list[str], use_
     Hugging Face models get their own switch (non-reentrant); other models get each block's forward
     wrapped, which leaves module paths and state-dict names unchanged.
     """
-    hf = [m for m in model.modules() if callable(getattr(m, "gradient_checkpointing_enable", None))]
+    hf = [m for m in model.modules() if getattr(m, "supports_gradient_checkpointing", False)]
     if hf:
         for module in hf:
-            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+            kwargs = {"use_reentrant": use_reentrant}
+            if callable(getattr(module, "activation_checkpointing_enable", None)):  # transformers >= 5.x
+                module.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         return
     for path in block_paths:
         block = resolve_module(model, path)

@@ -70,7 +70,7 @@ def load_trained_part(model: nn.Module, path: str | Path) -> nn.Module:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {}).get("protege", "{}"))
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except Exception as exc:  # safetensors raises its own error type for a corrupt header
         raise CheckpointError(f"cannot read {path}: {exc}") from None
     if meta.get("kind") == "head":
         head = resolve_module(model, meta["head"])
