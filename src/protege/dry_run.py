@@ -65,7 +65,7 @@ def strategy_table(stage: str, config: StrategyConfig, model: nn.Module, train: 
     strategy.prepare(model)
     strategy.start_epoch(0)
     split = strategy.split
-    table = Table(title=f"{stage}: {config.name} (head {split.head_path}, blocks from {split.blocks_from})")
+    table = Table(title=f"{stage}: {config.name}", caption=f"head: {split.head_path}; blocks: {split.blocks_from}")
     for column in ("group", "parameters", "trainable (epoch 1)", "lr", "trains"):
         table.add_column(column)
     for group, size, trainable, lr, when in group_rows(strategy, train.lr, train.epochs):

@@ -164,7 +164,7 @@ def split_model(model: nn.Module, head: str | None = None, blocks: str | None = 
     if blocks is None and callable(getattr(model, "group_matcher", None)):
         return _split_with_timm(model, head_path, head_params, params)
     block_paths = match_blocks(model, blocks, head_path) if blocks is not None else guess_blocks(model, head_path)
-    source = f"blocks {blocks!r}" if blocks is not None else "largest block container"
+    source = f"blocks {blocks!r}" if blocks is not None else "guessed from module paths"
     block_params: dict[str, dict[str, nn.Parameter]] = {path: {} for path in block_paths}
     stem: dict[str, nn.Parameter] = {}
     neck: dict[str, nn.Parameter] = {}
