@@ -79,7 +79,7 @@ def test_strategy_mistakes_are_one_line_errors(strategy, message):
 def test_a_strategy_needs_a_train_block():
     raw = _probe_recipe("somewhere")
     del raw["student"]["train"]
-    with pytest.raises(ConfigError, match="student.strategy: a strategy needs a 'train' block"):
+    with pytest.raises(ConfigError, match=r"student\.strategy: a strategy needs a 'train' block"):
         recipe_from_dict(raw)
 
 
