@@ -176,6 +176,7 @@ def fit(
         groups = None
         if strategy is not None:
             model = strategy.prepare(model)
+            strategy.check_processes(accelerator.num_processes, config.epochs)
             strategy.start_epoch(0)  # frozen before the optimizer and any distributed wrapper see the model
             groups = strategy.param_groups(config.lr, config.weight_decay)
             extra = decay_groups(objective.parameters(), config.weight_decay)  # a FitNet adapter trains too

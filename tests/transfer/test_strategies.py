@@ -205,3 +205,12 @@ def test_bad_values_are_config_errors():
         build_strategy("discriminative_lr", {"decay": 2})
     with pytest.raises(ConfigError, match=re.escape("unknown strategy 'linear_prob' (did you mean \"linear_probe\"?)")):
         build_strategy("linear_prob", {})
+
+
+def test_unfreezing_mid_run_is_refused_under_several_processes():
+    strategy, _ = _groups("gradual_unfreeze", {})
+    with pytest.raises(ConfigError, match="unfreezes parameters during training, which 2 processes cannot"):
+        strategy.check_processes(2, epochs=3)
+    strategy.check_processes(1, epochs=3)
+    strategy.check_processes(2, epochs=1)  # only the head trains in a single epoch: nothing changes
+    _groups("linear_probe")[0].check_processes(2, epochs=3)

@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from protege.errors import ConfigError
 from protege.transfer.batchnorm import BatchNormPolicy, apply_batchnorm_policy, batchnorm_layers
 from protege.transfer.checkpointing import enable_gradient_checkpointing
 from protege.transfer.split import Group, ModelSplit, split_model
@@ -85,6 +86,15 @@ class Strategy:
                 param.requires_grad_(trains)
         frozen_layers = {path for path in self._batchnorm_layers if split.group_of_module(path) in frozen}
         apply_batchnorm_policy(self._batchnorm_layers, frozen_layers, self.batchnorm)
+
+    def check_processes(self, processes: int, epochs: int) -> None:
+        """Refuse a schedule that unfreezes mid-run under several processes: DistributedDataParallel fixes
+        the set of synchronised parameters when it wraps the model, so late-unfrozen ones would drift apart."""
+        if processes > 1 and any(len({self.trainable(g, e) for e in range(epochs)}) > 1 for g in self._split().groups):
+            raise ConfigError(
+                f"strategy {self.name!r} unfreezes parameters during training, which {processes} processes "
+                f"cannot synchronise; run it in one process or use finetune / discriminative_lr"
+            )
 
     def loss_terms(self) -> dict[str, torch.Tensor]:
         """Extra named loss terms (a regulariser); none by default."""
