@@ -1,6 +1,6 @@
 """A linear probe with the backbone run every step (online) against one on cached backbone features.
 
-    python benchmarks/linear_probe_cache.py [--examples 4000] [--epochs 5] [--model resnet18]
+    python benchmarks/linear_probe_cache.py [--examples 4000] [--epochs 5] [--model resnet18] [--threads N]
 
 A timm model (random weights: speed and agreement do not depend on them) probes synthetic 32×32 images;
 prints wall time of each whole probe, the speed-up, and how far apart the two results are.
@@ -48,7 +48,10 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train, val = images(args.examples, 0), images(max(args.examples // 10, 100), 1)
     online_s, online = probe(args.model, False, train, val, args.epochs)
     cached_s, cached = probe(args.model, True, train, val, args.epochs)

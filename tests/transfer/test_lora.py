@@ -60,3 +60,10 @@ def test_named_targets_and_a_target_that_matches_nothing():
     assert changed == {"head.weight", "head.bias", "encoder.encoder.layer.1.output.dense.weight"}
     with pytest.raises(ConfigError, match="lora target_modules 'qeury' matches no module of BertClassifier"):
         build_strategy("lora", {"target_modules": ["qeury"]}).prepare(BertClassifier())
+
+
+def test_a_model_without_linear_layers_outside_the_head_needs_named_targets():
+    from protege.models.builtin import cnn1d
+
+    with pytest.raises(ConfigError, match="has no linear layer outside its head; name target_modules"):
+        build_strategy("lora", {}).prepare(cnn1d((40,), 3, width=4))

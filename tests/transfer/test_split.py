@@ -89,3 +89,10 @@ def test_a_model_without_a_known_head_asks_for_the_option():
         split_model(model)
     assert split_model(model, head="1").names == ["head", "stem"]
     assert torch.equal(split_model(model, head="1").groups[0].params["1.weight"], model[1].weight)
+
+
+def test_timm_classifier_inside_a_larger_head_is_the_head_and_its_norm_the_neck():
+    model = timm.create_model("convnext_atto", pretrained=False, num_classes=3)
+    split = split_model(model)
+    assert split.head_path == "head.fc"
+    assert set(split.groups[1].params) == {"head.norm.weight", "head.norm.bias"} and split.groups[1].name == "neck"

@@ -63,6 +63,8 @@ class LoRA(Strategy):
 
         head = find_head(model, self.head)
         targets = list(self.target_modules) if self.target_modules else default_targets(model, head)
+        if not targets:
+            raise ConfigError(f"lora: {type(model).__name__} has no linear layer outside its head; name target_modules")
         paths = [p for p, _ in model.named_modules() if p]
         for target in targets:
             if not any(matches_target(p, target) for p in paths):

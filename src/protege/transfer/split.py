@@ -69,7 +69,7 @@ def closest_paths(model: nn.Module, wanted: str, n: int = 3) -> str:
 
 
 def find_head(model: nn.Module, head: str | None = None) -> str:
-    """The head's module path: the ``head`` option, a ``head`` attribute, or timm's ``get_classifier()``."""
+    """The head's module path: the ``head`` option, timm's ``get_classifier()``, or a ``head`` attribute."""
     modules = dict(model.named_modules())
     if head is not None:
         if head not in modules or not head:
@@ -77,13 +77,13 @@ def find_head(model: nn.Module, head: str | None = None) -> str:
                 f"head {head!r} is no module of {type(model).__name__}; closest: {closest_paths(model, head)}"
             )
         return head
-    if isinstance(getattr(model, "head", None), nn.Module) and any(True for _ in model.head.parameters()):
-        return "head"
-    if callable(getattr(model, "get_classifier", None)):
+    if callable(getattr(model, "get_classifier", None)):  # timm's, which is the classifier inside a larger head
         classifier = model.get_classifier()
         for path, module in modules.items():
             if path and module is classifier:
                 return path
+    if isinstance(getattr(model, "head", None), nn.Module) and any(True for _ in model.head.parameters()):
+        return "head"
     last = [p for p in modules if p and "." not in p][-3:]
     raise ConfigError(
         f"cannot tell the head of {type(model).__name__}; set the strategy option head: <module path> "
