@@ -87,7 +87,7 @@ class LoRA(Strategy):
         adapter = {n: p for n, p in params.items() if "lora_" in n}
         backbone = {n: p for n, p in params.items() if n not in head_params and n not in adapter}
         groups = [Group("head", 0, head_params), Group("adapter", 0, adapter), Group("backbone", 1, backbone)]
-        self.split = ModelSplit(head, [], [g for g in groups if g.params], "lora")
+        self.split = ModelSplit(head, [], [g for g in groups if g.params], f"adapters on {', '.join(targets)}")
         self._batchnorm_layers = batchnorm_layers(wrapped)
         return wrapped
 
