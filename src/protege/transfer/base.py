@@ -20,13 +20,13 @@ from protege.transfer.split import Group, ModelSplit, split_model
 
 
 class Strategy:
-    """Fine-tune everything at one learning rate; subclasses freeze, scale or regularise groups.
+    """Train every group at one learning rate; the registered strategies freeze, scale or regularise groups.
 
     ``head`` and ``blocks`` override where the head and the blocks are (module paths; ``blocks`` may be a
     glob such as ``encoder.layer.*``); ``batchnorm`` is the BatchNorm policy of frozen parts.
     """
 
-    name: ClassVar[str] = "finetune"
+    name: ClassVar[str] = "strategy"
     replaces_weight_decay: ClassVar[bool] = False
 
     def __init__(
@@ -63,7 +63,7 @@ class Strategy:
         """Optimizer groups named ``<group>`` and ``<group>.no_decay`` (biases and norms, as timm), each at
         its own learning rate, which the schedule then scales."""
         groups = []
-        for group in self._split().groups:
+        for group in self.prepared_split().groups:
             decay = [p for p in group.params.values() if p.ndim > 1]
             no_decay = [p for p in group.params.values() if p.ndim <= 1]
             rate = lr * self.lr_scale(group)
@@ -76,7 +76,7 @@ class Strategy:
 
     def start_epoch(self, epoch: int) -> None:
         """Freeze and unfreeze groups for ``epoch`` and set BatchNorm modes; call after every ``model.train()``."""
-        split = self._split()
+        split = self.prepared_split()
         frozen = set()
         for group in split.groups:
             trains = self.trainable(group, epoch)
@@ -90,7 +90,8 @@ class Strategy:
     def check_processes(self, processes: int, epochs: int) -> None:
         """Refuse a schedule that unfreezes mid-run under several processes: DistributedDataParallel fixes
         the set of synchronised parameters when it wraps the model, so late-unfrozen ones would drift apart."""
-        if processes > 1 and any(len({self.trainable(g, e) for e in range(epochs)}) > 1 for g in self._split().groups):
+        groups = self.prepared_split().groups
+        if processes > 1 and any(len({self.trainable(g, e) for e in range(epochs)}) > 1 for g in groups):
             raise ConfigError(
                 f"strategy {self.name!r} unfreezes parameters during training, which {processes} processes "
                 f"cannot synchronise; run it in one process or use finetune / discriminative_lr"
@@ -107,12 +108,12 @@ class Strategy:
     def schedule(self, epochs: int) -> dict[str, str]:
         """When each group trains, in words, for the dry run."""
         out = {}
-        for group in self._split().groups:
+        for group in self.prepared_split().groups:
             on = [e for e in range(epochs) if self.trainable(group, e)]
             out[group.name] = "frozen" if not on else "all epochs" if len(on) == epochs else f"from epoch {on[0] + 1}"
         return out
 
-    def _split(self) -> ModelSplit:
+    def prepared_split(self) -> ModelSplit:
         if self.split is None:
             raise RuntimeError("call prepare(model) before using the strategy")
         return self.split
@@ -122,7 +123,7 @@ def group_rows(strategy: Strategy, lr: float, epochs: int) -> list[tuple[str, in
     """(group, parameters, trainable parameters in the first epoch, lr, when it trains) per group, for the dry run."""
     when = strategy.schedule(epochs)
     rows = []
-    for group in strategy._split().groups:
+    for group in strategy.prepared_split().groups:
         trainable = sum(p.numel() for p in group.params.values() if p.requires_grad)
         rows.append((group.name, group.size, trainable, lr * strategy.lr_scale(group), when[group.name]))
     return rows

@@ -98,7 +98,7 @@ def fit_on_cached_features(
             f"{train_features.x.shape[1]}, {time.perf_counter() - started:.1f}s); only the head trains"
         )
     outcome = fit(
-        HeadOnly(model, strategy._split().head_path),
+        HeadOnly(model, strategy.prepared_split().head_path),
         train_features,
         objective,
         config,

@@ -32,7 +32,7 @@ class L2SP(Finetune):
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = super().prepare(model)
-        split = self._split()
+        split = self.prepared_split()
         self._head = list(split.groups[0].params.values())
         self._anchored = [(p, p.detach().clone()) for group in split.groups[1:] for p in group.params.values()]
         return model

@@ -7,7 +7,7 @@ from __future__ import annotations
 from torch import nn
 
 from protege.transfer.base import Strategy
-from protege.transfer.split import Group, _within
+from protege.transfer.split import Group, is_within
 
 
 class LinearProbe(Strategy):
@@ -22,9 +22,9 @@ class LinearProbe(Strategy):
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = super().prepare(model)
-        head = self._split().head_path
+        head = self.prepared_split().head_path
         self._backbone_modules = [
-            m for path, m in model.named_modules() if path and not _within(path, head) and not _within(head, path)
+            m for path, m in model.named_modules() if path and not is_within(path, head) and not is_within(head, path)
         ]
         return model
 

@@ -14,7 +14,7 @@ from protege.errors import ConfigError
 from protege.transfer.base import Strategy
 from protege.transfer.batchnorm import batchnorm_layers
 from protege.transfer.checkpointing import enable_gradient_checkpointing
-from protege.transfer.split import Group, ModelSplit, _within, closest_paths, find_head, guess_blocks
+from protege.transfer.split import Group, ModelSplit, closest_paths, find_head, guess_blocks, is_within
 
 
 def default_targets(model: nn.Module, head_path: str) -> list[str]:
@@ -26,7 +26,7 @@ def default_targets(model: nn.Module, head_path: str) -> list[str]:
         model_type = getattr(getattr(module, "config", None), "model_type", None)
         if model_type in KNOWN:
             return list(KNOWN[model_type])
-    return [p for p, m in model.named_modules() if isinstance(m, nn.Linear) and not _within(p, head_path)]
+    return [p for p, m in model.named_modules() if isinstance(m, nn.Linear) and not is_within(p, head_path)]
 
 
 def matches_target(path: str, target: str) -> bool:

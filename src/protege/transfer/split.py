@@ -43,22 +43,17 @@ class ModelSplit:
     def names(self) -> list[str]:
         return [g.name for g in self.groups]
 
-    def group_of(self, param_name: str) -> str:
-        for group in self.groups:
-            if param_name in group.params:
-                return group.name
-        raise KeyError(param_name)
-
     def group_of_module(self, path: str) -> str | None:
         """The group a module's parameters belong to (the nearest ancestor's for a module without any)."""
         for group in self.groups:
-            if any(_within(name, path) for name in group.params):
+            if any(is_within(name, path) for name in group.params):
                 return group.name
         parent = path.rpartition(".")[0]
         return self.group_of_module(parent) if parent else None
 
 
-def _within(name: str, path: str) -> bool:
+def is_within(name: str, path: str) -> bool:
+    """Whether the parameter or module ``name`` is ``path`` itself or lies inside it."""
     return name == path or name.startswith(path + ".")
 
 
@@ -94,7 +89,7 @@ def find_head(model: nn.Module, head: str | None = None) -> str:
 def match_blocks(model: nn.Module, pattern: str, head_path: str) -> list[str]:
     """Module paths matching ``pattern``: a glob whose ``*`` is one path component (``encoder.layer.*``),
     or a container path whose children with parameters are the blocks (``layers``)."""
-    paths = [p for p in module_paths(model) if not _within(p, head_path)]
+    paths = [p for p in module_paths(model) if not is_within(p, head_path)]
     if any(c in pattern for c in "*?["):
         parts = pattern.split(".")
         found = [
@@ -117,7 +112,7 @@ def match_blocks(model: nn.Module, pattern: str, head_path: str) -> list[str]:
 def _outermost(paths: list[str]) -> list[str]:
     kept: list[str] = []
     for path in paths:
-        if not any(_within(path, outer) for outer in kept):
+        if not any(is_within(path, outer) for outer in kept):
             kept.append(path)
     return kept
 
@@ -131,7 +126,7 @@ def guess_blocks(model: nn.Module, head_path: str) -> list[str]:
     the top-level children in order (through a lone child such as a wrapped backbone or ``features``)."""
     best: tuple[int, list[str]] = (0, [])
     for path, module in model.named_modules():
-        if not isinstance(module, nn.ModuleList) or _within(path, head_path):
+        if not isinstance(module, nn.ModuleList) or is_within(path, head_path):
             continue
         children = [f"{path}.{name}" for name, child in module.named_children() if _has_params(child)]
         size = sum(p.numel() for p in module.parameters())
@@ -144,7 +139,7 @@ def guess_blocks(model: nn.Module, head_path: str) -> list[str]:
         children = [
             (f"{prefix}{name}", child)
             for name, child in module.named_children()
-            if _has_params(child) and not _within(f"{prefix}{name}", head_path)
+            if _has_params(child) and not is_within(f"{prefix}{name}", head_path)
         ]
         if len(children) != 1:
             return [path for path, _ in children]
@@ -160,7 +155,7 @@ def split_model(model: nn.Module, head: str | None = None, blocks: str | None = 
     """
     head_path = find_head(model, head)
     params = dict(model.named_parameters())
-    head_params = {n: p for n, p in params.items() if _within(n, head_path)}
+    head_params = {n: p for n, p in params.items() if is_within(n, head_path)}
     if blocks is None and callable(getattr(model, "group_matcher", None)):
         return _split_with_timm(model, head_path, head_params, params)
     block_paths = match_blocks(model, blocks, head_path) if blocks is not None else guess_blocks(model, head_path)
@@ -172,7 +167,7 @@ def split_model(model: nn.Module, head: str | None = None, blocks: str | None = 
     for name, param in params.items():
         if name in head_params:
             continue
-        owner = next((path for path in block_paths if _within(name, path)), None)
+        owner = next((path for path in block_paths if is_within(name, path)), None)
         if owner is not None:
             block_params[owner][name] = param
             seen_block = True
@@ -223,7 +218,7 @@ def _covering_path(names: list[str], taken: set[str]) -> str:
     candidates = {".".join(name.split(".")[:n]) for name in names for n in range(1, name.count(".") + 1)}
     candidates -= taken
     for enough in (len(names), len(names) // 2 + 1):
-        covering = [c for c in candidates if sum(_within(name, c) for name in names) >= enough]
+        covering = [c for c in candidates if sum(is_within(name, c) for name in names) >= enough]
         if covering:
             return max(covering, key=lambda c: (c.count("."), c))
     return f"group.{names[0]}"
