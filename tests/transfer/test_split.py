@@ -96,3 +96,11 @@ def test_timm_classifier_inside_a_larger_head_is_the_head_and_its_norm_the_neck(
     split = split_model(model)
     assert split.head_path == "head.fc"
     assert set(split.groups[1].params) == {"head.norm.weight", "head.norm.bias"} and split.groups[1].name == "neck"
+
+
+def test_a_wrapped_hugging_face_encoder_splits_at_its_layers():
+    from tests.transfer.helpers import BertClassifier
+
+    split = split_model(BertClassifier())
+    assert split.names == ["head", "encoder.encoder.layer.1", "encoder.encoder.layer.0", "stem"]
+    assert all(name.startswith("encoder.embeddings.") for name in split.groups[-1].params)
