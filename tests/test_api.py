@@ -58,3 +58,19 @@ def test_bad_training_option_is_a_protege_error(blobs):
 
     with pytest.raises(protege.ProtegeError, match='lrr: unknown field \\(did you mean "lr"\\?\\)'):
         protege.train(UserNet(), blobs, lrr=0.1)
+
+
+def test_train_with_a_strategy_on_a_user_module():
+    torch.manual_seed(0)
+    model = UserNet()
+    first = model.body[0].weight.detach().clone()
+    result = protege.train(
+        model,
+        make_blobs(96),
+        epochs=3,
+        lr=0.05,
+        strategy="linear_probe",
+        strategy_options={"head": "body.2"},
+    )
+    assert torch.equal(result.model.body[0].weight, first)  # the backbone stayed frozen
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]

@@ -20,6 +20,7 @@ from protege.export import DEFAULT_TOLERANCE, ExportResult, export_model
 from protege.objectives import build_objective
 from protege.predict import Prediction, Predictor
 from protege.predict import predict as predict_inputs
+from protege.transfer import Strategy, build_strategy
 
 DataLike = DataBundle | Dataset | DataLoader | tuple | str
 
@@ -91,14 +92,22 @@ def train(
     seed: int = 0,
     output_dir: str | Path | None = None,
     resume: bool = False,
+    strategy: str | Strategy | None = None,
+    strategy_options: dict | None = None,
     **options: Any,
 ) -> Result:
     """Train ``model`` with cross-entropy. ``data`` is a source name (``"digits"``), a DataBundle,
     a Dataset or DataLoader yielding (x, y), or an (inputs, targets) pair; ``options`` are
-    :class:`TrainConfig` fields (epochs, lr, batch_size, schedule, ...)."""
+    :class:`TrainConfig` fields (epochs, lr, batch_size, schedule, ...). ``strategy`` names a transfer
+    strategy (``"linear_probe"``, ``"finetune"``, ...) with ``strategy_options``, or is one."""
     train_set, val_set, test = _as_splits(data, val_data, seed)
     objective = build_objective([("ce", {"label_smoothing": label_smoothing}, 1.0)])
-    outcome = fit(model, train_set, objective, _config(options), val=val_set, seed=seed, **_run_dir(output_dir, resume))
+    if isinstance(strategy, str):
+        strategy = build_strategy(strategy, strategy_options or {})
+    config = _config(options)
+    outcome = fit(
+        model, train_set, objective, config, val=val_set, seed=seed, strategy=strategy, **_run_dir(output_dir, resume)
+    )
     return _finish(outcome.model, outcome, test, None)
 
 

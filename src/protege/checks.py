@@ -8,6 +8,7 @@ from protege.data.transfer import is_transfer_source
 from protege.errors import ConfigError, ProtegeError
 from protege.models import check_model_options
 from protege.objectives import OBJECTIVES, check_objective_options
+from protege.transfer import STRATEGIES, check_strategy_options
 
 
 def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
@@ -37,6 +38,11 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
                 f"{name}.train",
                 f"model {stage.model.source!r} is built untrained; add a 'train' block or load run:path",
             )
+        if stage.strategy is not None:
+            if stage.train is None:
+                fail(f"{name}.strategy", "a strategy needs a 'train' block (the stage only loads its model)")
+            guard(f"{name}.strategy.name", STRATEGIES.get, stage.strategy.name)
+            guard(f"{name}.strategy", check_strategy_options, stage.strategy.name, stage.strategy.options)
         for i, spec in enumerate(stage.objectives):
             where = f"{name}.objective" + (f"[{i}]" if isinstance(stage.objective, list) else "")
             guard(f"{where}.name", OBJECTIVES.get, spec.name)

@@ -60,6 +60,20 @@ class ObjectiveConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+class StrategyConfig(BaseModel):
+    """A transfer-learning strategy (which parameters train, when, at which learning rate) and its options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(description="linear_probe, finetune, gradual_unfreeze, discriminative_lr, l2sp or lora")
+    batchnorm: Literal["train", "frozen_stats", "frozen"] = Field(
+        "frozen_stats", description="BatchNorm in frozen parts: train, frozen_stats (eval mode) or frozen (+ affine)"
+    )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"batchnorm": self.batchnorm, **(self.model_extra or {})}
+
+
 class TrainConfig(Strict):
     """One training run: optimizer, schedule, precision, stopping and checkpoints."""
 
@@ -100,6 +114,7 @@ class StageConfig(Strict):
     model: ModelConfig
     train: TrainConfig | None = None
     objective: ObjectiveConfig | list[ObjectiveConfig] = Field(default_factory=ObjectiveConfig)
+    strategy: StrategyConfig | None = Field(None, description="transfer-learning strategy; none: everything trains")
 
     @property
     def objectives(self) -> list[ObjectiveConfig]:
@@ -120,7 +135,7 @@ class StudentConfig(StageConfig):
         if self.baseline is False:
             return None
         train = self.train if self.baseline is True else self.baseline
-        return StageConfig(model=self.model, train=train, objective=[])
+        return StageConfig(model=self.model, train=train, objective=[], strategy=self.strategy)
 
     teacher_cache: Literal["auto", "memory", "disk", "off"] = "auto"
     teacher_weights: list[float] | None = Field(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from rich.table import Table
+from torch import nn
 
-from protege.config import Recipe
+from protege.config import Recipe, StrategyConfig, TrainConfig
 from protege.console import out_console
 from protege.evaluate import count_parameters
 from protege.models import build_model
 from protege.objectives import OBJECTIVES
 from protege.pipeline import load_recipe_data, student_stage_names
+from protege.transfer import build_strategy
+from protege.transfer.base import group_rows
 
 
 def describe(recipe: Recipe) -> None:
@@ -19,6 +22,7 @@ def describe(recipe: Recipe) -> None:
     if recipe.transfer is not None:
         out_console.print(f"transfer set: {recipe.transfer.source} {recipe.transfer.options or ''}")
     table = Table(title="stages")
+    group_tables = []
     for column in ("stage", "model", "parameters", "objective", "training"):
         table.add_column(column)
     stages: list = list(recipe.teacher_stages)
@@ -45,5 +49,25 @@ def describe(recipe: Recipe) -> None:
             else "load only"
         )
         source = stage.model.source + "".join(f" {k}={v}" for k, v in stage.model.options.items())
-        table.add_row(name, source, f"{count_parameters(built.module):,}", objectives, training)
+        parameters = f"{count_parameters(built.module):,}"  # before a strategy adds adapters
+        if stage.strategy is not None and train is not None:
+            training += f"; strategy {stage.strategy.name}"
+            group_tables.append(strategy_table(name, stage.strategy, built.module, train))
+        table.add_row(name, source, parameters, objectives, training)
     out_console.print(table)
+    for group_table in group_tables:
+        out_console.print(group_table)
+
+
+def strategy_table(stage: str, config: StrategyConfig, model: nn.Module, train: TrainConfig) -> Table:
+    """The strategy's parameter groups: size, trainable parameters in the first epoch, lr, when each trains."""
+    strategy = build_strategy(config.name, config.options)
+    strategy.prepare(model)
+    strategy.start_epoch(0)
+    split = strategy.split
+    table = Table(title=f"{stage}: {config.name}", caption=f"head: {split.head_path}; blocks: {split.blocks_from}")
+    for column in ("group", "parameters", "trainable (epoch 1)", "lr", "trains"):
+        table.add_column(column)
+    for group, size, trainable, lr, when in group_rows(strategy, train.lr, train.epochs):
+        table.add_row(group, f"{size:,}", f"{trainable:,}", f"{lr:.3g}", when)
+    return table

@@ -30,6 +30,7 @@ from protege.errors import ProtegeError
 from protege.models.taps import FeatureTaps
 from protege.objectives import Objective, StepOutputs
 from protege.schedules import build_scheduler
+from protege.transfer.base import Strategy
 
 
 class TrainingError(ProtegeError):
@@ -87,18 +88,21 @@ def as_batch(batch: object) -> dict[str, torch.Tensor]:
     raise ProtegeError("a batch must be a dict with 'x' and 'y' or an (inputs, targets) pair")
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD; biases and normalisation weights (1-D tensors) get no weight decay, as in timm."""
+def decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict]:
+    """Trainable parameters split as timm does: biases and normalisation weights (1-D) get no weight decay."""
     decay, no_decay = [], []
-    for param in model.parameters():
+    for param in params:
         if param.requires_grad:
             (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """AdamW or SGD over ``groups`` (a strategy's, each with its own lr) or the model's decay/no-decay groups."""
+    if groups is None:
+        groups = decay_groups(model.parameters(), config.weight_decay)
     groups = [g for g in groups if g["params"]]
-    if not groups:
+    if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ProtegeError("the model has no trainable parameters")
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
@@ -125,16 +129,27 @@ def fit(
     workdir: Path | None = None,
     metrics_path: Path | None = None,
     resume: bool = False,
+    strategy: Strategy | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` with ``objective`` (distilling from ``teacher`` if it needs one).
 
     With ``workdir``, checkpoints go to ``workdir/checkpoints`` and ``resume`` continues from the
-    last one exactly where it stopped (same batches, same random state, same metrics).
+    last one exactly where it stopped (same batches, same random state, same metrics). A transfer
+    ``strategy`` decides which parameter groups train, at which learning rate, in which epoch.
     """
     if objective.needs_teacher and teacher is None:
         raise ProtegeError(f"stage {stage!r}: the objective needs a teacher, and none was given")
     if config.patience is not None and val is None:
         raise ProtegeError(f"stage {stage!r}: early stopping (patience) needs a validation split")
+    if strategy is not None and getattr(strategy, "cache_features", False):
+        from protege.transfer.feature_cache import fit_on_cached_features
+
+        cached = fit_on_cached_features(
+            model, train, objective, config, strategy, val=val, seed=seed, stage=stage,
+            workdir=workdir, metrics_path=metrics_path, resume=resume,
+        )  # fmt: skip
+        if cached is not None:
+            return cached
     started = time.perf_counter()
     torch.manual_seed(seed)
     accelerator = make_accelerator(config)
@@ -163,18 +178,27 @@ def fit(
             if accelerator.is_main_process:
                 log(f"[bold]{stage}[/]: teacher {signal.mode} ({signal.detail})")
 
+        if strategy is not None:
+            model = strategy.prepare(model)
+            strategy.check_processes(accelerator.num_processes, config.epochs)
+            strategy.start_epoch(0)  # frozen before the optimizer and any distributed wrapper see the model
         wants_layout = config.channels_last is True or (config.channels_last == "auto" and torch.cuda.is_available())
         sample = _sample_inputs(loader) if objective.needs_setup or wants_layout else None
         if objective.needs_setup:
             objective.setup(model, teacher, sample, len(loader.dataset))
+        objective = objective.to(accelerator.device)
+        groups = None
+        if strategy is not None:
+            groups = strategy.param_groups(config.lr, config.weight_decay)
+            extra = decay_groups(objective.parameters(), config.weight_decay)  # a FitNet adapter trains too
+            groups += [{**g, "name": name} for g, name in zip(extra, ("objective", "objective.no_decay"), strict=True)]
+        optimizer = build_optimizer(nn.ModuleList([model, objective]), config, groups)
+        objective_params = [p for p in objective.parameters() if p.requires_grad]
         channels_last = uses_channels_last(config, sample)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         if config.compile:
             model = torch.compile(model)
-        objective = objective.to(accelerator.device)
-        optimizer = build_optimizer(nn.ModuleList([model, objective]), config)
-        objective_params = [p for p in objective.parameters() if p.requires_grad]
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         if val_loader is not None:
             val_loader = accelerator.prepare(val_loader)
@@ -208,6 +232,8 @@ def fit(
             while state.epoch < config.epochs and not state.stopped_early:
                 epoch_start = time.perf_counter()
                 model.train()
+                if strategy is not None:
+                    strategy.start_epoch(state.epoch)  # unfreeze on schedule; model.train() reset BatchNorm
                 if sampler is not None:
                     sampler.start_epoch(state.epoch, state.batches_done * accelerator.num_processes)
                     batches: Iterable = loader
@@ -230,6 +256,8 @@ def fit(
                             if student_taps is not None:
                                 outputs.features = dict(student_taps.outputs)
                             terms = objective(outputs)
+                            if strategy is not None:
+                                terms = {**terms, **strategy.loss_terms()}
                             loss = sum(terms.values())
                         if config.skip_nonfinite_steps and not _finite_everywhere(loss, accelerator.num_processes):
                             _skip_step(stage, state, terms, config.skip_nonfinite_steps)
@@ -295,6 +323,8 @@ def fit(
                 checkpointer.load_best(trained)
             elif state.best_weights is not None:
                 trained.load_state_dict(state.best_weights)
+        if strategy is not None:
+            trained = strategy.finalize(trained)
         accelerator.wait_for_everyone()
         result = FitResult(
             model=trained,

@@ -34,6 +34,7 @@ from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
 from protege.objectives.hints import FitNet
 from protege.report.summary import build_report, print_summary, write_report
+from protege.transfer import build_strategy, save_trained_part
 
 
 def stage_titles(stages: dict[str, StageResult]) -> dict[str, str]:
@@ -208,6 +209,7 @@ def run_stage(
     if not resume and stage_dir.exists() and is_main_process():
         shutil.rmtree(stage_dir)
     teacher_cache = getattr(stage, "teacher_cache", "auto")
+    strategy = build_strategy(stage.strategy.name, stage.strategy.options) if stage.strategy is not None else None
     for hint in objective.parts:
         if isinstance(hint, FitNet) and hint.hint_epochs:
             # FitNets stage 1: only the hint loss, so the layers up to the guided one (and the
@@ -240,11 +242,14 @@ def run_stage(
         workdir=stage_dir,
         metrics_path=run_dir / "metrics.jsonl",
         resume=resume,
+        strategy=strategy,
     )
     model = outcome.model.cpu()
     built.card.metrics = _training_summary(outcome, stage.train)
     if is_main_process():
         save_model(model, built.card, model_dir)
+        if strategy is not None:
+            save_trained_part(strategy, model, model_dir)  # head.safetensors or adapter.safetensors
     wait_for_everyone()
     return StageResult(name, model, built.card, outcome, model_dir)
 

@@ -1,0 +1,47 @@
+"""A linear probe's head saved alone and reloaded onto the pretrained backbone gives the same metrics."""
+
+import pytest
+import torch
+from tests.conftest import make_blobs
+
+from protege.config import TrainConfig
+from protege.engine import fit
+from protege.errors import CheckpointError
+from protege.evaluate import predict_logits, quality
+from protege.models.builtin import mlp
+from protege.objectives import build_objective
+from protege.transfer import build_strategy, load_trained_part, save_trained_part
+
+
+def _pretrained():
+    torch.manual_seed(0)
+    return mlp((6,), 3, hidden=[8])
+
+
+def test_head_round_trips_exactly(tmp_path):
+    strategy = build_strategy("linear_probe", {})
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.05)
+    result = fit(_pretrained(), make_blobs(48), build_objective([("ce", {}, 1.0)]), config, strategy=strategy)
+    path = save_trained_part(strategy, result.model, tmp_path)
+    assert path.name == "head.safetensors"
+    reloaded = load_trained_part(_pretrained(), path)
+    test = make_blobs(30, seed=4)
+    assert quality(predict_logits(reloaded, test), test.y) == quality(predict_logits(result.model, test), test.y)
+    assert torch.equal(predict_logits(reloaded, test), predict_logits(result.model, test))
+
+
+def test_a_head_that_does_not_fit_is_a_checkpoint_error(tmp_path):
+    strategy = build_strategy("linear_probe", {})
+    strategy.prepare(_pretrained())
+    path = save_trained_part(strategy, _pretrained(), tmp_path)
+    with pytest.raises(CheckpointError, match="does not fit the head 'head'"):
+        load_trained_part(mlp((6,), 5, hidden=[8]), path)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a file")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_trained_part(_pretrained(), tmp_path / "junk.safetensors")
+
+
+def test_strategies_that_train_everything_save_no_separate_part(tmp_path):
+    strategy = build_strategy("finetune", {})
+    strategy.prepare(_pretrained())
+    assert save_trained_part(strategy, _pretrained(), tmp_path) is None
