@@ -12,10 +12,11 @@ box's epoch/forward processes). Same data, models, loss (Hinton KD), optimizer (
 decay), cosine schedule per step, batch size and epochs; no augmentation; data loading in the main
 process (num_workers 0) for both.
 
-Reported per variant: median seconds per epoch (epochs after the first; median and range across
-rounds), the whole training call, peak resident memory of the process during training and its growth
-over the memory held before training, and test accuracy. Needs the bench extra
-(``pip install -e '.[bench]'``).
+Reported per variant (median and range across rounds): wall seconds per epoch (epochs after the
+first), CPU seconds of the whole training call per epoch (steadier on a shared machine), both as
+speed-ups over torchdistill paired within a round; the training call's wall time; the process's peak
+resident memory and its growth during training; test accuracy. One torch thread per run by default:
+on a busy machine more threads wait on each other. Needs the bench extra (``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 from string import Template
 
@@ -43,7 +45,7 @@ RESULT_MARK = "RESULT "
 VARIANTS = {
     "protege": "protege, teacher cached (default)",
     "protege-online": "protege, teacher online (cache off)",
-    "torchdistill": "torchdistill 1.x, DistillationBox",
+    "torchdistill": "torchdistill, DistillationBox",
 }
 
 # torchdistill's KDLoss weighs cross-entropy by ``alpha`` and T²·KL by ``beta`` (1 - alpha); protege's
@@ -146,10 +148,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+    """A memory figure of this process from Linux's /proc (0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
@@ -315,8 +321,8 @@ def run_torchdistill(args: argparse.Namespace, workdir: Path) -> dict:
 
 def measured(args: argparse.Namespace, train, tensors: dict) -> dict:
     """Run ``train`` and report its epochs, wall and CPU time, memory and the student's test accuracy."""
-    # The first optimizer a process builds imports torch._dynamo (and sympy): about 90 MiB and a few
-    # seconds that would land in whichever framework imported it last. Pay it before measuring.
+    # The first optimizer a process builds imports torch._dynamo (and sympy): 90-150 MiB and 1-2
+    # seconds of CPU that would land in whichever framework builds an optimizer first. Pay it up front.
     torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
     peak_before = _status_kib("VmHWM")
     rss_before = _status_kib("VmRSS")
@@ -395,7 +401,8 @@ def report(args: argparse.Namespace, setup: dict, runs: dict[str, list[dict]]) -
     reference = runs["torchdistill"]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {args.threads} torch thread(s) per run; 1-min load average at start / end: "
+        f"torch {torch.__version__}, torchdistill {metadata.version('torchdistill')}, "
+        f"{args.threads} torch thread(s) per run; 1-min load average at start / end: "
         f"{setup['load_before']:.2f} / {os.getloadavg()[0]:.2f}"
     )
     print(
@@ -427,6 +434,7 @@ def report(args: argparse.Namespace, setup: dict, runs: dict[str, list[dict]]) -
             f"{statistics.median(r['test_accuracy'] for r in results):.1%} ({accuracies}) |"
         )
     print()
+    print(f"protege's teacher_cache=auto chose: {runs['protege'][0]['teacher_mode']}")
     print(
         "Cells: median over rounds (range). Speed-up: torchdistill's time ÷ this variant's, per round. Wall s/epoch: "
         "median of the epochs after the first. CPU s/epoch: process CPU time of the whole training call (set-up "
