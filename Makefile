@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast lint bench-mnist1d bench-objectives bench-overhead bench-scaling clean
+.PHONY: demo test test-fast lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,11 @@ bench-overhead: $(VENV)/.installed
 
 bench-scaling: $(VENV)/.installed
 	$(PY) benchmarks/scaling.py
+
+# torchdistill is a benchmark-only extra; the pinned torch keeps pip from swapping the build.
+bench-torchdistill: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench]" $(TORCH)
+	$(PY) benchmarks/vs_torchdistill.py
 
 clean:
 	rm -rf $(VENV) runs
