@@ -27,7 +27,9 @@ def describe(recipe: Recipe) -> None:
     for name, stage in stages:
         if stage is None:
             continue
-        built = build_model(stage.model.source, stage.model.options, data.input_shape, data.class_names)
+        built = build_model(
+            stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess
+        )
         objectives = (
             ", ".join(
                 f"{o.weight:g}×{o.name}({', '.join(f'{k}={v}' for k, v in o.options.items())})"

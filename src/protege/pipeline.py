@@ -97,8 +97,11 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
 
 
 def load_recipe_data(recipe: Recipe) -> DataBundle:
-    """The recipe's data, split with the recipe's seed."""
+    """The recipe's data, split with the recipe's seed; texts are tokenised for Hugging Face models."""
+    from protege.models.hf import shared_text_encoder
+
     config = recipe.data
+    stages = [(name, stage) for name, stage in (("teacher", recipe.teacher), ("student", recipe.student)) if stage]
     return load_data(
         config.source,
         config.options,
@@ -106,6 +109,7 @@ def load_recipe_data(recipe: Recipe) -> DataBundle:
         test_fraction=config.test_fraction,
         standardize=config.standardize,
         seed=recipe.seed,
+        text_encoder=shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]),
     )
 
 
@@ -170,7 +174,9 @@ def run_stage(
     train_set = data.train
     if objective.needs_teacher and recipe.transfer is not None:
         transfer = recipe.transfer
-        extra = build_transfer_set(transfer.source, transfer.options, data.train, recipe.seed, transfer.limit)
+        extra = build_transfer_set(
+            transfer.source, transfer.options, data.train, recipe.seed, transfer.limit, data.text_encoder
+        )
         train_set = concat(data.train, extra)
         log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")
     if not resume and stage_dir.exists() and is_main_process():

@@ -7,6 +7,7 @@ import torch
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
 from protege.data.sources import RawData, call_source
+from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
 
 
@@ -18,10 +19,17 @@ def load_data(
     test_fraction: float = 0.2,
     standardize: bool = False,
     seed: int = 0,
+    text_encoder: TextEncoder | None = None,
 ) -> DataBundle:
     """Load ``source`` and split it; a split the source defines is kept, others are drawn stratified
-    with ``seed``."""
+    with ``seed``. Texts are encoded after the split, fitted on train: TF-IDF, or ``text_encoder`` (a
+    Hugging Face model's tokenizer)."""
     raw = call_source(source, **(options or {}))
+    if text_encoder is not None and raw.text is None:
+        raise DataError(
+            f"{source} gives numeric inputs, but a Hugging Face model reads text: use a text source "
+            f"(csv:/jsonl: with text_column, bbc_news)"
+        )
     _check_features(raw, source)
     class_names, encode = _class_index(raw, source)
     x, y = raw.x, encode(raw.y, "train")
@@ -37,6 +45,14 @@ def load_data(
         x_val = y_val = None
 
     preprocess = dict(raw.preprocess or {})
+    if raw.text is not None:
+        text_encoder = text_encoder or TfidfEncoder(raw.text["max_features"])
+        x, (x_val, x_test) = encode_splits(text_encoder, x, [x_val, x_test])
+        preprocess.update(text_encoder.describe())
+        preprocess["text_column"] = raw.text["column"]
+    tokens = x.dtype.kind in "iu"
+    if standardize and tokens:
+        raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
     if standardize:
         mean = x.mean(axis=0)
         std = x.std(axis=0) + 1e-6
@@ -45,7 +61,9 @@ def load_data(
         preprocess["standardize"] = {"mean": mean.tolist(), "std": std.tolist()}
 
     def dataset(a: np.ndarray, b: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32)), torch.as_tensor(b))
+        return ArrayDataset(
+            torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64 if tokens else np.float32)), torch.as_tensor(b)
+        )
 
     return DataBundle(
         train=dataset(x, y),
@@ -54,20 +72,35 @@ def load_data(
         class_names=class_names,
         source=source,
         preprocess=preprocess,
+        text_encoder=text_encoder if raw.text is not None else None,
     )
 
 
-def load_unlabeled(source: str, options: dict | None = None, limit: int | None = None) -> ArrayDataset:
-    """Inputs only, from every split of ``source``, for the teacher to label (a transfer set)."""
+def load_unlabeled(
+    source: str, options: dict | None = None, limit: int | None = None, text_encoder: TextEncoder | None = None
+) -> ArrayDataset:
+    """Inputs only, from every split of ``source``, for the teacher to label (a transfer set). Texts are
+    encoded with the labelled data's fitted ``text_encoder``, so both sets share one vocabulary."""
     raw = call_source(source, **(options or {}))
-    _check_features(raw, source)
     parts = [a for a in (raw.x, raw.x_val, raw.x_test) if a is not None]
     x = np.concatenate(parts)[:limit] if limit else np.concatenate(parts)
-    x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    if raw.text is not None:
+        if text_encoder is None:
+            raise DataError(f"transfer set {source} holds texts but the labelled data does not; use numeric inputs")
+        x = text_encoder.transform([str(t) for t in x.tolist()])
+    elif text_encoder is not None:
+        raise DataError(f"transfer set {source} holds numeric inputs but the labelled data is text; use a text source")
+    _check_features(RawData(x=x, y=raw.y), source)
+    x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32))
     return ArrayDataset(x_t, torch.full((len(x_t),), UNLABELED, dtype=torch.long))
 
 
 def _check_features(raw: RawData, source: str) -> None:
+    if raw.text is not None:
+        for name, a in (("train", raw.x), ("val", raw.x_val), ("test", raw.x_test)):
+            if a is not None and len(a) == 0:
+                raise DataError(f"{source}: the {name} split is empty")
+        return
     for name, a in (("train", raw.x), ("val", raw.x_val), ("test", raw.x_test)):
         if a is None:
             continue

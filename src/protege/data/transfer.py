@@ -43,10 +43,13 @@ def is_transfer_source(name: str) -> bool:
 
 
 def build_transfer_set(
-    source: str, options: dict, train: ArrayDataset, seed: int, limit: int | None = None
+    source: str, options: dict, train: ArrayDataset, seed: int, limit: int | None = None, text_encoder=None
 ) -> ArrayDataset:
-    """The transfer set a recipe names, as unlabeled examples shaped like the training inputs."""
+    """The transfer set a recipe names, as unlabeled examples shaped like the training inputs; a text
+    source is encoded with the labelled data's ``text_encoder``."""
     if source in DERIVED:
+        if not train.x.is_floating_point():
+            raise DataError(f"transfer set {source!r} mixes numeric inputs; token ids cannot be mixed")
         builder = DERIVED.get(source)
         params = [p for p in inspect.signature(builder).parameters if p not in ("x", "seed")]
         for option in options:
@@ -59,7 +62,7 @@ def build_transfer_set(
         x = x[:limit] if limit else x
         extra = ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long))
     else:
-        extra = load_unlabeled(source, options, limit)
+        extra = load_unlabeled(source, options, limit, text_encoder)
     if extra.x.shape[1:] != train.x.shape[1:]:
         raise DataError(
             f"transfer set inputs have shape {tuple(extra.x.shape[1:])}, the data's are {tuple(train.x.shape[1:])}"
