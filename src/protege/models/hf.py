@@ -260,19 +260,24 @@ def reads_tokens(source: str) -> bool:
     return False
 
 
+def check_same_inputs(models: list[tuple[str, str]]) -> None:
+    """Refuse stages (``(stage, source)``) where some models read token ids and others do not."""
+    readers = [(stage, source) for stage, source in models if reads_tokens(source)]
+    others = [(stage, source) for stage, source in models if not reads_tokens(source)]
+    if readers and others:
+        raise ModelError(
+            f"{readers[0][0]} {readers[0][1]} reads token ids but {others[0][0]} {others[0][1]} does not; "
+            f"with an hf: model every stage must be an hf: model with the same tokenizer"
+        )
+
+
 def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | None:
     """The one tokenizer every stage's model (``(stage, source, options)``) reads, or None when no stage
     is a Hugging Face model. Teacher and student must see the same ids: anything else is refused."""
+    check_same_inputs([(stage, source) for stage, source, _ in models])
     readers = [(stage, source, options) for stage, source, options in models if reads_tokens(source)]
     if not readers:
         return None
-    others = [(stage, source) for stage, source, _ in models if not reads_tokens(source)]
-    if others:
-        stage, source = others[0]
-        raise ModelError(
-            f"{readers[0][0]} {readers[0][1]} reads token ids but {stage} {source} does not; "
-            f"with an hf: model every stage must be an hf: model with the same tokenizer"
-        )
     encoders = [(stage, source, text_encoder(source, options)) for stage, source, options in readers]
     first_stage, first_source, first = encoders[0]
     for stage, source, encoder in encoders[1:]:
