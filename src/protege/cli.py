@@ -132,6 +132,32 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rank(args: argparse.Namespace) -> int:
+    import json
+
+    from protege.rank import parse_candidates, print_ranking, rank_models
+
+    text_options = {"max_length": args.max_length} if args.max_length else {}
+    candidates = [
+        (source, {**text_options, **options} if source.startswith("hf:") else options)
+        for source, options in parse_candidates(args.models)
+    ]
+    ranking = rank_models(
+        candidates,
+        args.data,
+        _options(args.data_option, "--data-option"),
+        limit=args.limit,
+        held_out=args.held_out,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(ranking.to_dict(), indent=2))
+    else:
+        print_ranking(ranking)
+    return 0
+
+
 def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -192,6 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-cache", choices=["auto", "memory", "disk", "off"], default="auto")
     _add_stage_flags(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("rank", help="score how well candidate models' features fit a task, before training")
+    p.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated model sources, options in brackets: mlp[hidden=64],timm:resnet18,hf:DIR,run:PATH",
+    )
+    p.add_argument("--data", required=True, help="a data source (digits, csv:path, bbc_news, ...)")
+    p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
+    p.add_argument("--limit", type=int, default=2000, help="at most this many train and held-out examples")
+    p.add_argument("--held-out", choices=["val", "test"], default="val", help="split the accuracies are measured on")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of train held out as val (default 0.2)")
+    p.add_argument("--max-length", type=int, help="token length for hf: candidates (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(func=cmd_rank)
     return parser
 
 

