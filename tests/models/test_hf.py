@@ -136,3 +136,15 @@ def test_real_minilm_classifies_from_its_folder(sentiment_csv, tmp_path):
     save_model(model, built.card, tmp_path / "model")
     loaded = build_model(f"run:{tmp_path}", {}, data.input_shape, data.class_names).module.eval()
     torch.testing.assert_close(loaded(data.test.x[:4]), model(data.test.x[:4]))
+
+
+def test_example_input_is_token_ids_for_text_models(tiny_hf, sentiment_csv):
+    from protege.models import example_input
+
+    data = _data(sentiment_csv, tiny_hf, max_length=12)
+    built = build_model(f"hf:{tiny_hf}", {}, data.input_shape, data.class_names, data.preprocess)
+    x = example_input(built.card, batch_size=3)
+    assert x.dtype == torch.long and x.shape == (3, 12)
+    assert built.module(x).shape == (3, 2)
+    image = build_model("mlp", {}, (1, 8, 8), ["a", "b"])
+    assert example_input(image.card).dtype == torch.float32

@@ -7,13 +7,22 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from protege.errors import ModelError, did_you_mean
 from protege.models.builtin import BUILTIN
 from protege.models.store import ModelCard, load_weights, read_card, save_model
 
-__all__ = ["BuiltModel", "ModelCard", "build_model", "check_model_options", "resolve_run_path", "save_model"]
+__all__ = [
+    "BuiltModel",
+    "ModelCard",
+    "build_model",
+    "check_model_options",
+    "example_input",
+    "resolve_run_path",
+    "save_model",
+]
 
 
 @dataclass
@@ -135,3 +144,12 @@ def build_library_model(
         raise ModelError(f"{kind}:{name} reads images, but the data is token ids; use an hf: model for text")
     builder = build_timm if kind == "timm" else build_torchvision
     return builder(name, input_shape, num_classes, **options)
+
+
+def example_input(card: ModelCard, batch_size: int = 1) -> torch.Tensor:
+    """A batch the model accepts, for tracing, export and timing: token ids (padding) for a text model,
+    standard normal values otherwise."""
+    shape = (batch_size, *card.input_shape)
+    if card.preprocess.get("tokenizer"):
+        return torch.zeros(shape, dtype=torch.long)
+    return torch.randn(shape)
