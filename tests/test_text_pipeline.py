@@ -79,7 +79,12 @@ def test_text_minilm_recipe_runs_end_to_end(tmp_path):
     from protege.cli import bundled_recipe
     from protege.config import load_recipe
 
-    overrides = ["data.options.per_class=6", "student.train.epochs=1", "student.model.max_length=16"]
+    overrides = [
+        "data.options.per_class=10",
+        "data.val_fraction=0.2",
+        "student.train.epochs=1",
+        "student.model.max_length=16",
+    ]
     overrides.append("evaluate.latency=false")
     result = run_recipe(load_recipe(bundled_recipe("text_minilm"), overrides), tmp_path / "run")
     assert (tmp_path / "run" / "student" / "model" / "tokenizer.json").is_file()
