@@ -148,3 +148,14 @@ def test_example_input_is_token_ids_for_text_models(tiny_hf, sentiment_csv):
     assert built.module(x).shape == (3, 2)
     image = build_model("mlp", {}, (1, 8, 8), ["a", "b"])
     assert example_input(image.card).dtype == torch.float32
+
+
+def test_tokenizer_without_padding_pads_with_its_end_token(tiny_hf):
+    from transformers import AutoTokenizer
+
+    from protege.models.hf import with_padding
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_hf))
+    tokenizer.pad_token = None
+    tokenizer.eos_token = "[SEP]"
+    assert with_padding(tokenizer).pad_token_id == tokenizer.convert_tokens_to_ids("[SEP]")

@@ -65,8 +65,6 @@ class TokenizerEncoder:
             raise ModelError(f"{source}: padding must be max_length or longest (got {padding!r})")
         if int(max_length) < 2:
             raise ModelError(f"{source}: max_length must be at least 2 (got {max_length})")
-        if tokenizer.pad_token is None:  # decoder tokenizers (GPT-2) have none; any id the mask can skip will do
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         self.tokenizer = tokenizer
         self.source = source
         self.max_length = int(max_length)
@@ -116,9 +114,17 @@ def load_tokenizer(reference: str, trust_remote_code: bool = False, revision: st
 
     location = resolve_location(reference)
     try:
-        return AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
     except Exception as exc:
         raise _fetch_error(reference, exc) from None
+    return with_padding(tokenizer)
+
+
+def with_padding(tokenizer: Any) -> Any:
+    """Decoder tokenizers (GPT-2) have no padding token; its end-of-text token serves, as the mask skips it."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
 
 
 def text_encoder(source: str, options: dict) -> TokenizerEncoder:
@@ -235,11 +241,9 @@ def rebuild_hf(directory: Path, num_classes: int, options: dict) -> HFTextClassi
     try:
         config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust)
         encoder = AutoModel.from_config(config, trust_remote_code=trust)
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=trust)
+        tokenizer = with_padding(AutoTokenizer.from_pretrained(str(directory), trust_remote_code=trust))
     except Exception as exc:
         raise ModelError(f"{directory}: cannot rebuild the Hugging Face model ({str(exc).splitlines()[0]})") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return HFTextClassifier(
         encoder, num_classes, options.get("pooling", "mean"), tokenizer.pad_token_id or 0, tokenizer
     )
