@@ -76,6 +76,7 @@ def test_rank_scores_builtin_and_timm_candidates_on_the_same_examples():
         [("mlp", {"hidden": 32}), ("timm:test_resnet", {"pretrained": False})], "digits", limit=120, seed=0
     )
     assert [c.source for c in ranking.candidates] == ["mlp", "timm:test_resnet"]
+    assert ranking.candidates[1].label() == "timm:test_resnet[pretrained=False]"
     assert ranking.train_examples == 120 and ranking.held_out == "val"
     for candidate in ranking.candidates:
         assert set(candidate.scores) == {"logme", "h_score", "knn_accuracy", "linear_probe_accuracy"}

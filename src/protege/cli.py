@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run a recipe (teacher, student, evaluate) into one run directory")
-    p.add_argument("recipe", help="recipe file, or the name of a bundled recipe (demo, mnist1d)")
+    p.add_argument("recipe", help="recipe file, or the name of a bundled recipe (demo, mnist1d, text_minilm)")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
     p.add_argument("--dry-run", action="store_true", help="print what would run, and stop")
     _add_run_dir_flags(p)

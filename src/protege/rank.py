@@ -148,6 +148,11 @@ class CandidateScore:
     seconds: dict[str, float]
     ranks: dict[str, int] = field(default_factory=dict)
 
+    def label(self) -> str:
+        """The source with its options, as ``--models`` takes it: ``mlp[hidden=64]``."""
+        options = ",".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.source}[{options}]" if options else self.source
+
     def model_block(self) -> str:
         """The recipe's ``model:`` block that builds this candidate (as a teacher, say)."""
         return "{" + ", ".join([f"source: {self.source}", *(f"{k}: {v}" for k, v in self.options.items())]) + "}"
@@ -317,7 +322,7 @@ def print_ranking(ranking: Ranking) -> None:
     for c in sorted(ranking.candidates, key=lambda c: np.mean(list(c.ranks.values()))):
         cells = [f"{c.scores[s]:.4g} [dim]({c.seconds[s]:.2f}s)[/]" for s in SCORES]
         table.add_row(
-            f"{c.source} [dim](features {c.seconds['features']:.1f}s)[/]",
+            f"{c.label()} [dim](features {c.seconds['features']:.1f}s)[/]",
             str(c.feature_dim),
             *cells,
             f"{np.mean(list(c.ranks.values())):.2f}",
@@ -331,4 +336,4 @@ def print_ranking(ranking: Ranking) -> None:
         pairs = ", ".join(f"{k.replace('_accuracy', '')} {v:+.2f}" for k, v in ranking.agreement.items() if k != "mean")
         out_console.print(f"agreement (Kendall tau between rankings): mean {ranking.agreement['mean']:+.2f}; {pairs}")
     best = ranking.best
-    out_console.print(f"best by mean rank: [bold]{best.source}[/]  →  as a teacher: model: {best.model_block()}")
+    out_console.print(f"best by mean rank: [bold]{best.label()}[/]  →  as a teacher: model: {best.model_block()}")
