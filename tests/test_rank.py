@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import multivariate_normal
 
 from protege.cli import main
@@ -131,3 +132,29 @@ def test_candidates_carry_options_in_brackets():
     ]
     with pytest.raises(ConfigError, match="without its"):
         parse_candidates("mlp[hidden=3")
+
+
+def test_rank_reads_saved_models_and_torchvision_candidates(tmp_path):
+    from protege.data.build import load_data
+    from protege.models import build_model, save_model
+
+    data = load_data("digits", val_fraction=0.2)
+    torch.manual_seed(123)  # other weights than rank's seed-0 draw
+    built = build_model("mlp", {"hidden": 16}, data.input_shape, data.class_names)
+    save_model(built.module, built.card, tmp_path / "model")
+    ranking = rank_models([f"run:{tmp_path}", ("mlp", {"hidden": 16})], "digits", limit=100)
+    saved, fresh = ranking.candidates
+    assert saved.feature_dim == fresh.feature_dim == 16
+    assert saved.label() == f"run:{tmp_path}" and all(np.isfinite(v) for v in saved.scores.values())
+    again = rank_models([("mlp", {"hidden": 16})], "digits", limit=100).candidates[0]
+    assert again.scores == fresh.scores  # seeded: an untrained candidate scores the same on every run
+    assert saved.scores != fresh.scores  # the saved weights, not a fresh draw, were scored
+    image = rank_models([("torchvision:mobilenet_v3_small", {"pretrained": False})], "npz:" + _rgb_npz(tmp_path))
+    assert image.candidates[0].feature_dim == 1024 and image.agreement == {}
+
+
+def _rgb_npz(tmp_path) -> str:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "rgb.npz"
+    np.savez(path, x=rng.normal(size=(60, 3, 32, 32)).astype(np.float32), y=np.arange(60) % 2)
+    return str(path)

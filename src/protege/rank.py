@@ -286,6 +286,7 @@ def rank_models(
             raise DataError(f"{data} has no {held_out} split; use held_out=test or a val_fraction above 0")
         train, evaluation = _subsample(bundle.train, limit, seed), _subsample(evaluation, limit, seed + 1)
         sizes = (len(train), len(evaluation))
+        torch.manual_seed(seed)  # untrained candidates draw the same weights on every run
         model = build_model(source, options, bundle.input_shape, bundle.class_names, bundle.preprocess).module
         started = time.perf_counter()
         train_f, eval_f = embed(model, train), embed(model, evaluation)
