@@ -30,8 +30,20 @@ def test_padding_longest_shortens_to_the_longest_training_text(tiny_hf, sentimen
 
 
 def test_truncation_off_refuses_long_texts(tiny_hf, sentiment_csv):
-    with pytest.raises(DataError, match="more than max_length 4; raise max_length or set truncation: true"):
+    with pytest.raises(DataError, match="more than the padded length 4; raise max_length or set truncation: true"):
         _data(sentiment_csv, tiny_hf, max_length=4, truncation=False)
+    encoder = shared_text_encoder(
+        [("s", f"hf:{tiny_hf}", {"max_length": 30, "padding": "longest", "truncation": False})]
+    )
+    encoder.fit(["good film"])  # 4 tokens with [CLS] and [SEP]: the padded length
+    with pytest.raises(DataError, match="more than the padded length 4"):
+        encoder.transform(["the film was very good"])
+
+
+def test_a_broken_local_folder_is_named_as_such(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="cannot load the folder"):
+        shared_text_encoder([("s", f"hf:{tmp_path}", {})])
 
 
 def test_model_pools_real_tokens_only(tiny_hf, sentiment_csv):

@@ -42,7 +42,10 @@ def resolve_location(reference: str) -> str:
 
 
 def _fetch_error(reference: str, exc: Exception) -> ModelError:
-    if Path(reference).expanduser().exists() and not Path(reference).expanduser().is_dir():
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return ModelError(f"hf:{reference}: cannot load the folder ({str(exc).splitlines()[0][:200]})")
+    if path.exists():
         return ModelError(f"hf:{reference} is a file; point hf: at a model folder (config.json + weights)")
     return ModelError(
         f"could not fetch Hugging Face model {reference!r} ({type(exc).__name__}); without the internet, "
@@ -74,25 +77,26 @@ class TokenizerEncoder:
 
     def fit(self, texts: list[str]) -> None:
         if self.padding == "longest":
-            lengths = self._lengths(texts)
+            lengths = self._lengths(texts, self.max_length)
             self.length = max(2, min(self.max_length, max(lengths, default=2)))
         elif not self.truncation:
-            self._lengths(texts)
+            self._lengths(texts, self.max_length)
 
-    def _lengths(self, texts: list[str]) -> list[int]:
+    def _lengths(self, texts: list[str], limit: int) -> list[int]:
+        """Token counts; without truncation, a text over ``limit`` tokens is an error naming it."""
         ids = self.tokenizer(texts, truncation=self.truncation, max_length=self.max_length)["input_ids"]
         lengths = [len(i) for i in ids]
-        too_long = [i for i, n in enumerate(lengths) if n > self.max_length]
-        if too_long:
+        too_long = [i for i, n in enumerate(lengths) if n > limit]
+        if too_long and not self.truncation:
             raise DataError(
-                f"text {too_long[0]} has {lengths[too_long[0]]} tokens, more than max_length {self.max_length}; "
+                f"text {too_long[0]} has {lengths[too_long[0]]} tokens, more than the padded length {limit}; "
                 f"raise max_length or set truncation: true"
             )
         return lengths
 
     def transform(self, texts: list[str]) -> np.ndarray:
         if not self.truncation:
-            self._lengths(texts)
+            self._lengths(texts, self.length)
         encoded = self.tokenizer(
             texts, max_length=self.length, padding="max_length", truncation=True, return_tensors="np"
         )
