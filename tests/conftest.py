@@ -39,3 +39,63 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "the", "film", "was", "food", "very", "quite"]
+
+
+def write_tiny_hf_model(directory, hidden: int = 16, layers: int = 2, seed: int = 0):
+    """A randomly initialised 2-layer BERT and a word-level tokenizer over ``WORDS``, saved as a Hugging
+    Face folder: what ``hf:<folder>`` loads, built in milliseconds and without the hub."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
+    core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+    tokenizer.save_pretrained(str(directory))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
+    BertModel(config).save_pretrained(str(directory))
+    return directory
+
+
+def write_sentiment_csv(path, n: int = 60, seed: int = 0):
+    """Short texts whose label is carried by one word (good/great/fine vs bad/awful/poor)."""
+    import random
+
+    rng = random.Random(seed)
+    lines = ["text,label"]
+    for i in range(n):
+        label = i % 2
+        word = rng.choice(WORDS[:3] if label else WORDS[3:6])
+        filler = " ".join(rng.choice(WORDS[6:]) for _ in range(rng.randint(1, 5)))
+        lines.append(f"{filler} {word} {filler},{'pos' if label else 'neg'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tmp_path_factory):
+    return write_tiny_hf_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path):
+    return write_sentiment_csv(tmp_path / "sentiment.csv")

@@ -136,7 +136,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "images of mixed sizes": (lambda t: image_folder(t, "size"), "set options.size: [height, width]"),
     "images of mixed colour modes": (lambda t: image_folder(t, "mode"), "set options.mode: RGB (or L)"),
     "texts that are all empty": (
-        lambda t: csv_data(t, "text,label\n,a\n ,b\n,a\n,b\n", text_column="text"),
+        lambda t: csv_data(t, "text,label\n" + ",a\n ,b\n" * 10, text_column="text"),
         "the text column gives no words",
     ),
     "unknown model source": (lambda t: recipe(t, {"student.model": {"source": "mlpp"}}), 'did you mean "mlp"'),

@@ -53,6 +53,9 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
                 if recipe.teacher is None:
                     fail(where, f"{spec.name!r} needs a teacher: add a 'teacher' stage")
                 distills = True
+    from protege.models.hf import check_same_inputs
+
+    guard("student.model", check_same_inputs, [(name, stage.model.source) for name, stage in stages])
     if recipe.transfer is not None and not distills:
         fail("transfer", "a transfer set is only used when the student distills from a teacher (e.g. objective: kd)")
     if recipe.student is not None and recipe.student.baseline is True and recipe.student.train is None:

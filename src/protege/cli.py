@@ -148,6 +148,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from protege.predict import predict, print_predictions
 
     print_predictions(predict(args.model, args.inputs, top_k=args.top_k), as_json=args.json)
+
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    import json
+
+    from protege.rank import parse_candidates, print_ranking, rank_models
+
+    text_options = {"max_length": args.max_length} if args.max_length else {}
+    candidates = [
+        (source, {**text_options, **options} if source.startswith("hf:") else options)
+        for source, options in parse_candidates(args.models)
+    ]
+    ranking = rank_models(
+        candidates,
+        args.data,
+        _options(args.data_option, "--data-option"),
+        limit=args.limit,
+        held_out=args.held_out,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(ranking.to_dict(), indent=2))
+    else:
+        print_ranking(ranking)
     return 0
 
 
@@ -181,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run a recipe (teacher, student, evaluate) into one run directory")
-    p.add_argument("recipe", help="recipe file, or the name of a bundled recipe (demo, mnist1d)")
+    p.add_argument("recipe", help="recipe file, or the name of a bundled recipe (demo, mnist1d, text_minilm)")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
     p.add_argument("--dry-run", action="store_true", help="print what would run, and stop")
     _add_run_dir_flags(p)
@@ -228,6 +255,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="classes to show per input")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("rank", help="score how well candidate models' features fit a task, before training")
+    p.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated model sources, options in brackets: mlp[hidden=64],timm:resnet18,hf:DIR,run:PATH",
+    )
+    p.add_argument("--data", required=True, help="a data source (digits, csv:path, bbc_news, ...)")
+    p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
+    p.add_argument("--limit", type=int, default=2000, help="at most this many train and held-out examples")
+    p.add_argument("--held-out", choices=["val", "test"], default="val", help="split the accuracies are measured on")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of train held out as val (default 0.2)")
+    p.add_argument("--max-length", type=int, help="token length for hf: candidates (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(func=cmd_rank)
     return parser
 
 

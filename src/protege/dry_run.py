@@ -31,7 +31,9 @@ def describe(recipe: Recipe) -> None:
             stages.append(("student_baseline", recipe.student.baseline_stage()))
         stages += [(name, recipe.student) for name in student_stage_names(recipe.student.generations)]
     for name, stage in stages:
-        built = build_model(stage.model.source, stage.model.options, data.input_shape, data.class_names)
+        built = build_model(
+            stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess
+        )
         objectives = (
             ", ".join(
                 f"{o.weight:g}×{o.name}({', '.join(f'{k}={v}' for k, v in o.options.items())})"

@@ -117,8 +117,11 @@ def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool
 
 
 def load_recipe_data(recipe: Recipe) -> DataBundle:
-    """The recipe's data, split with the recipe's seed."""
+    """The recipe's data, split with the recipe's seed; texts are tokenised for Hugging Face models."""
+    from protege.models.hf import shared_text_encoder
+
     config = recipe.data
+    stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
     return load_data(
         config.source,
         config.options,
@@ -126,6 +129,7 @@ def load_recipe_data(recipe: Recipe) -> DataBundle:
         test_fraction=config.test_fraction,
         standardize=config.standardize,
         seed=recipe.seed,
+        text_encoder=shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]),
     )
 
 
@@ -202,7 +206,13 @@ def run_stage(
     if objective.needs_teacher and recipe.transfer is not None:
         transfer = recipe.transfer
         extra = build_transfer_set(
-            transfer.source, transfer.options, data.train, recipe.seed, transfer.limit, data.preprocess
+            transfer.source,
+            transfer.options,
+            data.train,
+            recipe.seed,
+            transfer.limit,
+            text_encoder=data.text_encoder,
+            preprocess=data.preprocess,
         )
         train_set = concat(data.train, extra)
         log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")

@@ -19,7 +19,7 @@ from protege.data.images import IMAGE_SUFFIXES
 from protege.data.sources import read_csv_rows
 from protege.errors import ConfigError, DataError, ModelError
 from protege.export import read_exported, torch_runtime
-from protege.models import load_run_model
+from protege.models import load_run_model, resolve_run_path
 from protege.models.store import ModelCard
 from protege.preprocess import Preprocessor
 
@@ -68,7 +68,9 @@ def load_predictor(model: str | Path) -> Predictor:
         runtime, card, name = read_exported(path)
     else:
         raise ModelError(f"model not found: {path} (give a run directory, a model directory or an exported file)")
-    return Predictor(card, name, runtime, Preprocessor(card))
+    return Predictor(
+        card, name, runtime, Preprocessor(card, resolve_run_path(f"run:{path}") if path.is_dir() else None)
+    )
 
 
 def read_inputs(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:

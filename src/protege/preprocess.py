@@ -15,13 +15,13 @@ import numpy as np
 from protege.errors import DataError, ModelError, did_you_mean
 from protege.models.store import ModelCard
 
-KNOWN_STEPS = ("features", "tfidf", "standardize", "image")
+KNOWN_STEPS = ("features", "tfidf", "standardize", "image", "tokenizer", "text_column")
 
 
 class Preprocessor:
     """Turns raw inputs into model inputs of shape ``(N, *input_shape)``, float32."""
 
-    def __init__(self, card: ModelCard):
+    def __init__(self, card: ModelCard, model_dir: Path | None = None):
         unknown = [step for step in card.preprocess if step not in KNOWN_STEPS]
         if unknown:
             raise ModelError(
@@ -31,6 +31,10 @@ class Preprocessor:
         self.features: list[str] | None = card.preprocess.get("features")
         self.tfidf: dict | None = card.preprocess.get("tfidf")
         self.image: dict | None = card.preprocess.get("image")
+        self.tokenizer: dict | None = card.preprocess.get("tokenizer")
+        self.text_column: str | None = card.preprocess.get("text_column") or (self.tfidf or {}).get("column")
+        self.model_dir = model_dir
+        self._tokens = None
         self._vectorizer = None
         standardize = card.preprocess.get("standardize")
         self.mean = self.std = None
@@ -40,7 +44,7 @@ class Preprocessor:
 
     @property
     def takes_text(self) -> bool:
-        return self.tfidf is not None
+        return self.tfidf is not None or self.tokenizer is not None
 
     @property
     def values_per_input(self) -> int:
@@ -133,7 +137,14 @@ class Preprocessor:
             raise DataError(f"{origin}: input {row} holds NaN or infinite values")
         return self._finish(a)
 
+    def _token_ids(self, texts: Sequence[str]) -> np.ndarray:
+        if self._tokens is None:
+            self._tokens = _rebuild_tokens(self.tokenizer or {}, self.model_dir)
+        return np.ascontiguousarray(self._tokens.transform(list(texts)), dtype=np.int64)
+
     def _finish(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype.kind in "iu" and self.tokenizer is not None:
+            return np.ascontiguousarray(x.reshape(len(x), *self.input_shape), dtype=np.int64)
         x = x.reshape(len(x), *self.input_shape)
         if self.mean is not None:
             x = (x - self.mean) / self.std
@@ -142,8 +153,7 @@ class Preprocessor:
     def _text_column(self, columns: Sequence[str], origin: str) -> str:
         """The column the model read text from in training; cards older than that record use the only
         column, or one named ``text``."""
-        assert self.tfidf is not None
-        column = self.tfidf.get("column")
+        column = self.text_column
         if column is None:
             if len(columns) == 1:
                 return columns[0]
@@ -156,9 +166,26 @@ class Preprocessor:
         return column
 
     def _vectorize(self, texts: Sequence[str]) -> np.ndarray:
+        if self.tokenizer is not None:
+            return self._token_ids(texts)
         if self._vectorizer is None:
             self._vectorizer = _rebuild_tfidf(self.tfidf or {})
         return self._vectorizer.transform(list(texts)).toarray().astype(np.float32)
+
+
+def _rebuild_tokens(settings: dict, model_dir: Path | None):
+    """The Hugging Face tokenizer a text model was trained with: the files saved beside its weights,
+    or (for an exported file) the ``hf:`` source it came from."""
+    from protege.models import resolve_run_path
+    from protege.models.hf import TokenizerEncoder, load_tokenizer
+
+    kind, _, rest = settings["source"].partition(":")
+    if model_dir is not None:
+        reference = str(model_dir)
+    else:
+        reference = rest if kind == "hf" else str(resolve_run_path(settings["source"])) if kind == "run" else rest
+    tokenizer = load_tokenizer(reference)
+    return TokenizerEncoder(tokenizer, settings["source"], settings["max_length"], "max_length", settings["truncation"])
 
 
 def _rebuild_tfidf(stored: dict):

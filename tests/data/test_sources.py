@@ -185,7 +185,8 @@ def test_a_text_transfer_set_reuses_the_training_vocabulary(tmp_path):
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "more.csv").write_text("text\ngreat movie\nunseen words only\nbad film\n")  # no label column
     data = load_data(f"csv:{tmp_path / 'train.csv'}", {"text_column": "text"}, val_fraction=0.0, seed=0)
-    extra = build_transfer_set(f"csv:{tmp_path / 'more.csv'}", {}, data.train, seed=0, preprocess=data.preprocess)
+    more = f"csv:{tmp_path / 'more.csv'}"
+    extra = build_transfer_set(more, {}, data.train, seed=0, text_encoder=data.text_encoder, preprocess=data.preprocess)
     assert extra.x.shape == (3, *data.train.x.shape[1:]) and bool((extra.y == -1).all())
     assert float(extra.x[1].abs().sum()) == 0.0  # words the training texts never had get no feature
     vocabulary = data.preprocess["tfidf"]["vocabulary"]

