@@ -121,6 +121,10 @@ class EvaluateConfig(Strict):
     latency: bool = True
     latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
     threads: int | None = Field(None, ge=1, description="CPU threads for latency; default: all")
+    fairness_margin: float = Field(
+        0.05, ge=0, le=1, description="flag a class or group whose accuracy drop exceeds the average drop by this"
+    )
+    html: bool = Field(True, description="also write report.html (plots embedded) next to report.json")
 
 
 class Recipe(Strict):

@@ -6,7 +6,8 @@ Run directory::
     metrics.jsonl      one line per epoch per stage
     <stage>/model/     model.safetensors + model.json (rebuilds the module; a model source: run:<dir>)
     <stage>/checkpoints/
-    report.json        test metrics, cost and agreement of every model
+    report.json        test metrics, cost, agreement, fairness and learning curves (docs/report.md)
+    report.html        the same as one self-contained page with plots
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from protege.errors import ConfigError
 from protege.models import ModelCard, build_model, resolve_run_path, save_model
 from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
-from protege.report.summary import build_report, print_summary, write_report
+from protege.report.html import write_html
+from protege.report.summary import build_report, print_summary, read_history, write_report
 
 
 def stage_titles(stages: dict[str, StageResult]) -> dict[str, str]:
@@ -135,10 +137,17 @@ def run_recipe(
         teacher = stages["teacher"].model if "teacher" in stages else None
         stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher)
 
-    result.report = build_report(recipe, data, stages, recipe.evaluate, time.perf_counter() - started)
+    history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
+    titles = stage_titles(stages)
+    result.report = build_report(
+        recipe, data, stages, recipe.evaluate, time.perf_counter() - started, titles=titles, history=history
+    )
     if is_main_process():
         write_report(run_dir / "report.json", result.report)
-    print_summary(result.report, stage_titles(stages))
+        if recipe.evaluate.html:
+            write_html(run_dir / "report.html", result.report)
+    print_summary(result.report, titles)
+    log(f"report: {run_dir / ('report.html' if recipe.evaluate.html else 'report.json')}")
     return result
 
 

@@ -121,6 +121,8 @@ class DataBundle:
     class_names: list[str]
     source: str
     preprocess: dict = field(default_factory=dict)
+    test_groups: list[str] | None = None
+    """The group of each test example (a csv ``group_column``), for per-group accuracy."""
 
     @property
     def num_classes(self) -> int:

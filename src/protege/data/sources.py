@@ -31,6 +31,9 @@ class RawData:
     y_test: np.ndarray | None = None
     class_names: list[str] | None = None
     preprocess: dict | None = None
+    groups: np.ndarray | None = None
+    groups_test: np.ndarray | None = None
+    """Group of each example of ``x`` / ``x_test`` (a csv ``group_column``), for per-group accuracy."""
 
 
 SOURCES: Registry[Callable[..., RawData]] = Registry("data source")
@@ -126,29 +129,32 @@ def csv_file(
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     split_column: str | None = None,
+    group_column: str | None = None,
     max_features: int = 2000,
 ) -> RawData:
     """A CSV file with a header: numeric feature columns, or one text column (TF-IDF features), and a
-    label column. A ``split_column`` with values train/val/test keeps the file's own split."""
+    label column. A ``split_column`` with values train/val/test keeps the file's own split; a
+    ``group_column`` (not a feature) names each row's group, and the report gives accuracy per group."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise DataError(f"{path}: no data rows under the header")
     columns = list(rows[0])
-    for wanted in [label_column, text_column, split_column, *(feature_columns or [])]:
+    for wanted in [label_column, text_column, split_column, group_column, *(feature_columns or [])]:
         if wanted is not None and wanted not in columns:
             raise DataError(
                 f"{path}: no column {wanted!r}{did_you_mean(wanted, columns)}; columns: {', '.join(columns)}"
             )
     labels = np.array([row[label_column] for row in rows])
     splits = np.array([row[split_column].strip().lower() for row in rows]) if split_column else None
+    groups = np.array([row[group_column].strip() for row in rows]) if group_column else None
 
     if text_column is not None:
         texts = [row[text_column] or "" for row in rows]
         train_mask = splits == "train" if splits is not None else np.ones(len(rows), bool)
         x, preprocess = _tfidf(texts, train_mask, max_features, path)
     else:
-        skip = {label_column, split_column}
+        skip = {label_column, split_column, group_column}
         names = feature_columns or [c for c in columns if c not in skip]
         if not names:
             raise DataError(f"{path}: no feature columns besides the label column {label_column!r}")
@@ -168,7 +174,7 @@ def csv_file(
         preprocess = {"features": names}
 
     if splits is None:
-        return RawData(x=x, y=labels, preprocess=preprocess)
+        return RawData(x=x, y=labels, preprocess=preprocess, groups=groups)
     unknown = sorted(set(splits) - {"train", "val", "test"})
     if unknown:
         raise DataError(f"{path}: split column {split_column!r} has value {unknown[0]!r}; use train, val or test")
@@ -176,7 +182,18 @@ def csv_file(
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = part("train"), part("val"), part("test")
     if x_tr is None:
         raise DataError(f"{path}: split column {split_column!r} marks no row as 'train'")
-    return RawData(x=x_tr, y=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, preprocess=preprocess)
+    in_split = lambda name: groups[splits == name] if groups is not None else None  # noqa: E731
+    return RawData(
+        x=x_tr,
+        y=y_tr,
+        x_val=x_va,
+        y_val=y_va,
+        x_test=x_te,
+        y_test=y_te,
+        preprocess=preprocess,
+        groups=in_split("train"),
+        groups_test=in_split("test") if x_te is not None else None,
+    )
 
 
 def _tfidf(texts: list[str], fit_mask: np.ndarray, max_features: int, path: Path) -> tuple[np.ndarray, dict]:
