@@ -14,7 +14,7 @@ def to_svg(figure: Figure) -> str:
     """The figure as SVG text; fonts stay text (small files, readable), the browser picks the face."""
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "protege"}):
-        figure.savefig(buffer, format="svg", bbox_inches="tight")
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return buffer.getvalue()
 
 
