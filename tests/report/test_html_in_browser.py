@@ -7,6 +7,7 @@ separated by NUL bytes on file descriptors 3 and 4), so no websocket client or f
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -127,10 +128,8 @@ class DevTools:
         return json.loads(message)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.send("Browser.close", timeout=10)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -140,12 +139,12 @@ class DevTools:
         os.close(self._from_browser)
 
 
-PAGE_STATE = """JSON.stringify({
-  summary: document.querySelector('#summary') ? document.querySelector('#summary').innerText : null,
-  summaryHeight: document.querySelector('#summary') ? document.querySelector('#summary').getBoundingClientRect().height : 0,
+PAGE_STATE = """(() => { const summary = document.querySelector('#summary'); return JSON.stringify({
+  summary: summary ? summary.innerText : null,
+  summaryHeight: summary ? summary.getBoundingClientRect().height : 0,
   headings: Array.from(document.querySelectorAll('h2')).map(h => h.textContent),
   images: Array.from(document.images).map(i => ({ok: i.complete && i.naturalWidth > 0, alt: i.alt})),
-})"""
+}); })()"""
 
 
 def open_page(page: Path, profile: Path) -> tuple[dict, list[dict]]:
