@@ -132,6 +132,30 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from protege.config import EvaluateConfig, describe_validation_error
+    from protege.report.standalone import DataRequest, evaluate_saved
+
+    try:
+        config = EvaluateConfig(
+            latency=not args.no_latency,
+            latency_batch_sizes=args.batch_sizes or [1, 64],
+            threads=args.threads,
+            html=not args.no_html,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"protege evaluate: {describe_validation_error(exc, EvaluateConfig)}") from None
+    data = None
+    if args.data is not None:
+        options = _options(args.data_option, "--data-option")
+        data = DataRequest(args.data, options, args.test_fraction, args.seed)
+    output = Path(args.output) if args.output else None
+    evaluate_saved(args.model, data, config, teacher=args.teacher, output_dir=output)
+    return 0
+
+
 def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -192,6 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-cache", choices=["auto", "memory", "disk", "off"], default="auto")
     _add_stage_flags(p)
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="score saved models: quality, agreement with a teacher, cost, fairness")
+    p.add_argument("model", help="a run directory (every stage) or a model directory (run:path also accepted)")
+    p.add_argument("--data", help="data source to score on (default for a run directory: the run's own test split)")
+    p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="test share if the source has no test split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test split if the source has none")
+    p.add_argument("--teacher", help="a model to compare with (run or model directory)")
+    p.add_argument("--output", "-o", help="write report.json and report.html into this folder")
+    p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurements")
+    p.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="latency batch sizes (default 1 64)")
+    p.add_argument("--threads", type=int, help="CPU threads for latency (default: all torch uses)")
+    p.add_argument("--no-html", action="store_true", help="write report.json only")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
