@@ -47,6 +47,7 @@ def test_run_directory_layout(tiny_run):
         ("student", 2),
     ]
     assert "train_kd" in lines[-1] and "val_accuracy" in lines[-1]
+    assert not (run_dir / "tensorboard").exists() and not (run_dir / "mlruns").exists()  # tracking is off by default
 
 
 def test_report_has_every_model_and_the_comparison(tiny_run):

@@ -127,6 +127,14 @@ class EvaluateConfig(Strict):
     html: bool = Field(True, description="also write report.html (plots embedded) next to report.json")
 
 
+class TrackConfig(Strict):
+    """Experiment tracking: per-epoch metrics and final test metrics into TensorBoard and/or MLflow."""
+
+    tensorboard: bool = Field(False, description="write <run>/tensorboard (SummaryWriter event files)")
+    mlflow: bool = Field(False, description="log to a local MLflow file store in <run>/mlruns")
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the recipe name")
+
+
 class Recipe(Strict):
     """A whole pipeline: data, optional transfer set, teacher, student, evaluation."""
 
@@ -138,6 +146,7 @@ class Recipe(Strict):
     teacher: StageConfig | None = None
     student: StudentConfig | None = None
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    track: TrackConfig = Field(default_factory=TrackConfig)
 
     @model_validator(mode="after")
     def _has_a_stage(self) -> Recipe:

@@ -8,6 +8,7 @@ Run directory::
     <stage>/checkpoints/
     report.json        test metrics, cost, agreement, fairness and learning curves (docs/report.md)
     report.html        the same as one self-contained page with plots
+    tensorboard/ mlruns/   with ``track: {tensorboard: true, mlflow: true}``
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from accelerate.utils import set_seed
 from torch import nn
@@ -34,6 +36,9 @@ from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
 from protege.report.html import write_html
 from protege.report.summary import build_report, print_summary, read_history, write_report
+
+if TYPE_CHECKING:
+    from protege.tracking import Tracker
 
 
 def stage_titles(stages: dict[str, StageResult]) -> dict[str, str]:
@@ -127,15 +132,17 @@ def run_recipe(
     log(f"data: {data.describe()}")
     result = RunResult(run_dir)
     stages = result.stages
+    tracker = start_tracking(recipe, run_dir)
+    track = {"on_epoch": [tracker.record] if tracker is not None else []}
     if recipe.teacher is not None:
-        stages["teacher"] = run_stage("teacher", recipe.teacher, data, recipe, run_dir, resume)
+        stages["teacher"] = run_stage("teacher", recipe.teacher, data, recipe, run_dir, resume, **track)
     if recipe.student is not None:
         student = recipe.student
         baseline = student.baseline_stage()
         if baseline is not None:
-            stages["student_baseline"] = run_stage("student_baseline", baseline, data, recipe, run_dir, resume)
+            stages["student_baseline"] = run_stage("student_baseline", baseline, data, recipe, run_dir, resume, **track)
         teacher = stages["teacher"].model if "teacher" in stages else None
-        stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher)
+        stages["student"] = run_stage("student", student, data, recipe, run_dir, resume, teacher=teacher, **track)
 
     history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
     titles = stage_titles(stages)
@@ -146,9 +153,21 @@ def run_recipe(
         write_report(run_dir / "report.json", result.report)
         if recipe.evaluate.html:
             write_html(run_dir / "report.html", result.report)
+    if tracker is not None:
+        tracker.report(result.report)
+        tracker.close()
     print_summary(result.report, titles)
     log(f"report: {run_dir / ('report.html' if recipe.evaluate.html else 'report.json')}")
     return result
+
+
+def start_tracking(recipe: Recipe, run_dir: Path) -> Tracker | None:
+    """TensorBoard / MLflow loggers (protege.tracking) when the recipe's ``track`` block asks; main process only."""
+    if not (recipe.track.tensorboard or recipe.track.mlflow) or not is_main_process():
+        return None
+    from protege.tracking import Tracker, flat_params
+
+    return Tracker(recipe.track, run_dir, recipe.name, flat_params(recipe.model_dump(mode="json")))
 
 
 def run_stage(
@@ -159,6 +178,7 @@ def run_stage(
     run_dir: Path,
     resume: bool,
     teacher: nn.Module | None = None,
+    on_epoch: list | None = None,
 ) -> StageResult:
     """Build (or load) the stage's model, train it if the stage says so, and save it under ``name/model``."""
     stage_dir = run_dir / name
@@ -199,6 +219,7 @@ def run_stage(
         workdir=stage_dir,
         metrics_path=run_dir / "metrics.jsonl",
         resume=resume,
+        on_epoch=on_epoch or [],
     )
     model = outcome.model.cpu()
     built.card.metrics = _training_summary(outcome, stage.train)
