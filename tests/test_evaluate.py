@@ -77,6 +77,15 @@ def test_time_calls_keeps_warming_up_until_the_warmup_time_has_passed():
     assert timing.warmup_calls == 50 and timing.calls == 5
 
 
+def test_time_calls_fits_the_number_of_blocks_to_the_budget():
+    clock = FakeClock([0.001] * 10_000)
+    kwargs = {"block_s": 0.002, "warmup_s": 0.01, "clock": clock}
+    timing = time_calls(clock.run, budget_s=0.2, min_repeats=15, **kwargs)
+    assert (timing.calls, timing.repeats) == (2, 100)  # 0.2 s of blocks of 2 ms
+    timing = time_calls(clock.run, budget_s=0.01, min_repeats=15, **kwargs)
+    assert timing.repeats == 15  # never fewer than min_repeats, whatever the budget
+
+
 def test_cpu_latency_restores_the_thread_count():
     model = torch.nn.Linear(4, 2)
     before = torch.get_num_threads()

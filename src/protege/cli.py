@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="write report.json and report.html into this folder")
     p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurements")
     p.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="latency batch sizes (default 1 64)")
-    p.add_argument("--threads", type=int, help="CPU threads for latency (default: all torch uses)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for latency (default 1)")
     p.add_argument("--no-html", action="store_true", help="write report.json only")
     p.set_defaults(func=cmd_evaluate)
     return parser

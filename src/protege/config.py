@@ -120,7 +120,9 @@ class EvaluateConfig(Strict):
 
     latency: bool = True
     latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
-    threads: int | None = Field(None, ge=1, description="CPU threads for latency; default: all")
+    threads: int | None = Field(
+        1, ge=1, description="CPU threads for latency; 1 (default) is comparable across machines, null: all"
+    )
     fairness_margin: float = Field(
         0.05, ge=0, le=1, description="flag a class or group whose accuracy drop exceeds the average drop by this"
     )

@@ -19,8 +19,11 @@ from protege.data.dataset import ArrayDataset, batch_loader
 CALIBRATION_BINS = 15
 """Equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)."""
 
-LATENCY_REPEATS = 15
-"""Timed blocks per latency measurement; the reported latency is their median."""
+LATENCY_MIN_REPEATS = 15
+LATENCY_BLOCK_S = 0.0005
+LATENCY_BUDGET_S = 0.3
+"""Latency is the median of at least 15 timed blocks of about 0.5 ms, about 0.3 s of timing in all: short
+blocks keep most samples free of a preemption on a busy machine, and the median drops the rest."""
 
 
 @torch.no_grad()
@@ -126,15 +129,18 @@ class Timing:
 def time_calls(
     fn: Callable[[], object],
     *,
-    repeats: int = LATENCY_REPEATS,
-    block_s: float = 0.02,
+    repeats: int | None = None,
+    block_s: float = LATENCY_BLOCK_S,
+    budget_s: float = LATENCY_BUDGET_S,
+    min_repeats: int = LATENCY_MIN_REPEATS,
+    max_repeats: int = 1000,
     warmup_s: float = 0.05,
     min_warmup_calls: int = 3,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Timing:
-    """Time ``fn`` robustly: warm up (caches, allocator, lazy init) for ``warmup_s``, size a block to last
-    about ``block_s`` so the clock's resolution does not matter, then take the median block; the median
-    ignores the blocks another process interrupted, which a mean would not."""
+    """Time ``fn`` robustly: warm up (caches, allocator, lazy init) for ``warmup_s``; size a block to last
+    about ``block_s``; time ``repeats`` blocks (default: as many as fit in ``budget_s``, within
+    [min_repeats, max_repeats]) and take the median, which ignores the blocks another process interrupted."""
     warmup_calls = 0
     start = clock()
     while warmup_calls < min_warmup_calls or clock() - start < warmup_s:
@@ -142,6 +148,8 @@ def time_calls(
         warmup_calls += 1
     per_call = max((clock() - start) / warmup_calls, 1e-9)
     calls = max(1, math.ceil(block_s / per_call))
+    if repeats is None:
+        repeats = min(max(round(budget_s / (calls * per_call)), min_repeats), max_repeats)
     samples = []
     for _ in range(repeats):
         begin = clock()
@@ -157,7 +165,7 @@ def cpu_latency_ms(
     input_shape: tuple[int, ...],
     batch_size: int,
     threads: int | None = None,
-    repeats: int = LATENCY_REPEATS,
+    repeats: int | None = None,
 ) -> float:
     """Median milliseconds per forward pass of a batch on the CPU with ``threads`` torch threads."""
     model = model.cpu().eval()

@@ -40,7 +40,7 @@ def test_report_has_the_documented_keys(report):
     assert [r["name"] for r in fairness["per_class"]["rows"]] == ["a", "<b>", "c"]
     assert {r["name"] for r in fairness["per_group"]["rows"]} == {"left", "right"}
     assert report["data"]["groups"] == ["left", "right"]
-    assert report["evaluation"]["latency_batch_sizes"] == [1, 4] and report["evaluation"]["latency_repeats"] == 15
+    assert report["evaluation"]["latency_batch_sizes"] == [1, 4] and report["evaluation"]["latency_min_repeats"] == 15
     json.dumps(report)  # plain JSON all the way down
 
 

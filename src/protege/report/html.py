@@ -125,7 +125,9 @@ def _summary_table(report: dict) -> str:
     evaluation = report.get("evaluation") or {}
     note = (
         f"On the test split. Latency: CPU, {evaluation.get('threads')} thread(s), forward pass in eval mode, "
-        f"median of {evaluation.get('latency_repeats')} timed blocks after warm-up; throughput = batch ÷ latency. "
+        f"median of at least {evaluation.get('latency_min_repeats')} timed blocks of about "
+        f"{evaluation.get('latency_block_ms')} ms ({evaluation.get('latency_budget_s')} s in all) after warm-up; "
+        "throughput = batch ÷ latency. "
         "Compression and speed-up are teacher ÷ model."
         if measured
         else "On the test split. Latency was not measured."

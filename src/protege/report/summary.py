@@ -16,7 +16,9 @@ from protege.console import log, out_console, quiet
 from protege.data.dataset import DataBundle
 from protege.evaluate import (
     CALIBRATION_BINS,
-    LATENCY_REPEATS,
+    LATENCY_BLOCK_S,
+    LATENCY_BUDGET_S,
+    LATENCY_MIN_REPEATS,
     agreement,
     confusion_matrix,
     count_parameters,
@@ -150,7 +152,9 @@ def assemble_report(
             "latency": config.latency,
             "latency_batch_sizes": config.latency_batch_sizes,
             "threads": (config.threads or torch.get_num_threads()) if config.latency else None,
-            "latency_repeats": LATENCY_REPEATS,
+            "latency_min_repeats": LATENCY_MIN_REPEATS,
+            "latency_block_ms": LATENCY_BLOCK_S * 1e3,
+            "latency_budget_s": LATENCY_BUDGET_S,
             "calibration_bins": CALIBRATION_BINS,
             "fairness_margin": config.fairness_margin,
         },
