@@ -30,7 +30,7 @@ def spread(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-X
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the report)")
     args = parser.parse_args()
     threads = args.threads
     print(f"{platform.platform()}, {platform.machine()}, torch {torch.__version__}, {threads} thread(s)")
