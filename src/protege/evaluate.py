@@ -141,12 +141,13 @@ def time_calls(
     """Time ``fn`` robustly: warm up (caches, allocator, lazy init) for ``warmup_s``; size a block to last
     about ``block_s``; time ``repeats`` blocks (default: as many as fit in ``budget_s``, within
     [min_repeats, max_repeats]) and take the median, which ignores the blocks another process interrupted."""
-    warmup_calls = 0
+    warmup = []
     start = clock()
-    while warmup_calls < min_warmup_calls or clock() - start < warmup_s:
+    while len(warmup) < min_warmup_calls or clock() - start < warmup_s:
+        begin = clock()
         fn()
-        warmup_calls += 1
-    per_call = max((clock() - start) / warmup_calls, 1e-9)
+        warmup.append(clock() - begin)
+    per_call = max(statistics.median(warmup), 1e-9)  # the median: the first calls pay for lazy set-up
     calls = max(1, math.ceil(block_s / per_call))
     if repeats is None:
         repeats = min(max(round(budget_s / (calls * per_call)), min_repeats), max_repeats)
@@ -156,7 +157,7 @@ def time_calls(
         for _ in range(calls):
             fn()
         samples.append((clock() - begin) / calls)
-    return Timing(statistics.median(samples), repeats, calls, warmup_calls)
+    return Timing(statistics.median(samples), repeats, calls, len(warmup))
 
 
 @torch.no_grad()
