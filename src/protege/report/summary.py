@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 import protege
@@ -227,9 +228,10 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         flagged = section["per_class"]["flagged"] + section.get("per_group", {}).get("flagged", [])
         if flagged:
             title = report["models"][name].get("title", name)
-            out_console.print(
-                f"fairness: {title} lost more than {section['per_class']['margin']:.0%} beyond its average drop "
-                f"on: {', '.join(flagged)}"
+            # a warning, so on stderr with the log: stdout keeps the table alone
+            log(
+                f"[yellow]fairness[/]: {escape(title)} lost more than {section['per_class']['margin']:.0%} beyond "
+                f"its average drop on: {escape(', '.join(flagged))}"
             )
 
 
