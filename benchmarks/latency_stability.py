@@ -11,6 +11,7 @@ relative difference between any two rounds. The target is under 15% for the firs
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 
 import torch
@@ -33,7 +34,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the report)")
     args = parser.parse_args()
     threads = args.threads
-    print(f"{platform.platform()}, {platform.machine()}, torch {torch.__version__}, {threads} thread(s)")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"{platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {threads} thread(s)")
+    print(f"load average (1, 5, 15 min): {load}; other processes on the CPU inflate and scatter wall-clock latency")
     print(f"{'model':16} {'batch':>5}  {'rounds (ms)':40} {'1st vs 2nd':>10} {'all':>8}")
     worst_pair = 0.0
     for title, (source, options) in MODELS.items():
