@@ -181,3 +181,5 @@ def test_demo_command_runs(tmp_path):
     assert "student distilled" in done.stdout and "test acc" in done.stdout
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["models"]["student"]["accuracy"] > 0.9
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "student distilled" in page and "Fairness check" in page

@@ -47,6 +47,7 @@ def test_run_directory_layout(tiny_run):
         ("student", 2),
     ]
     assert "train_kd" in lines[-1] and "val_accuracy" in lines[-1]
+    assert not (run_dir / "tensorboard").exists() and not (run_dir / "mlruns").exists()  # tracking is off by default
 
 
 def test_report_has_every_model_and_the_comparison(tiny_run):
@@ -64,8 +65,22 @@ def test_report_has_every_model_and_the_comparison(tiny_run):
         "file_bytes",
         "accuracy_retained",
         "compression",
+        "macro_f1",
+        "ece",
+        "confusion_matrix",
+        "per_class_accuracy",
+        "reliability",
+        "throughput_per_s",
+        "speedup",
+        "title",
     ):
         assert key in student, key
+    assert student["title"] == "student distilled"
+    assert set(report["fairness"]) == {"student_baseline", "student"}
+    assert [r["epoch"] for r in report["history"]["student"]] == [1, 2]
+    assert set(report["history"]) == {"teacher", "student_baseline", "student"}
+    page = (tiny_run.run_dir / "report.html").read_text()
+    assert "student distilled" in page and "Learning curves" in page
     assert student["training"]["teacher_mode"] == "cached (memory)"
     assert report["data"]["sizes"]["test"] == 540
     assert student["parameters"] < report["models"]["teacher"]["parameters"]

@@ -175,6 +175,31 @@ def cmd_rank(args: argparse.Namespace) -> int:
         print(json.dumps(ranking.to_dict(), indent=2))
     else:
         print_ranking(ranking)
+
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from protege.config import EvaluateConfig, describe_validation_error
+    from protege.report.standalone import DataRequest, evaluate_saved
+
+    try:
+        config = EvaluateConfig(
+            latency=not args.no_latency,
+            latency_batch_sizes=args.batch_sizes or [1, 64],
+            threads=args.threads,
+            html=not args.no_html,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"protege evaluate: {describe_validation_error(exc, EvaluateConfig)}") from None
+    data = None
+    if args.data is not None:
+        options = _options(args.data_option, "--data-option")
+        data = DataRequest(args.data, options, args.test_fraction, args.seed)
+    output = Path(args.output) if args.output else None
+    evaluate_saved(args.model, data, config, teacher=args.teacher, output_dir=output)
     return 0
 
 
@@ -271,6 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("evaluate", help="score saved models: quality, agreement with a teacher, cost, fairness")
+    p.add_argument("model", help="a run directory (every stage) or a model directory (run:path also accepted)")
+    p.add_argument("--data", help="data source to score on (default for a run directory: the run's own test split)")
+    p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="test share if the source has no test split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test split if the source has none")
+    p.add_argument("--teacher", help="a model to compare with (run or model directory)")
+    p.add_argument("--output", "-o", help="write report.json and report.html into this folder")
+    p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurements")
+    p.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="latency batch sizes (default 1 64)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for latency (default 1)")
+    p.add_argument("--no-html", action="store_true", help="write report.json only")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -160,7 +160,21 @@ class EvaluateConfig(Strict):
 
     latency: bool = True
     latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
-    threads: int | None = Field(None, ge=1, description="CPU threads for latency; default: all")
+    threads: int | None = Field(
+        1, ge=1, description="CPU threads for latency; 1 (default) is comparable across machines, null: all"
+    )
+    fairness_margin: float = Field(
+        0.05, ge=0, le=1, description="flag a class or group whose accuracy drop exceeds the average drop by this"
+    )
+    html: bool = Field(True, description="also write report.html (plots embedded) next to report.json")
+
+
+class TrackConfig(Strict):
+    """Experiment tracking: per-epoch metrics and final test metrics into TensorBoard and/or MLflow."""
+
+    tensorboard: bool = Field(False, description="write <run>/tensorboard (SummaryWriter event files)")
+    mlflow: bool = Field(False, description="log to a local MLflow file store in <run>/mlruns")
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the recipe name")
 
 
 class Recipe(Strict):
@@ -180,6 +194,7 @@ class Recipe(Strict):
     )
     student: StudentConfig | None = None
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    track: TrackConfig = Field(default_factory=TrackConfig)
 
     @model_validator(mode="after")
     def _has_a_stage(self) -> Recipe:

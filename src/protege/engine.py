@@ -10,7 +10,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,12 +130,14 @@ def fit(
     metrics_path: Path | None = None,
     resume: bool = False,
     strategy: Strategy | None = None,
+    on_epoch: Sequence[Callable[[dict], None]] = (),
 ) -> FitResult:
     """Train ``model`` on ``train`` with ``objective`` (distilling from ``teacher`` if it needs one).
 
     With ``workdir``, checkpoints go to ``workdir/checkpoints`` and ``resume`` continues from the
     last one exactly where it stopped (same batches, same random state, same metrics). A transfer
-    ``strategy`` decides which parameter groups train, at which learning rate, in which epoch.
+    ``strategy`` decides which parameter groups train, at which learning rate, in which epoch. Each epoch's
+    record (the line of metrics.jsonl) is also handed to every ``on_epoch`` callback, in the main process.
     """
     if objective.needs_teacher and teacher is None:
         raise ProtegeError(f"stage {stage!r}: the objective needs a teacher, and none was given")
@@ -306,6 +308,8 @@ def fit(
                 if accelerator.is_main_process:
                     if metrics_path is not None:
                         _append_metrics(metrics_path, record)
+                    for callback in on_epoch:
+                        callback(record)
                     if improved and checkpointer is not None:
                         checkpointer.save_best(_plain(accelerator, model))
                 if improved and checkpointer is None and config.restore_best:

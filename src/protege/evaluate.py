@@ -1,8 +1,13 @@
-"""What a model kept and what it costs: accuracy, NLL, agreement with the teacher, size, FLOPs, latency."""
+"""What a model kept and what it costs: accuracy, macro-F1, NLL, calibration, per-class accuracy, the
+confusion matrix, agreement with the teacher, size, FLOPs and CPU latency."""
 
 from __future__ import annotations
 
-import logging
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -10,6 +15,15 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from protege.data.dataset import ArrayDataset, batch_loader
+
+CALIBRATION_BINS = 15
+"""Equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)."""
+
+LATENCY_MIN_REPEATS = 15
+LATENCY_BLOCK_S = 0.0005
+LATENCY_BUDGET_S = 0.3
+"""Latency is the median of at least 15 timed blocks of about 0.5 ms, about 0.3 s of timing in all: short
+blocks keep most samples free of a preemption on a busy machine, and the median drops the rest."""
 
 
 @torch.no_grad()
@@ -24,11 +38,56 @@ def predict_logits(model: nn.Module, dataset: ArrayDataset, batch_size: int = 51
 
 
 def quality(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Top-1 accuracy and mean negative log-likelihood."""
+    """Top-1 accuracy, macro-F1, mean negative log-likelihood and expected calibration error (torchmetrics)."""
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_calibration_error,
+        multiclass_f1_score,
+    )
+
+    num_classes = logits.shape[-1]
+    probs = logits.softmax(-1)
     return {
-        "accuracy": (logits.argmax(-1) == target).float().mean().item(),
+        "accuracy": multiclass_accuracy(logits, target, num_classes, average="micro").item(),
+        "macro_f1": multiclass_f1_score(logits, target, num_classes, average="macro").item(),
         "nll": F.cross_entropy(logits, target).item(),
+        "ece": multiclass_calibration_error(probs, target, num_classes, n_bins=CALIBRATION_BINS, norm="l1").item(),
     }
+
+
+def confusion_matrix(logits: torch.Tensor, target: torch.Tensor) -> list[list[int]]:
+    """Counts of (true class, predicted class): rows are the true classes."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    return multiclass_confusion_matrix(logits, target, logits.shape[-1]).tolist()
+
+
+def per_class_accuracy(matrix: list[list[int]]) -> list[float | None]:
+    """Recall of each class from the confusion matrix; None for a class absent from the data."""
+    return [row[i] / sum(row) if sum(row) else None for i, row in enumerate(matrix)]
+
+
+def reliability_bins(logits: torch.Tensor, target: torch.Tensor, bins: int = CALIBRATION_BINS) -> list[dict]:
+    """The reliability diagram: for each equal-width confidence bin, its example count, mean confidence
+    and accuracy. The count-weighted gap |accuracy - confidence| summed over bins is the ECE."""
+    confidence, predicted = logits.softmax(-1).max(-1)
+    correct = (predicted == target).float()
+    # [lo, hi) bins as torchmetrics draws them (a confidence of exactly 1 joins the last bin)
+    index = (torch.bucketize(confidence, torch.linspace(0, 1, bins + 1), right=True) - 1).clamp(0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        out.append(
+            {
+                "lower": b / bins,
+                "upper": (b + 1) / bins,
+                "count": n,
+                "confidence": confidence[mask].mean().item() if n else None,
+                "accuracy": correct[mask].mean().item() if n else None,
+            }
+        )
+    return out
 
 
 def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, float]:
@@ -57,19 +116,64 @@ def flops_per_example(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(counter.get_total_flops())
 
 
+@dataclass
+class Timing:
+    """Seconds per call: the median over ``repeats`` timed blocks of ``calls`` calls each, after warm-up."""
+
+    median_s: float
+    repeats: int
+    calls: int
+    warmup_calls: int
+
+
+def time_calls(
+    fn: Callable[[], object],
+    *,
+    repeats: int | None = None,
+    block_s: float = LATENCY_BLOCK_S,
+    budget_s: float = LATENCY_BUDGET_S,
+    min_repeats: int = LATENCY_MIN_REPEATS,
+    max_repeats: int = 1000,
+    warmup_s: float = 0.05,
+    min_warmup_calls: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Timing:
+    """Time ``fn`` robustly: warm up (caches, allocator, lazy init) for ``warmup_s``; size a block to last
+    about ``block_s``; time ``repeats`` blocks (default: as many as fit in ``budget_s``, within
+    [min_repeats, max_repeats]) and take the median, which ignores the blocks another process interrupted."""
+    warmup = []
+    start = clock()
+    while len(warmup) < min_warmup_calls or clock() - start < warmup_s:
+        begin = clock()
+        fn()
+        warmup.append(clock() - begin)
+    per_call = max(statistics.median(warmup), 1e-9)  # the median: the first calls pay for lazy set-up
+    calls = max(1, math.ceil(block_s / per_call))
+    if repeats is None:
+        repeats = min(max(round(budget_s / (calls * per_call)), min_repeats), max_repeats)
+    samples = []
+    for _ in range(repeats):
+        begin = clock()
+        for _ in range(calls):
+            fn()
+        samples.append((clock() - begin) / calls)
+    return Timing(statistics.median(samples), repeats, calls, len(warmup))
+
+
 @torch.no_grad()
 def cpu_latency_ms(
-    model: nn.Module, input_shape: tuple[int, ...], batch_size: int, threads: int | None = None, min_time: float = 0.3
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    threads: int | None = None,
+    repeats: int | None = None,
 ) -> float:
-    """Median milliseconds per forward pass of a batch on the CPU, after warm-up (torch.utils.benchmark)."""
-    # torch.utils.benchmark imports cpp_extension, which warns about CUDA_HOME on CPU-only machines
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils import benchmark
-
+    """Median milliseconds per forward pass of a batch on the CPU with ``threads`` torch threads."""
     model = model.cpu().eval()
-    threads = threads or torch.get_num_threads()
-    x = torch.randn(batch_size, *input_shape)
-    for _ in range(3):
-        model(x)
-    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=threads)
-    return timer.blocked_autorange(min_run_time=min_time).median * 1e3
+    x = torch.randn(batch_size, *input_shape, generator=torch.Generator().manual_seed(0))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return time_calls(lambda: model(x), repeats=repeats).median_s * 1e3
+    finally:
+        torch.set_num_threads(before)

@@ -6,7 +6,9 @@ Run directory::
     metrics.jsonl      one line per epoch per stage
     <stage>/model/     model.safetensors + model.json (rebuilds the module; a model source: run:<dir>)
     <stage>/checkpoints/
-    report.json        test metrics, cost and agreement of every model
+    report.json        test metrics, cost, agreement, fairness and learning curves (docs/report.md)
+    report.html        the same as one self-contained page with plots
+    tensorboard/ mlruns/   with ``track: {tensorboard: true, mlflow: true}``
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from accelerate.utils import set_seed
 from torch import nn
@@ -33,8 +36,12 @@ from protege.models import ModelCard, build_model, resolve_run_path, save_model
 from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
 from protege.objectives.hints import FitNet
-from protege.report.summary import build_report, print_summary, write_report
+from protege.report.html import write_html
+from protege.report.summary import build_report, print_summary, read_history, write_report
 from protege.transfer import build_strategy, save_trained_part
+
+if TYPE_CHECKING:
+    from protege.tracking import Tracker
 
 
 def stage_titles(stages: dict[str, StageResult]) -> dict[str, str]:
@@ -149,13 +156,15 @@ def run_recipe(
     log(f"data: {data.describe()}")
     result = RunResult(run_dir)
     stages = result.stages
+    tracker = start_tracking(recipe, run_dir)
+    track = {"on_epoch": [tracker.record] if tracker is not None else []}
     for name, stage in recipe.teacher_stages:
-        stages[name] = run_stage(name, stage, data, recipe, run_dir, resume)
+        stages[name] = run_stage(name, stage, data, recipe, run_dir, resume, **track)
     if recipe.student is not None:
         student = recipe.student
         baseline = student.baseline_stage()
         if baseline is not None:
-            stages["student_baseline"] = run_stage("student_baseline", baseline, data, recipe, run_dir, resume)
+            stages["student_baseline"] = run_stage("student_baseline", baseline, data, recipe, run_dir, resume, **track)
         teacher = None
         if len(recipe.teacher_stages) > 1:
             stages["teacher"] = ensemble_stage([stages[name] for name, _ in recipe.teacher_stages], student)
@@ -163,14 +172,33 @@ def run_recipe(
             teacher = stages["teacher"].model
         for generation, name in enumerate(student_stage_names(student.generations)):
             seed = recipe.seed + generation  # born-again generations start from different weights
-            stages[name] = run_stage(name, student, data, recipe, run_dir, resume, teacher=teacher, seed=seed)
+            stages[name] = run_stage(name, student, data, recipe, run_dir, resume, teacher=teacher, seed=seed, **track)
             teacher = stages[name].model
 
-    result.report = build_report(recipe, data, stages, recipe.evaluate, time.perf_counter() - started)
+    history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
+    titles = stage_titles(stages)
+    result.report = build_report(
+        recipe, data, stages, recipe.evaluate, time.perf_counter() - started, titles=titles, history=history
+    )
     if is_main_process():
         write_report(run_dir / "report.json", result.report)
-    print_summary(result.report, stage_titles(stages))
+        if recipe.evaluate.html:
+            write_html(run_dir / "report.html", result.report)
+    if tracker is not None:
+        tracker.report(result.report)
+        tracker.close()
+    print_summary(result.report, titles)
+    log(f"report: {run_dir / ('report.html' if recipe.evaluate.html else 'report.json')}")
     return result
+
+
+def start_tracking(recipe: Recipe, run_dir: Path) -> Tracker | None:
+    """TensorBoard / MLflow loggers (protege.tracking) when the recipe's ``track`` block asks; main process only."""
+    if not (recipe.track.tensorboard or recipe.track.mlflow) or not is_main_process():
+        return None
+    from protege.tracking import Tracker, flat_params
+
+    return Tracker(recipe.track, run_dir, recipe.name, flat_params(recipe.model_dump(mode="json")))
 
 
 def run_stage(
@@ -182,6 +210,7 @@ def run_stage(
     resume: bool,
     teacher: nn.Module | None = None,
     seed: int | None = None,
+    on_epoch: list | None = None,
 ) -> StageResult:
     """Build (or load) the stage's model, train it if the stage says so, and save it under ``name/model``.
     ``seed`` (default: the recipe's) sets the initial weights and the data order."""
@@ -253,6 +282,7 @@ def run_stage(
         metrics_path=run_dir / "metrics.jsonl",
         resume=resume,
         strategy=strategy,
+        on_epoch=on_epoch or [],
     )
     model = outcome.model.cpu()
     built.card.metrics = _training_summary(outcome, stage.train)

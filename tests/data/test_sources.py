@@ -63,6 +63,27 @@ def test_csv_split_column_is_kept(tmp_path):
     assert data.sizes() == {"train": 20, "val": 10, "test": 10}
 
 
+def test_csv_group_column_follows_the_test_split_and_is_not_a_feature(tmp_path):
+    rows = [[i, i * 0.5, i % 2, ["north", "south", "east"][i % 3]] for i in range(60)]
+    path = _write_csv(tmp_path / "d.csv", ["f", "g", "label", "region"], rows)
+    plain = load_data(f"csv:{path}", {"feature_columns": ["f", "g"]}, seed=3)
+    grouped = load_data(f"csv:{path}", {"group_column": "region"}, seed=3)
+    assert grouped.input_shape == (2,)
+    assert torch.equal(plain.test.x, grouped.test.x)  # carrying groups leaves the split as it was
+    expected = [["north", "south", "east"][int(f) % 3] for f in grouped.test.x[:, 0]]
+    assert grouped.test_groups == expected
+    assert plain.test_groups is None
+
+
+def test_csv_group_column_with_the_files_own_split(tmp_path):
+    rows = [[i, i % 2, ["train", "test"][i % 2 == 0 and i > 30], f"g{i % 4}"] for i in range(40)]
+    path = _write_csv(tmp_path / "d.csv", ["f", "label", "split", "grp"], rows)
+    data = load_data(f"csv:{path}", {"split_column": "split", "group_column": "grp"})
+    assert data.test_groups == [f"g{int(f) % 4}" for f in data.test.x[:, 0]]
+    with pytest.raises(DataError, match="no column 'grop'"):
+        load_data(f"csv:{path}", {"group_column": "grop"})
+
+
 def test_csv_text_column_becomes_tfidf_features(tmp_path):
     rows = [["good great fine", "pos"], ["bad awful poor", "neg"]] * 10
     path = _write_csv(tmp_path / "t.csv", ["text", "label"], rows)

@@ -26,14 +26,14 @@ def test_table_shows_every_model_with_agreement(capsys, monkeypatch):
     print_summary(_report(models), {"teacher": "teacher", "student": "student distilled"})
     out = capsys.readouterr().out
     assert "student distilled" in out and "87.5%" in out and "1,234" in out and "5.00M" in out
-    assert "agree w/ teacher" in out and "0.050 ms" in out
+    assert "agreement" in out and "0.050 ms" in out
 
 
 def test_table_without_teacher_has_no_agreement_column(capsys, monkeypatch):
     monkeypatch.setenv("PROTEGE_QUIET", "0")
     print_summary(_report({"student": _entry()}), {"student": "student"})
     out = capsys.readouterr().out
-    assert "agree" not in out and "90.0%" in out
+    assert "agreement" not in out and "90.0%" in out
 
 
 def test_quiet_prints_nothing(capsys, monkeypatch):

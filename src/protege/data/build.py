@@ -37,8 +37,13 @@ def load_data(
     x, y = raw.x, encode(raw.y, "train")
     if raw.x_test is not None and raw.y_test is not None:
         x_test, y_test = raw.x_test, encode(raw.y_test, "test")
+        test_groups = raw.groups_test
+    elif raw.groups is not None:
+        # the groups travel with the split: the same seeded permutation as without them
+        x, x_test, y, y_test, _, test_groups = _split(x, y, test_fraction, seed, source, raw.groups)
     else:
         x, x_test, y, y_test = _split(x, y, test_fraction, seed, source)
+        test_groups = None
     if raw.x_val is not None and raw.y_val is not None:
         x_val, y_val = raw.x_val, encode(raw.y_val, "val")
     elif val_fraction > 0:
@@ -77,6 +82,7 @@ def load_data(
         source=source,
         preprocess=preprocess,
         text_encoder=text_encoder if raw.text is not None else None,
+        test_groups=[str(g) for g in test_groups] if test_groups is not None else None,
     )
 
 
@@ -203,13 +209,14 @@ def _natural_key(label: str) -> tuple:
         return (1, 0.0, label)
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str):
-    """A seeded split, stratified by class when every class has at least two examples."""
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str, *more: np.ndarray):
+    """A seeded split, stratified by class when every class has at least two examples; ``more`` arrays
+    (aligned with ``x``) are split the same way."""
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
     try:
-        return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+        return train_test_split(x, y, *more, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError as exc:
         raise DataError(f"{source}: cannot split {len(y)} examples ({exc})") from None

@@ -125,6 +125,8 @@ class DataBundle:
     preprocess: dict = field(default_factory=dict)
     text_encoder: Any = None
     """The fitted encoder of a text source (TF-IDF or a tokenizer), for transfer sets of the same kind."""
+    test_groups: list[str] | None = None
+    """The group of each test example (a csv ``group_column``), for per-group accuracy."""
 
     @property
     def num_classes(self) -> int:

@@ -34,6 +34,9 @@ class RawData:
     preprocess: dict | None = None
     text: dict | None = None
     """Set when ``x`` holds raw strings: ``{"column": ..., "max_features": ...}``; the loader encodes them."""
+    groups: np.ndarray | None = None
+    groups_test: np.ndarray | None = None
+    """Group of each example of ``x`` / ``x_test`` (a csv ``group_column``), for per-group accuracy."""
 
 
 SOURCES: Registry[Callable[..., RawData]] = Registry("data source")
@@ -161,13 +164,15 @@ def csv_file(
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     split_column: str | None = None,
+    group_column: str | None = None,
     max_features: int = 2000,
 ) -> RawData:
     """A CSV file with a header: numeric feature columns, or one text column, and a label column. A
-    ``split_column`` with values train/val/test keeps the file's own split. Texts become TF-IDF features
-    (``max_features`` words) or, for a Hugging Face model, its tokenizer's ids."""
+    ``split_column`` with values train/val/test keeps the file's own split; a ``group_column`` (not a
+    feature) names each row's group, and the report gives accuracy per group. Texts become TF-IDF
+    features (``max_features`` words) or, for a Hugging Face model, its tokenizer's ids."""
     _, rows = read_csv_rows(path)
-    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features)
+    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features, group_column)
 
 
 @SOURCES.register("jsonl")
@@ -237,18 +242,20 @@ def table_rows(
     text_column: str | None,
     split_column: str | None,
     max_features: int,
+    group_column: str | None = None,
 ) -> RawData:
     """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings."""
     if not rows:
         raise DataError(f"{path}: no data rows")
     columns = list(rows[0])
-    for wanted in [label_column, text_column, split_column, *(feature_columns or [])]:
+    for wanted in [label_column, text_column, split_column, group_column, *(feature_columns or [])]:
         if wanted is not None and wanted not in columns:
             raise DataError(
                 f"{path}: no column {wanted!r}{did_you_mean(wanted, columns)}; columns: {', '.join(columns)}"
             )
     labels = np.array([str(row.get(label_column)) for row in rows])
     splits = np.array([str(row.get(split_column, "")).strip().lower() for row in rows]) if split_column else None
+    groups = np.array([str(row.get(group_column, "")).strip() for row in rows]) if group_column else None
 
     text = None
     if text_column is not None:
@@ -256,7 +263,7 @@ def table_rows(
         preprocess: dict = {}
         text = {"column": text_column, "max_features": max_features}
     else:
-        skip = {label_column, split_column}
+        skip = {label_column, split_column, group_column}
         names = feature_columns or [c for c in columns if c not in skip]
         if not names:
             raise DataError(f"{path}: no feature columns besides the label column {label_column!r}")
@@ -276,7 +283,7 @@ def table_rows(
         preprocess = {"features": names}
 
     if splits is None:
-        return RawData(x=x, y=labels, preprocess=preprocess, text=text)
+        return RawData(x=x, y=labels, preprocess=preprocess, text=text, groups=groups)
     unknown = sorted(set(splits) - {"train", "val", "test"})
     if unknown:
         raise DataError(f"{path}: split column {split_column!r} has value {unknown[0]!r}; use train, val or test")
@@ -284,7 +291,19 @@ def table_rows(
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = part("train"), part("val"), part("test")
     if x_tr is None:
         raise DataError(f"{path}: split column {split_column!r} marks no row as 'train'")
-    return RawData(x=x_tr, y=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te, preprocess=preprocess, text=text)
+    in_split = lambda name: groups[splits == name] if groups is not None else None  # noqa: E731
+    return RawData(
+        x=x_tr,
+        y=y_tr,
+        x_val=x_va,
+        y_val=y_va,
+        x_test=x_te,
+        y_test=y_te,
+        preprocess=preprocess,
+        text=text,
+        groups=in_split("train"),
+        groups_test=in_split("test") if x_te is not None else None,
+    )
 
 
 from protege.data import images  # noqa: E402,F401  (registers imagefolder)

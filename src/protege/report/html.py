@@ -1,0 +1,250 @@
+"""report.html: one self-contained page (styles inline, figures embedded as SVG data, no script, no
+network) rendered from the report dict alone, so any report.json can be turned into a page."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from html import escape
+from pathlib import Path
+
+from protege.models.store import atomic_write_text
+from protege.report import plots
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
+       margin: 0 auto; max-width: 1180px; padding: 24px 32px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }
+.meta { color: #555; margin: 0 0 16px; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: right; white-space: nowrap; }
+th { background: #f3f5f8; font-weight: 600; white-space: normal; vertical-align: bottom; }
+td:first-child, th:first-child, td.text { text-align: left; }
+tr.flagged td { background: #fde8e6; }
+.scroll { overflow-x: auto; }
+figure { display: inline-block; margin: 8px 16px 8px 0; vertical-align: top; }
+figure img { max-width: 100%; }
+figcaption, .note { color: #555; font-size: 12.5px; max-width: 900px; }
+"""
+
+
+def render_html(report: dict) -> str:
+    """The whole page for ``report`` (the dict written to report.json)."""
+    models = report["models"]
+    class_names = report["data"]["class_names"]
+    titles = {name: entry.get("title", name) for name, entry in models.items()}
+    parts = [_header(report), _summary_table(report)]
+    batch_sizes = [str(b) for b in (report.get("evaluation") or {}).get("latency_batch_sizes") or []]
+    if batch_sizes:
+        chart = plots.accuracy_vs_latency(models, batch_sizes[0])
+        if chart is not None:
+            parts.append(_section("Accuracy versus latency", _figure(chart, "Test accuracy against CPU latency.")))
+    curves = plots.learning_curves(report.get("history") or {}, titles)
+    if curves is not None:
+        note = "Per epoch: training (solid) and validation (dashed) loss and accuracy of every stage trained here."
+        parts.append(_section("Learning curves", _figure(curves, note)))
+    parts.append(
+        _section(
+            "Calibration",
+            _figure(
+                plots.reliability_diagram(models),
+                "Reliability diagram: accuracy of the test examples in each confidence bin; points below the "
+                "diagonal are over-confident. ECE is the count-weighted mean gap.",
+            ),
+        )
+    )
+    parts.append(
+        _section(
+            "Confusion matrices",
+            _figure(plots.confusion_matrices(models, class_names), "Rows: true class; numbers: test examples."),
+        )
+    )
+    parts.append(_section("Accuracy per class", _figure(plots.per_class_bars(models, class_names), "")))
+    fairness = report.get("fairness") or {}
+    if fairness:
+        parts.append(_fairness(report, fairness))
+    parts.append(_footer(report))
+    title = f"protege report: {report['recipe']}"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def write_html(path: Path, report: dict) -> None:
+    atomic_write_text(path, render_html(report))
+
+
+def _header(report: dict) -> str:
+    data = report["data"]
+    sizes = data["sizes"]
+    return (
+        f"<h1>protege · {escape(str(report['recipe']))}</h1>"
+        f"<p class='meta'>data {escape(data['source'])}: {data['num_classes']} classes, inputs "
+        f"{escape(str(tuple(data['input_shape'])))}, train {sizes['train']} / val {sizes['val']} / "
+        f"test {sizes['test']} · seed {report.get('seed')} · protege {escape(report['protege_version'])}</p>"
+    )
+
+
+def _summary_table(report: dict) -> str:
+    """Two tables under one ``#summary``: what each model kept, and what it costs."""
+    models = report["models"]
+    has_teacher = "teacher" in models
+    batch_sizes = [str(b) for b in (report.get("evaluation") or {}).get("latency_batch_sizes") or []]
+    measured = [b for b in batch_sizes if any(b in e.get("latency_ms", {}) for e in models.values())]
+    name_columns: list[tuple[str, Callable]] = [
+        ("model", lambda e: e["title"]),
+        ("architecture", lambda e: e["architecture"]),
+    ]
+    kept: list[tuple[str, Callable]] = [
+        ("test accuracy", lambda e: _pct(e["accuracy"])),
+        ("macro-F1", lambda e: _num(e.get("macro_f1"), 3)),
+        ("NLL", lambda e: _num(e["nll"], 3)),
+        ("ECE", lambda e: _num(e.get("ece"), 3)),
+    ]
+    if has_teacher:
+        kept += [
+            ("agreement with teacher", lambda e: _pct(e.get("agreement"))),
+            ("KL to teacher", lambda e: _num(e.get("kl_to_teacher"), 3)),
+            ("accuracy retained", lambda e: _pct(e.get("accuracy_retained"))),
+        ]
+    kept.append(("train time", lambda e: _seconds((e.get("training") or {}).get("train_seconds"))))
+    cost: list[tuple[str, Callable]] = [
+        ("parameters", lambda e: f"{e['parameters']:,}"),
+        ("FLOPs / example", lambda e: _si(e["flops_per_example"])),
+        ("file size", lambda e: _bytes(e.get("file_bytes"))),
+    ]
+    if has_teacher:
+        cost.append(("compression", lambda e: _ratio(e.get("compression"))))
+    for b in measured:
+        cost.append((f"latency b{b}", lambda e, b=b: _ms(e.get("latency_ms", {}).get(b))))
+        cost.append((f"throughput b{b}", lambda e, b=b: _rate(e.get("throughput_per_s", {}).get(b))))
+        if has_teacher:
+            cost.append((f"speed-up b{b}", lambda e, b=b: _ratio(e.get("speedup", {}).get(b))))
+    evaluation = report.get("evaluation") or {}
+    note = (
+        f"On the test split. Latency: CPU, {evaluation.get('threads')} thread(s), forward pass in eval mode, "
+        f"median of at least {evaluation.get('latency_min_repeats')} timed blocks of about "
+        f"{evaluation.get('latency_block_ms')} ms ({evaluation.get('latency_budget_s')} s in all) after warm-up; "
+        "throughput = batch ÷ latency. "
+        "Compression and speed-up are teacher ÷ model."
+        if measured
+        else "On the test split. Latency was not measured."
+    )
+    body = (
+        "<div id='summary'>"
+        + _table("summary quality", name_columns + kept, models.values())
+        + _table("summary cost", name_columns + cost, models.values())
+        + f"</div><p class='note'>{escape(note)}</p>"
+    )
+    return _section("Summary", body)
+
+
+def _table(css_class: str, columns: list[tuple[str, Callable]], entries) -> str:
+    head = "".join(f"<th>{escape(name)}</th>" for name, _ in columns)
+    rows = []
+    for entry in entries:
+        cells = "".join(
+            f"<td{' class=text' if i < 2 else ''}>{escape(str(get(entry)))}</td>" for i, (_, get) in enumerate(columns)
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return (
+        f"<div class='scroll'><table class='{css_class}'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _fairness(report: dict, fairness: dict) -> str:
+    blocks = []
+    for name, section in fairness.items():
+        title = report["models"][name]["title"]
+        for kind, label in (("per_class", "class"), ("per_group", "group")):
+            if kind not in section:
+                continue
+            gaps = section[kind]
+            flagged = ", ".join(gaps["flagged"]) or "none"
+            rows = "".join(
+                f"<tr class='{'flagged' if r['flagged'] else ''}'><td class=text>{escape(r['name'])}</td>"
+                f"<td>{r['count']}</td><td>{_pct(r['teacher_accuracy'])}</td><td>{_pct(r['student_accuracy'])}</td>"
+                f"<td>{_points(r['drop'])}</td><td class=text>{'⚠ flagged' if r['flagged'] else ''}</td></tr>"
+                for r in gaps["rows"]
+            )
+            blocks.append(
+                f"<h3>{escape(title)}, per {label}</h3><p class='note'>Average drop {_points(gaps['average_drop'])}; "
+                f"flagged when a {label} drops more than {gaps['margin'] * 100:.1f} points beyond it: "
+                f"<b>{escape(flagged)}</b>.</p><div class='scroll'><table class='fairness'><thead><tr>"
+                f"<th>{label}</th><th>test examples</th><th>teacher</th><th>{escape(title)}</th><th>drop</th>"
+                f"<th></th></tr></thead><tbody>{rows}</tbody></table></div>"
+            )
+    intro = (
+        "<p class='note'>Accuracy of the teacher and each student side by side. A student that loses much more "
+        "on some classes or groups than on average carries or amplifies a bias; small slices are noisy, so "
+        "read a flag with its count.</p>"
+    )
+    return _section("Fairness check: teacher versus student", intro + "".join(blocks))
+
+
+def _footer(report: dict) -> str:
+    machine = report.get("machine") or {}
+    text = (
+        f"Measured on {machine.get('platform')} ({machine.get('processor')}, {machine.get('cpu_count')} CPUs), "
+        f"torch {machine.get('torch')}. Whole run: {_seconds(report.get('wall_seconds'))}. "
+        "Every number on this page is in report.json next to it."
+    )
+    return f"<p class='note'>{escape(text)}</p>"
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{escape(title)}</h2>{body}</section>"
+
+
+def _figure(svg: str, caption: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    caption_html = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
+    image = f"<img alt='{escape(caption) or 'figure'}' src='data:image/svg+xml;base64,{data}'>"
+    return f"<figure>{image}{caption_html}</figure>"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _points(value: float) -> str:
+    return f"{value * 100:+.1f} pts"
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}×"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f} ms"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}/s"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} s"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "–"
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:.0f}"
