@@ -183,3 +183,8 @@ def test_demo_command_runs(tmp_path):
     assert report["models"]["student"]["accuracy"] > 0.9
     page = (tmp_path / "demo" / "report.html").read_text()
     assert "student distilled" in page and "Fairness check" in page
+
+
+def test_python_dash_m_protege_is_the_cli():
+    done = subprocess.run([sys.executable, "-m", "protege", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "evaluate" in done.stdout and "rank" in done.stdout
