@@ -171,3 +171,16 @@ def test_tokenizer_without_padding_pads_with_its_end_token(tiny_hf):
     tokenizer.pad_token = None
     tokenizer.eos_token = "[SEP]"
     assert with_padding(tokenizer).pad_token_id == tokenizer.convert_tokens_to_ids("[SEP]")
+
+
+def test_a_saved_hf_model_folder_loads_in_transformers_directly(tiny_hf, sentiment_csv, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    data = _data(sentiment_csv, tiny_hf, max_length=12)
+    built = build_model(f"hf:{tiny_hf}", {}, data.input_shape, data.class_names, data.preprocess)
+    save_model(built.module, built.card, tmp_path / "model")
+    encoder = AutoModel.from_pretrained(tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
+    ids = tokenizer(["a short text"], return_tensors="pt")
+    ours = built.module.backbone.eval()(**ids).last_hidden_state
+    torch.testing.assert_close(encoder.eval()(**ids).last_hidden_state, ours, rtol=0, atol=0)
