@@ -30,11 +30,26 @@ def rkd_angle(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Park et al. 2019, eq. 5: Huber loss between the cosines of the angles t_i t_j t_k, over all
     triplets (degenerate ones, with a zero edge, give 0 on both sides)."""
 
-    def cosines(x: torch.Tensor) -> torch.Tensor:
-        edges = F.normalize(x.unsqueeze(0) - x.unsqueeze(1), p=2, dim=2)  # edges[j, i] = unit(x_i − x_j)
-        return torch.bmm(edges, edges.transpose(1, 2)).flatten()
+    return F.smooth_l1_loss(_angle_cosines(_flat(student)), _angle_cosines(_flat(teacher)))
 
-    return F.smooth_l1_loss(cosines(_flat(student)), cosines(_flat(teacher)))
+
+def _angle_cosines(x: torch.Tensor) -> torch.Tensor:
+    """cos∠(x_i, x_j, x_k) for every triplet, flattened in (j, i, k) order, from the Gram matrix:
+    ⟨x_i − x_j, x_k − x_j⟩ = G_ik − G_ij − G_jk + G_jj. Materialising the B×B×D edge vectors instead
+    costs B³·D; this costs B²·D + B³, which keeps RKD-A affordable for wide embeddings."""
+    centred = x - x.mean(0, keepdim=True)  # angles are translation-invariant; centring limits rounding
+    gram = centred @ centred.T
+    squared = gram.diagonal()
+    distance = (squared.unsqueeze(0) + squared.unsqueeze(1) - 2 * gram).clamp_min(0).sqrt()
+    # a zero edge (i = j, k = j, or a repeated example) has no direction: its cosines are 0, as with
+    # normalised edges; "zero" allows for the rounding of the expansion
+    scale = squared.max().clamp_min(1e-12).sqrt()
+    distance = torch.where(distance > 1e-4 * scale, distance, torch.zeros_like(distance))
+    distance.fill_diagonal_(0.0)
+    dot = gram.unsqueeze(0) - gram.unsqueeze(2) - gram.unsqueeze(1) + squared.view(-1, 1, 1)
+    lengths = distance.unsqueeze(2) * distance.unsqueeze(1)  # [j, i, k] = |x_i − x_j|·|x_k − x_j|
+    safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
+    return torch.where(lengths > 0, dot / safe, torch.zeros_like(dot)).flatten()
 
 
 class _EmbeddingObjective(Objective):
