@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--teacher-width", type=int, default=64)
     parser.add_argument("--student-width", type=int, default=6)
-    parser.add_argument("--transfer", type=int, default=16000, help="transfer-set size (0: none)")
+    parser.add_argument("--transfer", type=int, default=8000, help="transfer-set size (0: none)")
     parser.add_argument("--only", nargs="*", help="run only these rows (names as in the table)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
