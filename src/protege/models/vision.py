@@ -9,6 +9,9 @@ stay under ``backbone.`` (``backbone.layer4``) for taps and strategies.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -36,6 +39,22 @@ class BackboneClassifier(nn.Module):
         return self.head(self.backbone(x))
 
 
+@contextlib.contextmanager
+def _building(label: str, fetch: bool, offline_fix: str) -> Iterator[None]:
+    """Turn a library's failure to build a model into one line; a failed download says how to work offline."""
+    try:
+        yield
+    except TypeError as exc:
+        raise ModelError(f"{label}: {exc}") from None
+    except Exception as exc:
+        if not fetch:
+            raise ModelError(f"cannot build {label}: {exc}") from None
+        raise ModelError(
+            f"could not fetch pretrained weights for {label} ({type(exc).__name__}); without the internet, "
+            f"set {offline_fix}, or pretrained: false"
+        ) from None
+
+
 def build_timm(
     name: str,
     input_shape: tuple[int, ...],
@@ -53,17 +72,8 @@ def build_timm(
     if len(input_shape) == 3:
         kwargs.setdefault("in_chans", input_shape[0])
     fetch = pretrained and weights is None
-    try:
+    with _building(f"timm:{name}", fetch, "weights: path/to/file.safetensors"):
         backbone = timm.create_model(name, pretrained=fetch, num_classes=0, **kwargs)
-    except TypeError as exc:
-        raise ModelError(f"timm:{name}: {exc}") from None
-    except Exception as exc:
-        if not fetch:
-            raise ModelError(f"cannot build timm:{name}: {exc}") from None
-        raise ModelError(
-            f"could not fetch pretrained weights for timm:{name} ({type(exc).__name__}); without the internet, "
-            f"set weights: path/to/file.safetensors, or pretrained: false"
-        ) from None
     if weights is not None:
         classifier = backbone.pretrained_cfg.get("classifier") or "head"
         load_backbone_weights(backbone, weights, skip=[classifier] if isinstance(classifier, str) else classifier)
@@ -87,17 +97,8 @@ def build_torchvision(
     if name not in known:
         raise ModelError(f"torchvision has no model {name!r}{did_you_mean(name, known)}")
     fetch = pretrained and weights is None
-    try:
+    with _building(f"torchvision:{name}", fetch, "weights: path/to/file.safetensors (or .pth)"):
         backbone = models.get_model(name, weights="DEFAULT" if fetch else None, **kwargs)
-    except TypeError as exc:
-        raise ModelError(f"torchvision:{name}: {exc}") from None
-    except Exception as exc:
-        if not fetch:
-            raise ModelError(f"cannot build torchvision:{name}: {exc}") from None
-        raise ModelError(
-            f"could not fetch pretrained weights for torchvision:{name} ({type(exc).__name__}); without the "
-            f"internet, set weights: path/to/file.safetensors (or .pth), or pretrained: false"
-        ) from None
     path = head or classifier_path(backbone, f"torchvision:{name}")
     old = resolve_module(backbone, path)
     if not isinstance(old, nn.Linear):
