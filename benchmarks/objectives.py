@@ -43,7 +43,7 @@ RUNS: dict[str, tuple[list, str | None]] = {
     "plain (ce)": ([("ce", {}, 1.0)], None),
     "plain (ce), same steps as the others": ([("ce", {}, 1.0)], None),
     "kd": ([("kd", {"temperature": 4.0, "alpha": 0.9}, 1.0)], "teacher"),
-    "dkd": ([("dkd", {}, 1.0)], "teacher"),
+    "dkd (beta 2)": ([("dkd", {"beta": 2.0}, 1.0)], "teacher"),
     "dist": ([("dist", {}, 1.0)], "teacher"),
     "rkd": ([("rkd", {}, 1.0)], "teacher"),
     "pkt": ([("pkt", {}, 1.0)], "teacher"),
@@ -65,11 +65,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--teacher-width", type=int, default=64)
-    parser.add_argument("--student-width", type=int, default=6)
+    parser.add_argument("--student-width", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady timings on a shared machine)")
     parser.add_argument("--transfer", type=int, default=8000, help="transfer-set size (0: none)")
     parser.add_argument("--only", nargs="*", help="run only these rows (names as in the table)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     data = load_data("mnist1d", val_fraction=0.0)
     shape, classes = data.input_shape, data.num_classes
     with_transfer = data.train
