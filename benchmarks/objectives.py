@@ -17,10 +17,12 @@ training not counted; building the teacher cache counted).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -69,7 +71,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady timings on a shared machine)")
     parser.add_argument("--transfer", type=int, default=8000, help="transfer-set size (0: none)")
     parser.add_argument("--only", nargs="*", help="run only these rows (names as in the table)")
+    parser.add_argument("--save", help="also write the per-seed results to this JSON file")
+    parser.add_argument("--merge", nargs="+", help="print one table from JSON files of runs with other seeds")
     args = parser.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        merged = {name: [tuple(r) for part in parts for r in part["results"].get(name, [])] for name in RUNS}
+        seeds = [s for part in parts for s in part["seeds"]]
+        print(parts[0]["header"].replace(f"seeds {parts[0]['seeds']}", f"seeds {seeds}"))
+        print_table(merged)
+        return
     torch.set_num_threads(args.threads)
     data = load_data("mnist1d", val_fraction=0.0)
     shape, classes = data.input_shape, data.num_classes
@@ -116,13 +127,20 @@ def main() -> None:
             results[name].append((accuracy(outcome.model, data), per_example))
             print(f"seed {seed} {name}: {results[name][-1][0]:.1%}, {seconds:.1f} s", flush=True)
 
-    print(
+    header = (
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; seeds {args.seeds}; student cnn1d width {args.student_width}, "
         f"teacher cnn1d width {args.teacher_width} ({statistics.mean(teacher_accuracy):.1%} test accuracy); "
         f"{args.epochs} epochs, batch 128, AdamW lr 0.01 cosine; {len(data.train)} labelled examples, "
         f"transfer set {args.transfer}\n"
     )
+    print(header)
+    if args.save:
+        Path(args.save).write_text(json.dumps({"header": header, "seeds": args.seeds, "results": results}))
+    print_table(results)
+
+
+def print_table(results: dict[str, list]) -> None:
     plain_time = statistics.mean(t for _, t in results["plain (ce)"]) if results.get("plain (ce)") else None
     print("| objective | test accuracy (mean ± std) | per seed | time per training example vs plain |")
     print("|---|---|---|---|")

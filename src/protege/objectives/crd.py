@@ -108,7 +108,12 @@ class CRD(Objective):
 
     def _scores(self, embedding: torch.Tensor, memory: torch.Tensor, contrast: torch.Tensor, z: torch.Tensor):
         """exp(⟨memory row, embedding⟩ / τ) / Z for the positive and the sampled negatives (eq. 19's P)."""
-        similarity = torch.bmm(memory[contrast].detach(), embedding.unsqueeze(2)).squeeze(2)
+        if len(memory) <= 16 * contrast.shape[1]:
+            # a small bank: one matmul against every row, then pick the sampled ones (much faster than
+            # gathering a batch × samples × width block of the bank)
+            similarity = (embedding @ memory.detach().clone().T).gather(1, contrast)  # clone: updated in place
+        else:
+            similarity = torch.bmm(memory[contrast].detach(), embedding.unsqueeze(2)).squeeze(2)
         scores = torch.exp(similarity / self.temperature)
         if z < 0:
             z.copy_(mean_across_processes(scores.detach().mean() * len(memory)))
