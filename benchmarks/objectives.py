@@ -51,9 +51,12 @@ RUNS: dict[str, tuple[list, str | None]] = {
     "pkt": ([("pkt", {}, 1.0)], "teacher"),
     "crd": ([("crd", {"negatives": 1024}, 1.0)], "teacher"),
     "fitnet": ([("fitnet", {"student_layer": CONV[1], "teacher_layer": CONV[1]}, 1.0)], "teacher"),
-    "attention": ([("attention", {"student_layers": CONV, "teacher_layers": CONV}, 1.0)], "teacher"),
+    "attention (beta 50)": (
+        [("attention", {"student_layers": CONV, "teacher_layers": CONV, "beta": 50.0}, 1.0)],
+        "teacher",
+    ),
     "self_distill (no teacher)": ([("self_distill", {"layers": CONV[:2]}, 1.0)], None),
-    "born-again (kd from plain student)": ([("kd", {"temperature": 4.0, "alpha": 0.9}, 1.0)], "plain"),
+    "born-again (kd T 2, alpha 0.5, from plain student)": ([("kd", {"temperature": 2.0, "alpha": 0.5}, 1.0)], "plain"),
     "kd, 2-teacher ensemble": ([("kd", {"temperature": 4.0, "alpha": 0.9}, 1.0)], "ensemble"),
 }
 
