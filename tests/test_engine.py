@@ -280,3 +280,27 @@ def test_compiled_model_trains_and_saves_plain_weights(tmp_path):
     result = fit(model, make_blobs(48), _ce(), TrainConfig(epochs=2, lr=0.02, compile=True), workdir=tmp_path)
     assert result.model is model and result.final["train_accuracy"] > 0.5
     assert not any("_orig_mod" in key for key in result.model.state_dict())
+
+
+def test_optimizer_is_fused_on_a_cpu_and_steps_like_the_reference():
+    from protege.engine import build_optimizer
+
+    torch.manual_seed(0)
+    model = mlp((6,), 3, hidden=8)
+    reference = mlp((6,), 3, hidden=8)
+    reference.load_state_dict(model.state_dict())
+    config = TrainConfig(lr=0.01, weight_decay=0.05)
+    fused = build_optimizer(model, config, device=torch.device("cpu"))
+    plain = build_optimizer(reference, config)  # no device: PyTorch's default loop
+    assert all(g["fused"] for g in fused.param_groups) and not any(g["fused"] for g in plain.param_groups)
+    data = make_blobs(32)
+    for _ in range(5):
+        for net, optimizer in ((model, fused), (reference, plain)):
+            torch.nn.functional.cross_entropy(net(data.x), data.y).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd"), device=torch.device("cpu"))
+    assert sgd.param_groups[0]["fused"]
+    assert not build_optimizer(model, config, device=torch.device("mps")).param_groups[0]["fused"]

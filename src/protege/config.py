@@ -89,6 +89,12 @@ class TrainConfig(Strict):
     step_gamma: float = Field(0.1, gt=0, le=1)
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
     grad_accumulation: int = Field(1, ge=1)
+    teacher_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="examples per forward of an online (uncached) teacher, in whole training batches "
+        "(default: one batch on a GPU; about 1024 examples on a CPU)",
+    )
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     channels_last: bool | Literal["auto"] = Field(
         "auto", description="channels-last memory for image models (auto: on a GPU)"

@@ -24,11 +24,12 @@ from protege.checkpoint import Checkpointer, TrainState
 from protege.config import TrainConfig
 from protege.console import log, progress_bar
 from protege.data.dataset import ArrayDataset, EpochBatchSampler, batch_loader
-from protege.distill.teacher import TeacherSignal, prepare_teacher
+from protege.distill.teacher import TeacherBatch, TeacherSignal, online_lookahead, prepare_teacher
 from protege.distributed import is_main_process, use_cpu
 from protege.errors import ProtegeError
 from protege.models.taps import FeatureTaps
 from protege.objectives import Objective, StepOutputs
+from protege.running import RunningSums
 from protege.schedules import build_scheduler
 from protege.transfer.base import Strategy
 
@@ -97,16 +98,33 @@ def decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[di
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
-    """AdamW or SGD over ``groups`` (a strategy's, each with its own lr) or the model's decay/no-decay groups."""
+def build_optimizer(
+    model: nn.Module, config: TrainConfig, groups: list[dict] | None = None, device: torch.device | None = None
+) -> torch.optim.Optimizer:
+    """AdamW or SGD over ``groups`` (a strategy's, each with its own lr) or the model's decay/no-decay groups.
+
+    On a CPU or CUDA ``device`` the fused implementation updates all parameters in one kernel: on a CPU it
+    takes a third of the time of the per-parameter loop PyTorch picks there by default.
+    """
     if groups is None:
         groups = decay_groups(model.parameters(), config.weight_decay)
     groups = [g for g in groups if g["params"]]
     if not any(p.requires_grad for g in groups for p in g["params"]):
         raise ProtegeError("the model has no trainable parameters")
+    fused = {"fused": True} if _fusable(groups, device) else {}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, **fused)
+    return torch.optim.AdamW(groups, lr=config.lr, **fused)
+
+
+def _fusable(groups: list[dict], device: torch.device | None) -> bool:
+    """Fused kernels take dense floating-point parameters on a CPU or a CUDA device."""
+    if device is None or device.type not in ("cpu", "cuda"):
+        return False
+    return all(p.dtype in FUSED_DTYPES and p.layout == torch.strided for g in groups for p in g["params"])
+
+
+FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 def _loader(data: Dataset | DataLoader, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
@@ -175,6 +193,7 @@ def fit(
                 accelerator.autocast,
                 cache_dir,
                 objective.teacher_layers,
+                lookahead=_teacher_lookahead(config, accelerator.device, loader, teacher_cache),
             )
             cleanup.callback(signal.close)
             if accelerator.is_main_process:
@@ -194,7 +213,7 @@ def fit(
             groups = strategy.param_groups(config.lr, config.weight_decay)
             extra = decay_groups(objective.parameters(), config.weight_decay)  # a FitNet adapter trains too
             groups += [{**g, "name": name} for g, name in zip(extra, ("objective", "objective.no_decay"), strict=True)]
-        optimizer = build_optimizer(nn.ModuleList([model, objective]), config, groups)
+        optimizer = build_optimizer(nn.ModuleList([model, objective]), config, groups, accelerator.device)
         objective_params = [p for p in objective.parameters() if p.requires_grad]
         channels_last = uses_channels_last(config, sample)
         if channels_last:
@@ -224,7 +243,7 @@ def fit(
             if metrics_path is not None and accelerator.is_main_process:
                 _rewrite_stage_metrics(metrics_path, stage, state.history)
 
-        sums = state.sums or {}
+        sums = RunningSums.from_dict(state.sums)
         bar = progress_bar()
         total_batches = config.epochs * len(loader)
         with bar:
@@ -244,23 +263,20 @@ def fit(
                         accelerator.skip_first_batches(loader, state.batches_done) if state.batches_done else loader
                     )
                 bar.update(task, description=f"{stage} {state.epoch + 1}/{config.epochs}")
-                for raw in batches:
-                    batch = as_batch(raw)
-                    if channels_last:
-                        batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
+                for batch, teacher_logits, teacher_features in _with_teacher(batches, signal, channels_last):
                     with accelerator.accumulate(model):
                         with accelerator.autocast():
                             logits = model(batch["x"])
                             outputs = StepOutputs(logits, batch["y"], index=batch.get("index"))
                             if signal is not None:
-                                outputs.teacher_logits = signal.logits(batch)
-                                outputs.teacher_features = signal.features()
+                                outputs.teacher_logits = teacher_logits
+                                outputs.teacher_features = teacher_features
                             if student_taps is not None:
                                 outputs.features = dict(student_taps.outputs)
                             terms = objective(outputs)
                             if strategy is not None:
                                 terms = {**terms, **strategy.loss_terms()}
-                            loss = sum(terms.values())
+                            loss = _total(terms)
                         if config.skip_nonfinite_steps and not _finite_everywhere(loss, accelerator.num_processes):
                             _skip_step(stage, state, terms, config.skip_nonfinite_steps)
                             optimizer.zero_grad(set_to_none=True)
@@ -275,7 +291,7 @@ def fit(
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
                     state.batches_done += 1
-                    _accumulate(sums, loss, terms, logits, batch["y"])
+                    sums.add(loss, terms, logits, batch["y"])
                     if accelerator.sync_gradients:
                         scheduler.step()
                         state.global_step += 1
@@ -289,7 +305,7 @@ def fit(
                             and config.checkpoint_every
                             and (state.global_step % config.checkpoint_every == 0)
                         ):
-                            state.sums = sums
+                            state.sums = sums.as_dict()
                             _save(accelerator, checkpointer, state, model, optimizer, scheduler, objective)
                     bar.advance(task)
 
@@ -300,8 +316,8 @@ def fit(
                     record.update(_validate(accelerator, model, val_loader))
                 state.epoch += 1
                 state.batches_done = 0
-                sums = {}
-                state.sums = sums
+                sums = RunningSums()
+                state.sums = {}
                 improved = _track_best(state, record, config)
                 state.history.append(record)
                 bar.update(task, status=_status(record))
@@ -370,30 +386,44 @@ def _sample_inputs(loader: DataLoader) -> torch.Tensor:
     return as_batch(next(iter(loader)))["x"][:2]
 
 
-def _accumulate(sums: dict, loss, terms, logits, target) -> None:
-    """Running sums on the device; read once per epoch, so the loop never waits for the device."""
-    with torch.no_grad():
-        n = float(len(target))
-        labeled = target >= 0
-        adds = {
-            "examples": logits.new_full((), n, dtype=torch.float32),  # a fill on the device, no host copy
-            "loss": loss.detach().float() * n,
-            "correct": ((logits.argmax(-1) == target) & labeled).sum().float(),
-            "labeled": labeled.sum().float(),
-        }
-        for name, value in terms.items():
-            adds[f"term.{name}"] = value.detach().float() * n
-        for key, value in adds.items():
-            sums[key] = sums[key] + value if key in sums else value.clone()
+def _teacher_lookahead(config: TrainConfig, device: torch.device, loader: DataLoader, cache: str) -> int:
+    """Training batches per online teacher forward (1 under gradient accumulation: Accelerate finds the
+    last batch of an epoch by reading one ahead, and a longer look-ahead would move that point)."""
+    if config.grad_accumulation > 1 or (cache != "off" and isinstance(loader.dataset, ArrayDataset)):
+        return 1  # an in-memory dataset is cached, unless the cache is switched off
+    example = _sample_inputs(loader)[0]
+    return online_lookahead(
+        device, config.batch_size, example.nelement() * example.element_size(), config.teacher_batch_size
+    )
 
 
-def _epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: dict, scheduler, start) -> dict:
-    keys = sorted(sums)
-    if keys:
-        totals = accelerator.reduce(torch.stack([sums[k] for k in keys]), reduction="sum").tolist()
-        total = dict(zip(keys, totals, strict=True))
-    else:
-        total = {"examples": 0.0}
+def _with_teacher(batches: Iterable, signal: TeacherSignal | None, channels_last: bool) -> Iterable[TeacherBatch]:
+    """The epoch's batches as dicts (in the layout the model wants), each with the teacher's outputs for it."""
+    prepared = (_prepare_batch(raw, channels_last) for raw in batches)
+    if signal is None:
+        return ((batch, None, {}) for batch in prepared)
+    return signal.stream(prepared)
+
+
+def _prepare_batch(raw: object, channels_last: bool) -> dict[str, torch.Tensor]:
+    batch = as_batch(raw)
+    if channels_last:
+        batch["x"] = batch["x"].contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def _total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The sum of the loss terms (no extra op for a single term)."""
+    values = list(terms.values())
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
+
+
+def _epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: RunningSums, scheduler, start) -> dict:
+    total = sums.totals(lambda vector: accelerator.reduce(vector, reduction="sum"))
+    keys = sorted(total)
     n = max(total["examples"], 1.0)
     record = {
         "stage": stage,

@@ -10,7 +10,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +25,15 @@ from protege.models.taps import FeatureTaps
 MEMORY_LIMIT_BYTES = 2 * 1024**3
 """Above this, ``auto`` keeps the cache in a memory-mapped file instead of RAM."""
 
+CPU_TEACHER_EXAMPLES = 1024
+"""On a CPU the online teacher runs on about this many examples at once (several training batches)."""
+
+CPU_TEACHER_INPUT_BYTES = 16 * 1024**2
+"""...as long as their inputs take at most this much memory (images stay one batch per forward)."""
+
+TeacherBatch = tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]
+"""A training batch with the teacher's logits and tapped layers for it."""
+
 
 class TeacherSignal(Protocol):
     mode: str
@@ -34,6 +43,10 @@ class TeacherSignal(Protocol):
 
     def features(self) -> dict[str, torch.Tensor]:
         """The tapped teacher layers of the last batch (empty when none were asked for)."""
+        ...
+
+    def stream(self, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
+        """Each batch with the teacher's outputs for it, in order."""
         ...
 
 
@@ -56,10 +69,12 @@ class OnlineTeacher:
         autocast: Callable[[], contextlib.AbstractContextManager],
         reason: str,
         layers: tuple[str, ...] = (),
+        lookahead: int = 1,
     ):
         self.teacher = freeze(teacher)
         self.autocast = autocast
-        self.detail = reason
+        self.detail = reason if lookahead <= 1 else f"{reason}; one teacher forward per {lookahead} batches"
+        self.lookahead = lookahead
         # the taps stay open while this signal lives: hooks cost nothing when no layer is tapped
         self.taps = FeatureTaps(self.teacher, layers, detach=True).__enter__() if layers else None
 
@@ -70,6 +85,32 @@ class OnlineTeacher:
 
     def features(self) -> dict[str, torch.Tensor]:
         return dict(self.taps.outputs) if self.taps is not None else {}
+
+    def stream(self, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
+        """Runs the teacher once per ``lookahead`` consecutive batches: on a CPU, alternating a teacher
+        forward with every student step costs more than the two apart (each evicts the other's working set
+        from the caches), and a frozen teacher in eval mode gives each example the same output in any batch."""
+        if self.lookahead <= 1:
+            for batch in batches:
+                yield batch, self.logits(batch), self.features()
+            return
+        iterator = iter(batches)
+        while group := [batch for _, batch in zip(range(self.lookahead), iterator, strict=False)]:
+            yield from self._grouped(group)
+
+    @torch.no_grad()
+    def _grouped(self, group: list[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
+        shapes = {tuple(batch["x"].shape[1:]) for batch in group}
+        if len(group) == 1 or len(shapes) > 1:  # batches padded to different lengths: one at a time
+            for batch in group:
+                yield batch, self.logits(batch), self.features()
+            return
+        sizes = [len(batch["x"]) for batch in group]
+        with self.autocast():
+            logits = self.teacher(torch.cat([batch["x"] for batch in group])).split(sizes)
+        layers = {name: value.split(sizes) for name, value in self.features().items()}
+        for i, batch in enumerate(group):
+            yield batch, logits[i], {name: parts[i] for name, parts in layers.items()}
 
     def close(self) -> None:
         if self.taps is not None:
@@ -101,6 +142,10 @@ class CachedTeacher:
 
     def features(self) -> dict[str, torch.Tensor]:
         return self._features
+
+    def stream(self, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
+        for batch in batches:
+            yield batch, self.logits(batch), self.features()
 
     def close(self) -> None:
         self._features = {}
@@ -163,6 +208,17 @@ def output_shapes(teacher: nn.Module, dataset: ArrayDataset, device: torch.devic
     return shapes
 
 
+def online_lookahead(device: torch.device, batch_size: int, example_bytes: int, teacher_batch_size: int | None) -> int:
+    """How many training batches one online teacher forward covers: ``teacher_batch_size`` examples
+    (rounded down to whole batches) when given; by default one batch on a GPU, and on a CPU about
+    ``CPU_TEACHER_EXAMPLES`` examples whose inputs fit in ``CPU_TEACHER_INPUT_BYTES``."""
+    if teacher_batch_size is None:
+        if device.type != "cpu":
+            return 1
+        teacher_batch_size = min(CPU_TEACHER_EXAMPLES, CPU_TEACHER_INPUT_BYTES // max(example_bytes, 1))
+    return max(1, teacher_batch_size // batch_size)
+
+
 def prepare_teacher(
     teacher: nn.Module,
     dataset: object,
@@ -171,18 +227,20 @@ def prepare_teacher(
     autocast: Callable[[], contextlib.AbstractContextManager],
     cache_dir: Path | None = None,
     layers: tuple[str, ...] = (),
+    lookahead: int = 1,
 ) -> TeacherSignal:
     """Choose and build the teacher signal: ``mode`` is auto, memory, disk or off (always online).
 
     ``layers`` are teacher modules whose outputs the objective needs; they are cached with the logits
     (``auto``: in memory up to ``MEMORY_LIMIT_BYTES``, then memory-mapped on disk, else online).
+    Online, the teacher runs once per ``lookahead`` training batches.
     """
     teacher = freeze(teacher).to(device)
     if mode == "off":
-        return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers)
+        return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers, lookahead)
     if not isinstance(dataset, ArrayDataset):
         reason = "inputs may change between epochs (not an in-memory dataset)"
-        return OnlineTeacher(teacher, autocast, reason, layers)
+        return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
     start = time.perf_counter()
     shapes = output_shapes(teacher, dataset, device, layers)
     size = len(dataset) * sum(math.prod(shape) for shape in shapes.values()) * 4
@@ -193,9 +251,8 @@ def prepare_teacher(
             mode = "disk"
         else:
             gib = size / 1024**3
-            return OnlineTeacher(
-                teacher, autocast, f"the cache would take {gib:.1f} GiB and there is no run dir", layers
-            )
+            reason = f"the cache would take {gib:.1f} GiB and there is no run dir"
+            return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")

@@ -1,0 +1,77 @@
+"""Per-epoch training sums (loss, loss terms, correct and labelled counts) kept on the device.
+
+Each step adds into two small vectors with a handful of tensor ops and no host copy; the numbers are
+read, and summed across processes, once per epoch. Checkpoints store them as a plain dict of scalars.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FIXED = ("loss",)
+"""Sums weighted by the batch size, before the objective's terms."""
+
+
+class RunningSums:
+    """Sums over the batches of one epoch: ``add`` every step, ``totals`` at the end."""
+
+    def __init__(self) -> None:
+        self.examples = 0.0  # counted on the host: a batch's size is known without asking the device
+        self.weighted_keys: tuple[str, ...] = ()  # "loss", then "term.<name>" for each loss term
+        self.weighted: torch.Tensor | None = None  # Σ value · batch size, in weighted_keys order
+        self.counts: torch.Tensor | None = None  # [correct, labeled]
+
+    @torch.no_grad()
+    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor):
+        """Add one batch: the loss and each term weighted by the batch size, and the accuracy counts."""
+        n = len(target)
+        keys = FIXED + tuple(f"term.{name}" for name in terms)
+        values = torch.stack([loss, *terms.values()]).float()
+        if self.weighted is None:
+            self.weighted_keys, self.weighted = keys, torch.zeros_like(values)
+        elif keys != self.weighted_keys:  # a term appeared or went away mid-epoch (a strategy's penalty)
+            values = self._align(keys, values)
+        self.weighted.add_(values, alpha=n)
+        # argmax is never -1, so unlabelled (transfer-set) examples cannot count as correct
+        counts = torch.stack([(logits.argmax(-1) == target).sum(), (target >= 0).sum()]).float()
+        self.counts = counts if self.counts is None else self.counts.add_(counts)
+        self.examples += n
+
+    def _align(self, keys: tuple[str, ...], values: torch.Tensor) -> torch.Tensor:
+        """Widen the sums to the union of the old and new keys; ``values`` in that order (0 where missing)."""
+        assert self.weighted is not None
+        zero = torch.zeros_like(self.weighted[0])
+        old = dict(zip(self.weighted_keys, self.weighted, strict=True))
+        new = dict(zip(keys, values, strict=True))
+        self.weighted_keys = tuple(dict.fromkeys(self.weighted_keys + keys))
+        self.weighted = torch.stack([old.get(k, zero) for k in self.weighted_keys])
+        return torch.stack([new.get(k, zero) for k in self.weighted_keys])
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        """Scalars by name (``examples``, ``loss``, ``correct``, ``labeled``, ``term.<name>``), as in checkpoints."""
+        if self.weighted is None or self.counts is None:
+            return {}
+        scalars = dict(zip(self.weighted_keys, self.weighted.detach().clone(), strict=True))
+        scalars.update(correct=self.counts[0].clone(), labeled=self.counts[1].clone())
+        scalars["examples"] = torch.tensor(self.examples, device=self.counts.device)
+        return scalars
+
+    @classmethod
+    def from_dict(cls, scalars: dict[str, torch.Tensor]) -> RunningSums:
+        """The sums a checkpoint stored (an empty dict starts from zero)."""
+        sums = cls()
+        if not scalars:
+            return sums
+        sums.examples = float(scalars["examples"])
+        sums.weighted_keys = tuple(k for k in scalars if k in FIXED or k.startswith("term."))
+        sums.weighted = torch.stack([scalars[k].float() for k in sums.weighted_keys])
+        sums.counts = torch.stack([scalars["correct"].float(), scalars["labeled"].float()])
+        return sums
+
+    def totals(self, reduce_sum=lambda t: t) -> dict[str, float]:
+        """Every sum as a float, after ``reduce_sum`` (the sum across processes) on one stacked vector."""
+        scalars = self.as_dict()
+        if not scalars:
+            scalars = {"examples": torch.tensor(0.0)}
+        keys = sorted(scalars)
+        return dict(zip(keys, reduce_sum(torch.stack([scalars[k].float() for k in keys])).tolist(), strict=True))
