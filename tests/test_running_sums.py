@@ -25,7 +25,7 @@ def test_sums_weight_by_batch_size_and_count_only_labelled_hits():
             "term.ce": 3 * 0.25 + 0.5,
             "correct": 2.0,
             "labeled": 3.0,
-        }  # fmt: skip
+        }
     )
 
 
