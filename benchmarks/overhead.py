@@ -1,16 +1,18 @@
 """What distillation costs over plain training, per epoch, in one process.
 
-    python benchmarks/overhead.py [--examples 20000] [--epochs 6]
+    python benchmarks/overhead.py [--examples 20000] [--rounds 5] [--epochs 3] [--threads N]
 
-Times (median over epochs after the first) a plain student epoch, a distillation epoch with the
-teacher cache, one with the teacher running online, and one pass of the teacher's forward over the
-data, and prints the ratios against their floors: cached ≈ plain, online ≈ plain + teacher forward.
+Times a plain student epoch, a distillation epoch with the teacher cache, one with the teacher running
+online, and one pass of the teacher's forward over the data, and prints the ratios against their
+floors: cached ≈ plain, online ≈ plain + teacher forward. The four are measured in turn, round after
+round (the order rotating), so a machine that changes speed during the run slows all of them alike;
+each round's ratio uses that round's medians, and the table gives the median ratio over the rounds
+with its range.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
@@ -29,27 +31,37 @@ from protege.objectives import build_objective
 
 
 def median_epoch_seconds(history: list[dict]) -> float:
+    """The median epoch after the first (which pays for first-touch allocations)."""
     return statistics.median(r["seconds"] for r in history[1:])
 
 
 @torch.no_grad()
 def teacher_forward_seconds(teacher, dataset, batch_size: int, repeats: int) -> float:
+    """One pass of the teacher over the data in training-size batches (the online floor's second part)."""
     teacher.eval()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for batch in batch_loader(dataset, batch_size):
+        for batch in batch_loader(dataset, batch_size, shuffle=True, seed=len(times)):
             teacher(batch["x"])
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
 
 
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=20000)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the first of each is not timed")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     data = load_data("mnist1d", {"num_samples": args.examples * 5 // 4}, val_fraction=0)
     train = data.train
@@ -61,33 +73,48 @@ def main() -> None:
         torch.manual_seed(0)
         return mlp(data.input_shape, 10, hidden=256, residual=True)
 
-    kd = lambda: build_objective([("kd", {"temperature": 2.0, "alpha": 0.5}, 1.0)])  # noqa: E731
-    plain = fit(student(), train, build_objective([("ce", {}, 1.0)]), config)
-    cached = fit(student(), train, kd(), config, teacher=teacher, teacher_cache="memory")
-    online = fit(student(), train, kd(), config, teacher=teacher, teacher_cache="off")
-    forward = teacher_forward_seconds(teacher, train, args.batch_size, repeats=4)
+    def kd():
+        return build_objective([("kd", {"temperature": 2.0, "alpha": 0.5}, 1.0)])
 
-    t_plain, t_cached, t_online = map(median_epoch_seconds, (plain.history, cached.history, online.history))
+    variants = {
+        "plain": lambda: median_epoch_seconds(
+            fit(student(), train, build_objective([("ce", {}, 1.0)]), config).history
+        ),
+        "cached": lambda: median_epoch_seconds(
+            fit(student(), train, kd(), config, teacher=teacher, teacher_cache="memory").history
+        ),
+        "online": lambda: median_epoch_seconds(
+            fit(student(), train, kd(), config, teacher=teacher, teacher_cache="off").history
+        ),
+        "forward": lambda: teacher_forward_seconds(teacher, train, args.batch_size, repeats=args.epochs),
+    }
+    names = list(variants)
+    rounds: list[dict[str, float]] = []
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        rounds.append({name: variants[name]() for name in order})
+        print(f"round {r + 1}: " + ", ".join(f"{n} {rounds[-1][n]:.3f}s" for n in names), flush=True)
+
+    seconds = {n: statistics.median(r[n] for r in rounds) for n in names}
+    cached_ratio = [r["cached"] / r["plain"] for r in rounds]
+    online_ratio = [r["online"] / (r["plain"] + r["forward"]) for r in rounds]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     print(
-        f"task: MNIST-1D, {len(train)} training examples, batch {args.batch_size}, {args.epochs} epochs "
-        f"(median of the last {args.epochs - 1}); teacher cnn1d width 64 "
+        f"task: MNIST-1D, {len(train)} training examples, batch {args.batch_size}; {args.rounds} rounds of "
+        f"{args.epochs} epochs per variant (median of the last {args.epochs - 1}); teacher cnn1d width 64 "
         f"({sum(p.numel() for p in teacher.parameters()):,} params), student mlp 256 residual"
     )
-    print("| epoch | seconds | ratio | floor | target |")
-    print("|---|---|---|---|---|")
-    print(f"| plain student | {t_plain:.3f} | 1.00 | – | – |")
-    print(f"| teacher forward pass alone | {forward:.3f} | – | – | – |")
-    print(f"| distill, teacher cached | {t_cached:.3f} | {t_cached / t_plain:.2f} × plain | plain | ≤ 1.10 |")
+    print("| epoch | median seconds | ratio: median over rounds (range) | target |")
+    print("|---|---|---|---|")
+    print(f"| plain student | {seconds['plain']:.3f} | – | – |")
+    print(f"| teacher forward pass alone | {seconds['forward']:.3f} | – | – |")
+    print(f"| distill, teacher cached | {seconds['cached']:.3f} | {spread(cached_ratio)} × plain | ≤ 1.10 |")
     print(
-        f"| distill, teacher online | {t_online:.3f} | {t_online / (t_plain + forward):.2f} × (plain + forward) "
-        f"| plain + forward | ≤ 1.10 |"
+        f"| distill, teacher online | {seconds['online']:.3f} | {spread(online_ratio)} × (plain + forward) | ≤ 1.10 |"
     )
-    with contextlib.suppress(Exception):
-        print(f"cache built in: {cached.teacher_mode}")
 
 
 if __name__ == "__main__":

@@ -107,3 +107,37 @@ def test_label_smoothing_matches_torch():
     ce = build_objective([("ce", {"label_smoothing": 0.1}, 1.0)])
     expected = torch.nn.functional.cross_entropy(s, y, label_smoothing=0.1).item()
     assert ce(StepOutputs(s, y))["ce"].item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (3, 6, 4), (4,)])
+def test_closed_form_gradient_equals_autograd_through_the_loss(shape):
+    """The fixed-target path writes the gradient out; it must equal autograd's through the same formula."""
+    torch.manual_seed(0)
+    student = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(*shape, dtype=torch.float64)
+    t = 2.5
+    torch.autograd.gradcheck(lambda s: soft_target_loss(s, teacher, t), (student,))
+    batch = shape[0] if len(shape) > 1 else 1
+    log_q = torch.log_softmax(student / t, -1)
+    log_p = torch.log_softmax(teacher / t, -1)
+    reference = (log_p.exp() * (log_p - log_q)).sum() * t * t / batch
+    (expected,) = torch.autograd.grad(reference, student)
+    loss = soft_target_loss(student, teacher, t)
+    (got,) = torch.autograd.grad(loss * 3.0, student)  # an upstream factor reaches the gradient too
+    torch.testing.assert_close(loss, reference)
+    torch.testing.assert_close(got, 3.0 * expected)
+
+
+def test_a_target_that_learns_gets_its_gradient_too():
+    """Mutual learning: when the soft target itself requires grad, both sides receive gradients."""
+    student = torch.randn(4, 3, requires_grad=True)
+    peer = torch.randn(4, 3, requires_grad=True)
+    soft_target_loss(student, peer, 2.0).backward()
+    assert student.grad.abs().sum() > 0 and peer.grad.abs().sum() > 0
+
+
+def test_half_precision_logits_get_a_gradient_of_their_own_dtype():
+    student = torch.randn(4, 3).to(torch.bfloat16).requires_grad_()
+    loss = soft_target_loss(student, torch.randn(4, 3).to(torch.bfloat16), 4.0)
+    loss.backward()
+    assert loss.dtype == torch.float32 and student.grad.dtype == torch.bfloat16

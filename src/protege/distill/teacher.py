@@ -132,7 +132,7 @@ class CachedTeacher:
 
     def _lookup(self, table: torch.Tensor | np.ndarray, index: torch.Tensor) -> torch.Tensor:
         if isinstance(table, torch.Tensor):
-            return table[index.to(table.device)]
+            return table.index_select(0, index.to(table.device))
         return torch.from_numpy(table[index.cpu().numpy()]).to(self.device, non_blocking=True)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
