@@ -166,23 +166,26 @@ def compute_outputs(
     out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, torch.Tensor | np.ndarray]:
     """The teacher's logits and ``layers`` outputs for every example in order, written into ``out``
-    (memmaps) or returned as float32 tensors on ``device``."""
+    (memmaps) or into float32 tensors on ``device`` allocated once at their full size (no second copy
+    from concatenating the batches, so a large cache peaks at its own size)."""
     freeze(teacher)
-    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in (LOGITS, *layers)}
+    tables: dict[str, torch.Tensor | np.ndarray] = dict(out) if out is not None else {}
     with FeatureTaps(teacher, layers, detach=True) as taps:
         for batch in batch_loader(dataset, batch_size):
             with autocast():
                 logits = teacher(batch["x"].to(device))
             values = {LOGITS: logits, **{path: taps[path] for path in layers}}
+            index = batch["index"]
+            start, stop = int(index[0]), int(index[-1]) + 1
             for name, value in values.items():
-                if out is not None:
-                    index = batch["index"].numpy()
-                    out[name][index[0] : index[-1] + 1] = value.float().cpu().numpy()
+                if name not in tables:
+                    tables[name] = torch.empty((len(dataset), *value.shape[1:]), dtype=torch.float32, device=device)
+                table = tables[name]
+                if isinstance(table, np.ndarray):
+                    table[start:stop] = value.float().cpu().numpy()
                 else:
-                    chunks[name].append(value.float())
-    if out is not None:
-        return dict(out)
-    return {name: torch.cat(parts) for name, parts in chunks.items()}
+                    table[start:stop] = value
+    return tables
 
 
 def compute_logits(
