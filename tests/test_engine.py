@@ -304,3 +304,17 @@ def test_optimizer_is_fused_on_a_cpu_and_steps_like_the_reference():
     sgd = build_optimizer(model, TrainConfig(optimizer="sgd"), device=torch.device("cpu"))
     assert sgd.param_groups[0]["fused"]
     assert not build_optimizer(model, config, device=torch.device("mps")).param_groups[0]["fused"]
+
+
+def test_optimizer_wrapper_is_bypassed_only_when_it_has_nothing_to_do():
+    from protege.engine import _lean_optimizer, build_optimizer, make_accelerator
+
+    model = mlp((6,), 3, hidden=8)
+    one_step = TrainConfig()
+    accelerator = make_accelerator(one_step)
+    wrapped = accelerator.prepare(build_optimizer(model, one_step))
+    assert _lean_optimizer(accelerator, wrapped, one_step) is wrapped.optimizer
+    accumulating = TrainConfig(grad_accumulation=2)  # the wrapper skips steps between accumulation boundaries
+    assert _lean_optimizer(accelerator, wrapped, accumulating) is wrapped
+    wrapped.scaler = object()  # fp16: the wrapper unscales and steps through the scaler
+    assert _lean_optimizer(accelerator, wrapped, one_step) is wrapped
