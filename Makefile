@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill clean
+.PHONY: demo test test-fast lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-scaling: $(VENV)/.installed
 bench-torchdistill: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]" $(TORCH)
 	$(PY) benchmarks/vs_torchdistill.py
+
+# On a machine with a GPU: timm ResNet-50 -> ResNet-18 throughput over precision, channels_last and compile.
+bench-gpu: $(VENV)/.installed
+	$(PY) benchmarks/gpu_throughput.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,0 +1,39 @@
+"""The benchmark scripts that have no other test run end to end at a tiny size on the CPU."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PROTEGE_QUIET": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_gpu_throughput_smoke_on_cpu():
+    out = _run("gpu_throughput.py", "--examples", "48", "--image-size", "32", "--batch-size", "16", "--epochs", "2",
+               "--teacher", "resnet18", "--student", "resnet10t", "--quick")  # fmt: skip
+    rows = [line for line in out.splitlines() if line.startswith("| fp32")]
+    assert len(rows) == 1
+    rates = [float(cell.split(" ex/s")[0].replace(",", "")) for cell in rows[0].split("|")[4:7]]
+    assert all(rate > 0 for rate in rates)
+
+
+def test_overhead_benchmark_reports_both_ratios():
+    out = _run("overhead.py", "--examples", "800", "--rounds", "2", "--epochs", "2", "--batch-size", "200")
+    cached = next(line for line in out.splitlines() if line.startswith("| distill, teacher cached"))
+    online = next(line for line in out.splitlines() if line.startswith("| distill, teacher online"))
+    assert "× plain" in cached and "× (plain + forward)" in online
