@@ -1,11 +1,12 @@
 """How a distillation epoch grows with the transfer set and with the teacher, and what the cache costs.
 
-    python benchmarks/scaling.py [--base 4000] [--epochs 3]
+    python benchmarks/scaling.py [--base 4000] [--epochs 3] [--rounds 3]
 
 MNIST-1D. Part 1: epoch time of a cached-KD student over training sets of 1×, 4× and 16× ``--base``
 examples (the extra examples are a transfer set of new samples). Part 2: cached versus online epoch
 time for teachers of growing width. Part 3: the teacher cache's footprint, in memory (tensor bytes,
-RSS growth) and memory-mapped on disk (file bytes). Times are medians of the epochs after the first.
+RSS growth) and memory-mapped on disk (file bytes). Times are medians of the epochs after the first, over
+``--rounds`` repeats of each pair of runs (taken in turn, so a machine that changes speed slows both alike).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import resource
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,8 +34,19 @@ from protege.models.builtin import cnn1d, mlp
 from protege.objectives import build_objective
 
 
-def epoch_seconds(history: list[dict]) -> float:
-    return statistics.median(r["seconds"] for r in history[1:])
+def epoch_seconds(history: list[dict]) -> list[float]:
+    """The epochs after the first (which pays for first-touch allocations)."""
+    return [r["seconds"] for r in history[1:]]
+
+
+def paired_medians(rounds: int, first, second) -> tuple[float, float]:
+    """Median epoch of two kinds of run, each repeated ``rounds`` times in turn."""
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(rounds):
+        a += first()
+        b += second()
+    return statistics.median(a), statistics.median(b)
 
 
 def rss_mib() -> float:
@@ -50,6 +63,7 @@ def main() -> None:
     parser.add_argument("--base", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     largest = args.base * 16
     data = load_data("mnist1d", {"num_samples": largest * 5 // 4}, val_fraction=0)
@@ -62,11 +76,18 @@ def main() -> None:
         torch.manual_seed(0)
         return mlp(shape, 10, hidden=256, residual=True)
 
+    def run_plain(subset) -> list[float]:
+        return epoch_seconds(fit(student(), subset, build_objective([("ce", {}, 1.0)]), config).history)
+
+    def run_kd(subset, teacher, cache: str) -> list[float]:
+        return epoch_seconds(fit(student(), subset, kd(), config, teacher=teacher, teacher_cache=cache).history)
+
     torch.manual_seed(0)
     teacher = cnn1d(shape, 10, width=64)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; batch {args.batch_size}, median of epochs 2..{args.epochs}\n"
+        f"{torch.get_num_threads()} threads; batch {args.batch_size}, median of epochs 2..{args.epochs} "
+        f"over {args.rounds} rounds\n"
     )
 
     print("| training examples | plain epoch (s) | cached KD epoch (s) | cached / plain | s per 1k examples |")
@@ -74,8 +95,9 @@ def main() -> None:
     for factor in (1, 4, 16):
         n = args.base * factor
         subset = type(pool)(pool.x[:n], pool.y[:n])
-        plain = epoch_seconds(fit(student(), subset, build_objective([("ce", {}, 1.0)]), config).history)
-        cached = epoch_seconds(fit(student(), subset, kd(), config, teacher=teacher, teacher_cache="memory").history)
+        plain, cached = paired_medians(
+            args.rounds, partial(run_plain, subset), partial(run_kd, subset, teacher, "memory")
+        )
         print(f"| {n:,} ({factor}×) | {plain:.3f} | {cached:.3f} | {cached / plain:.2f} | {1000 * cached / n:.4f} |")
 
     print("\n| teacher (cnn1d width) | teacher params | cached KD epoch (s) | online KD epoch (s) | online / cached |")
@@ -85,8 +107,9 @@ def main() -> None:
         torch.manual_seed(0)
         wide = cnn1d(shape, 10, width=width)
         params = sum(p.numel() for p in wide.parameters())
-        cached = epoch_seconds(fit(student(), subset, kd(), config, teacher=wide, teacher_cache="memory").history)
-        online = epoch_seconds(fit(student(), subset, kd(), config, teacher=wide, teacher_cache="off").history)
+        cached, online = paired_medians(
+            args.rounds, partial(run_kd, subset, wide, "memory"), partial(run_kd, subset, wide, "off")
+        )
         print(f"| {width} | {params:,} | {cached:.3f} | {online:.3f} | {online / cached:.2f} |")
 
     print("\n| cache | examples | tables | bytes | RSS growth (MiB) | build time (s) |")
