@@ -20,7 +20,7 @@ TRAINING_CALL = re.compile(r"^run_\w+\.<locals>\.train \(vs_torchdistill\.py")
 # (part, pattern on one frame "function (file:line)"), matched from the root of the stack down
 PARTS: list[tuple[str, re.Pattern]] = [
     ("teacher cache build (once)", re.compile(r"^prepare_teacher \(protege/distill/teacher\.py")),
-    ("teacher forward", re.compile(r"^(DistillationBox\.get_teacher_output|OnlineTeacher\.logits) ")),
+    ("teacher forward", re.compile(r"^(DistillationBox\.get_teacher_output|OnlineTeacher\.(logits|_grouped)) ")),
     ("teacher cache lookup", re.compile(r"^CachedTeacher\.logits \(protege")),
     ("data loading", re.compile(r"^(_BaseDataLoaderIter\.__next__|DataLoaderShard\.__iter__|.* \(torch/utils/data)")),
     ("backward", re.compile(r"^(Tensor\.backward|Accelerator\.backward) ")),
@@ -35,7 +35,10 @@ PARTS: list[tuple[str, re.Pattern]] = [
             r"^(build_optimizer|make_accelerator|Accelerator\.prepare|get_distillation_box|DistillationBox\.__init__)"
         ),
     ),
-    ("epoch bookkeeping", re.compile(r"^(_accumulate|_epoch_record|.*pre_epoch_process|.*post_epoch_process) ")),
+    (
+        "epoch bookkeeping",
+        re.compile(r"^(_accumulate|RunningSums\.add|_epoch_record|.*pre_epoch_process|.*post_epoch_process) "),
+    ),
 ]
 
 
