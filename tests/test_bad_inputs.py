@@ -108,6 +108,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "wrong type": (lambda t: recipe(t, {"student.train.epochs": "ten"}), "student.train.epochs: Input should be"),
     "value out of range": (lambda t: recipe(t, {"student.train.lr": -1}), "student.train.lr: Input should be greater"),
+    "teacher batch size of zero": (
+        lambda t: recipe(t, {"student.train.teacher_batch_size": 0}),
+        "student.train.teacher_batch_size: Input should be greater than or equal to 1",
+    ),
     "missing recipe file": (lambda t: ["run", str(t / "nope.yaml")], "recipe not found"),
     "empty recipe file": (lambda t: ["run", written(t / "empty.yaml", "")], "a recipe must be a mapping"),
     "yaml syntax error": (lambda t: ["run", written(t / "r.yaml", "data: [unclosed\n")], "is not valid YAML"),

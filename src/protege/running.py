@@ -17,6 +17,7 @@ class RunningSums:
 
     def __init__(self) -> None:
         self.examples = 0.0  # counted on the host: a batch's size is known without asking the device
+        self._term_names: tuple[str, ...] | None = None  # the terms of the last batch, to skip re-keying
         self.weighted_keys: tuple[str, ...] = ()  # "loss", then "term.<name>" for each loss term
         self.weighted: torch.Tensor | None = None  # Σ value · batch size, in weighted_keys order
         self.counts: torch.Tensor | None = None  # [correct, labeled]
@@ -25,12 +26,16 @@ class RunningSums:
     def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor):
         """Add one batch: the loss and each term weighted by the batch size, and the accuracy counts."""
         n = len(target)
-        keys = FIXED + tuple(f"term.{name}" for name in terms)
         values = torch.stack([loss, *terms.values()]).float()
-        if self.weighted is None:
-            self.weighted_keys, self.weighted = keys, torch.zeros_like(values)
-        elif keys != self.weighted_keys:  # a term appeared or went away mid-epoch (a strategy's penalty)
-            values = self._align(keys, values)
+        names = tuple(terms)
+        if self.weighted is None or names != self._term_names:
+            keys = FIXED + tuple(f"term.{name}" for name in names)
+            if self.weighted is None:
+                self.weighted_keys, self.weighted = keys, torch.zeros_like(values)
+            elif keys != self.weighted_keys:  # a term appeared or went away mid-epoch (a strategy's penalty)
+                values = self._align(keys, values)
+                names = None  # keep aligning while the terms differ from the sums' keys
+            self._term_names = names
         self.weighted.add_(values, alpha=n)
         # argmax is never -1, so unlabelled (transfer-set) examples cannot count as correct
         counts = torch.stack([(logits.argmax(-1) == target).sum(), (target >= 0).sum()]).float()

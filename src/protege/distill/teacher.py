@@ -91,8 +91,7 @@ class OnlineTeacher:
         forward with every student step costs more than the two apart (each evicts the other's working set
         from the caches), and a frozen teacher in eval mode gives each example the same output in any batch."""
         if self.lookahead <= 1:
-            for batch in batches:
-                yield batch, self.logits(batch), self.features()
+            yield from one_at_a_time(self, batches)
             return
         iterator = iter(batches)
         while group := [batch for _, batch in zip(range(self.lookahead), iterator, strict=False)]:
@@ -102,8 +101,7 @@ class OnlineTeacher:
     def _grouped(self, group: list[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
         shapes = {tuple(batch["x"].shape[1:]) for batch in group}
         if len(group) == 1 or len(shapes) > 1:  # batches padded to different lengths: one at a time
-            for batch in group:
-                yield batch, self.logits(batch), self.features()
+            yield from one_at_a_time(self, group)
             return
         sizes = [len(batch["x"]) for batch in group]
         with self.autocast():
@@ -144,11 +142,16 @@ class CachedTeacher:
         return self._features
 
     def stream(self, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
-        for batch in batches:
-            yield batch, self.logits(batch), self.features()
+        return one_at_a_time(self, batches)
 
     def close(self) -> None:
         self._features = {}
+
+
+def one_at_a_time(signal: TeacherSignal, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
+    """Each batch with the teacher's logits and tapped layers, asked for batch by batch."""
+    for batch in batches:
+        yield batch, signal.logits(batch), signal.features()
 
 
 LOGITS = "logits"
