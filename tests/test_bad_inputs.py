@@ -17,6 +17,7 @@ import torch
 from tests.catalogue import recipe
 
 from protege.cli import main
+from protege.rundir import LOCK
 
 
 def _all_cases() -> dict:
@@ -33,7 +34,8 @@ CASES = _all_cases()
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """Every file's bytes; a run's lock file is left out (each process that holds it writes its pid there)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOCK}
 
 
 @pytest.mark.parametrize("case", list(CASES))

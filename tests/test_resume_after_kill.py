@@ -10,6 +10,8 @@ import time
 import pytest
 import yaml
 
+from protege.models.store import is_temporary
+
 RECIPE = {
     "name": "killed",
     "seed": 3,
@@ -64,6 +66,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
 
     assert _metrics(tmp_path / "killed") == _metrics(tmp_path / "whole")
+    assert not [p for p in (tmp_path / "killed").rglob("*") if is_temporary(p)]  # the kill's leftovers are gone
     a = json.loads((tmp_path / "whole" / "report.json").read_text())["models"]
     b = json.loads((tmp_path / "killed" / "report.json").read_text())["models"]
     for name in ("teacher", "student"):

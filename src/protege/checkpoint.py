@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from protege.errors import CheckpointError
-from protege.models.store import atomic_write_text, load_weights, state_for_saving
+from protege.models.store import TEMPORARY_SUFFIX, atomic_write_text, load_weights, staging_dir, state_for_saving
 
 CHECKPOINT_VERSION = 1
 """Bumped when the training state a checkpoint holds changes meaning; resume refuses other versions."""
@@ -61,7 +61,7 @@ class Checkpointer:
     def save(self, state: TrainState, model: nn.Module, optimizer, scheduler, objective: nn.Module) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"step-{state.global_step:08d}-e{state.epoch:04d}-b{state.batches_done:06d}"
-        staging = Path(tempfile.mkdtemp(dir=self.directory, prefix=".tmp-"))
+        staging = staging_dir(self.directory, name)
         try:
             save_file(state_for_saving(model), str(staging / "model.safetensors"))
             if objective.state_dict():  # trainable parts of the loss, such as FitNet's adapter
@@ -131,7 +131,7 @@ class Checkpointer:
 
     def save_best(self, model: nn.Module) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".best-", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".best.", suffix=TEMPORARY_SUFFIX)
         os.close(fd)
         try:
             save_file(state_for_saving(model), tmp)

@@ -87,7 +87,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = bundled_recipe("demo")
     assert path is not None, "the demo recipe ships with the package"
     recipe = load_recipe(path, args.set)
-    run_recipe(recipe, args.output, overwrite=True)
+    # the default runs/demo is replaced by each demo (when protege made it); a folder the user names is not
+    run_recipe(recipe, args.output, overwrite=args.overwrite or args.output is None)
     return 0
 
 
@@ -206,7 +207,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run there (removes only the files protege wrote)"
+    )
 
 
 def _add_stage_flags(p: argparse.ArgumentParser) -> None:
@@ -240,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="distill a CNN into a small MLP on scikit-learn's digits (about a minute)")
-    p.add_argument("--output", "-o", help="run directory (default: runs/demo)")
+    p.add_argument("--output", "-o", help="run directory (default: runs/demo, replaced by each demo)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory given with -o")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
     p.set_defaults(func=cmd_demo)
 

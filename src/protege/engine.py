@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import operator
 import time
@@ -29,6 +28,7 @@ from protege.data.dataset import ArrayDataset, EpochBatchSampler, batch_loader
 from protege.distill.teacher import TeacherBatch, TeacherSignal, online_lookahead, prepare_teacher
 from protege.distributed import is_main_process, use_cpu
 from protege.errors import ProtegeError
+from protege.metrics_file import append_record, rewrite_stage
 from protege.models.taps import FeatureTaps
 from protege.objectives import Objective, StepOutputs
 from protege.running import RunningSums
@@ -244,7 +244,7 @@ def fit(
                 if accelerator.is_main_process:
                     log(f"[bold]{stage}[/]: resuming at epoch {state.epoch + 1}, batch {state.batches_done}")
             if metrics_path is not None and accelerator.is_main_process:
-                _rewrite_stage_metrics(metrics_path, stage, state.history)
+                rewrite_stage(metrics_path, stage, state.history)
 
         sums = RunningSums.from_dict(state.sums)
         bar = progress_bar()
@@ -329,7 +329,7 @@ def fit(
                 bar.update(task, status=_status(record))
                 if accelerator.is_main_process:
                     if metrics_path is not None:
-                        _append_metrics(metrics_path, record)
+                        append_record(metrics_path, record)
                     for callback in on_epoch:
                         callback(record)
                     if improved and checkpointer is not None:
@@ -522,23 +522,6 @@ def _raise_not_finite(stage: str, state: TrainState, terms: dict) -> None:
         f"stage {stage!r}: loss is not finite at epoch {state.epoch + 1}, step {state.global_step} ({values}); "
         f"lower the learning rate or set grad_clip; the last good checkpoint is kept"
     )
-
-
-def _append_metrics(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
-def _rewrite_stage_metrics(path: Path, stage: str, history: list[dict]) -> None:
-    """On resume, keep other stages' lines and this stage's lines up to the checkpoint, nothing after."""
-    from protege.models.store import atomic_write_text
-
-    lines = []
-    if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if line and json.loads(line).get("stage") != stage]
-    lines += [json.dumps(record) for record in history]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def _status(record: dict) -> str:

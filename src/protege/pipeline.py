@@ -13,9 +13,11 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 from accelerate.utils import set_seed
 from torch import nn
 
+from protege import rundir
 from protege.config import Recipe, StageConfig, StudentConfig, TrainConfig, dump_recipe
 from protege.console import log
 from protege.data.build import load_data
@@ -96,31 +99,74 @@ def default_run_dir(recipe: Recipe) -> Path:
     return Path(recipe.output_dir or Path("runs") / recipe.name)
 
 
-def prepare_run_dir(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool) -> None:
-    """Create (or reopen, with ``resume``) the run directory; refuse to mix two runs in one place."""
-    config_path = run_dir / "config.yaml"
-    text = dump_recipe(recipe)
-    if resume:
-        if not config_path.is_file():
-            raise ConfigError(f"nothing to resume in {run_dir}: no config.yaml there; run without --resume")
-        if config_path.read_text(encoding="utf-8") != text:
-            raise ConfigError(
-                f"{run_dir} was made by a different recipe; resume with the same recipe or use another output dir"
-            )
+RUN_FILES = ("config.yaml", "metrics.jsonl", "report.json", "report.html", "tensorboard", "mlruns")
+"""Top-level entries every run may write besides its stage folders."""
+
+
+def run_entries(recipe: Recipe) -> list[str]:
+    """What a run of ``recipe`` writes at the top of its directory: the run files and one folder per stage."""
+    stages = [name for name, _ in recipe.teacher_stages]
+    if recipe.student is not None:
+        stages += ["student_baseline", *student_stage_names(recipe.student.generations)]
+    return [*RUN_FILES, *stages]
+
+
+@contextlib.contextmanager
+def run_directory(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Create, reopen (``resume``) or replace (``overwrite``) the run directory and hold its lock while
+    the run goes on. Only a folder protege made is ever reopened or replaced, and replacing it removes
+    only what protege wrote there (protege.rundir)."""
+    if not is_main_process():
+        yield
         return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue it or --overwrite")
-        if not config_path.is_file():
-            raise ConfigError(f"{run_dir} is not a protege run directory (no config.yaml); refusing to delete it")
-        shutil.rmtree(run_dir)
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} is a file; choose a folder with --output")
+    existing = run_dir.is_dir() and any(run_dir.iterdir())
+    if existing and not resume and not overwrite:
+        raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue it or --overwrite")
+    if existing and overwrite and not rundir.is_run_directory(run_dir):
+        raise ConfigError(
+            f"{run_dir} is not a protege run directory (no {rundir.MARKER} marker); protege only replaces "
+            "folders it made: choose another --output or empty it yourself"
+        )
+    if resume:
+        _check_resumable(run_dir, recipe)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir):
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-check.", suffix=".tmp"):
             pass
     except OSError as exc:
         raise ConfigError(f"cannot write to run directory {run_dir}: {exc.strerror or exc}") from None
-    atomic_write_text(config_path, text)
+    with rundir.locked(run_dir):
+        if resume:
+            left = rundir.remove_temporary(run_dir)
+            if left:
+                log(f"removed {len(left)} temporary file(s) an interrupted run left in {run_dir}")
+        elif existing:
+            removed = rundir.clear(run_dir)
+            log(f"--overwrite: removed {', '.join(removed) or 'nothing'} from {run_dir}")
+        rundir.claim(run_dir, run_entries(recipe))
+        if not resume:
+            atomic_write_text(run_dir / "config.yaml", dump_recipe(recipe))
+        yield
+
+
+def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
+    """A run can be resumed where its config.yaml is this very recipe (marker or not: runs made before
+    the marker existed are adopted)."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ConfigError(f"nothing to resume in {run_dir}: no config.yaml there; run without --resume")
+    try:
+        same = config_path.read_text(encoding="utf-8") == dump_recipe(recipe)
+    except (OSError, UnicodeDecodeError):
+        same = False
+    if not same:
+        raise ConfigError(
+            f"{run_dir} was made by a different recipe; resume with the same recipe or use another output dir"
+        )
 
 
 def load_recipe_data(recipe: Recipe) -> DataBundle:
@@ -147,11 +193,14 @@ def run_recipe(
     interrupted continues from its last checkpoint."""
     started = time.perf_counter()
     run_dir = Path(output_dir) if output_dir is not None else default_run_dir(recipe)
-    if is_main_process():
-        prepare_run_dir(run_dir, recipe, resume, overwrite)
-    wait_for_everyone()
-    log(f"run directory: {run_dir}")
+    with run_directory(run_dir, recipe, resume, overwrite):
+        wait_for_everyone()
+        log(f"run directory: {run_dir}")
+        return _run_stages(recipe, run_dir, resume, started)
 
+
+def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> RunResult:
+    """The recipe's stages in order, then the report, into ``run_dir`` (held by this process)."""
     data = load_recipe_data(recipe)
     log(f"data: {data.describe()}")
     result = RunResult(run_dir)

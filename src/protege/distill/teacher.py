@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from protege.data.dataset import ArrayDataset, batch_loader
-from protege.models.store import atomic_write_text
+from protege.models.store import TEMPORARY_SUFFIX, atomic_write_text
 from protege.models.taps import FeatureTaps
 
 MEMORY_LIMIT_BYTES = 2 * 1024**3
@@ -287,11 +287,12 @@ def _disk_cache(
     if complete and json.loads(meta_path.read_text()) == expected:
         return {n: table(n, files[n], "r") for n in names}
     meta_path.unlink(missing_ok=True)
-    partial = {n: table(n, files[n].with_suffix(".partial"), "w+") for n in names}
+    partial_files = {n: files[n].with_name(f".{files[n].name}.partial{TEMPORARY_SUFFIX}") for n in names}
+    partial = {n: table(n, partial_files[n], "w+") for n in names}
     compute_outputs(teacher, dataset, device, autocast, tuple(n for n in names if n != LOGITS), out=partial)
     for name, written in partial.items():
         written.flush()
-        files[name].with_suffix(".partial").replace(files[name])
+        partial_files[name].replace(files[name])
     del partial
     atomic_write_text(meta_path, json.dumps(expected))
     return {n: table(n, files[n], "r") for n in names}

@@ -35,6 +35,21 @@ class ModelCard:
         return len(self.class_names)
 
 
+TEMPORARY_SUFFIX = ".tmp"
+"""Every file or folder protege writes under a temporary name is ``.<name>.<random>.tmp``, so a resumed
+run finds and removes what a killed one left (protege.rundir.remove_temporary)."""
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` has the name of one of protege's temporary files or folders."""
+    return path.name.startswith(".") and path.name.endswith(TEMPORARY_SUFFIX)
+
+
+def staging_dir(parent: Path, name: str) -> Path:
+    """A fresh temporary folder in ``parent``, to be renamed to ``name`` once complete."""
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=TEMPORARY_SUFFIX))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file under a temporary name, then rename it: a crash leaves the old file or none."""
     atomic_write_bytes(path, text.encode("utf-8"))
@@ -44,7 +59,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file under a temporary name, then rename it, with the permissions a plain ``open()``
     would give it (``mkstemp`` makes it owner-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -73,7 +88,7 @@ def save_model(model: nn.Module, card: ModelCard, directory: Path) -> Path:
     """Write ``directory`` (model.safetensors + model.json) atomically: build it aside, then rename."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    staging = staging_dir(directory.parent, directory.name)
     try:
         save_file(state_for_saving(model), str(staging / "model.safetensors"))
         (staging / "model.json").write_text(card_to_json(card), encoding="utf-8")
@@ -82,7 +97,7 @@ def save_model(model: nn.Module, card: ModelCard, directory: Path) -> Path:
         if callable(save_assets):
             save_assets(staging)
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old")
+            old = directory.with_name(f".{directory.name}.old{TEMPORARY_SUFFIX}")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(directory, old)
             os.replace(staging, directory)

@@ -30,6 +30,7 @@ from protege.evaluate import (
     quality,
     reliability_bins,
 )
+from protege.metrics_file import read_records
 from protege.models.store import atomic_write_text
 from protege.report.fairness import compare_to_teacher, slice_accuracy
 
@@ -173,12 +174,7 @@ def assemble_report(
 def read_history(metrics_path: Path) -> dict[str, list[dict]]:
     """Learning curves from metrics.jsonl: per stage, per epoch, the losses, accuracies and learning rate."""
     history: dict[str, list[dict]] = {}
-    if not metrics_path.is_file():
-        return history
-    for line in metrics_path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record in read_records(metrics_path):
         curve = {k: record[k] for k in CURVE_KEYS if k in record}
         history.setdefault(record.get("stage", "train"), []).append(curve)
     return history
