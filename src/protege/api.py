@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from protege import rundir
 from protege.config import TrainConfig
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle, concat
@@ -72,6 +74,14 @@ def _run_dir(output_dir: str | Path | None, resume: bool) -> dict:
     return {"workdir": workdir, "metrics_path": workdir / "metrics.jsonl", "resume": resume}
 
 
+def _held(output_dir: str | Path | None) -> contextlib.AbstractContextManager:
+    """The output folder's lock for the whole training (no second process trains into it meanwhile)."""
+    if output_dir is None:
+        return contextlib.nullcontext()
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    return rundir.locked(Path(output_dir))
+
+
 def _finish(model: nn.Module, outcome, test: ArrayDataset | None, teacher: nn.Module | None) -> Result:
     metrics = dict(outcome.final)
     if test is not None:
@@ -105,9 +115,17 @@ def train(
     if isinstance(strategy, str):
         strategy = build_strategy(strategy, strategy_options or {})
     config = _config(options)
-    outcome = fit(
-        model, train_set, objective, config, val=val_set, seed=seed, strategy=strategy, **_run_dir(output_dir, resume)
-    )
+    with _held(output_dir):
+        outcome = fit(
+            model,
+            train_set,
+            objective,
+            config,
+            val=val_set,
+            seed=seed,
+            strategy=strategy,
+            **_run_dir(output_dir, resume),
+        )
     return _finish(outcome.model, outcome, test, None)
 
 
@@ -136,18 +154,19 @@ def distill(
             transfer = ArrayDataset(transfer.float(), torch.full((len(transfer),), -1))
         train_set = concat(train_set, transfer)
     objective = build_objective([("kd", {"temperature": temperature, "alpha": alpha}, 1.0)])
-    outcome = fit(
-        student,
-        train_set,
-        objective,
-        _config(options),
-        val=val_set,
-        teacher=teacher,
-        teacher_cache=teacher_cache,
-        seed=seed,
-        stage="distill",
-        **_run_dir(output_dir, resume),
-    )
+    with _held(output_dir):
+        outcome = fit(
+            student,
+            train_set,
+            objective,
+            _config(options),
+            val=val_set,
+            teacher=teacher,
+            teacher_cache=teacher_cache,
+            seed=seed,
+            stage="distill",
+            **_run_dir(output_dir, resume),
+        )
     return _finish(outcome.model, outcome, test, teacher)
 
 

@@ -305,8 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a run directory (every stage) or a model directory (run:path also accepted)")
     p.add_argument("--data", help="data source to score on (default for a run directory: the run's own test split)")
     p.add_argument("--data-option", action="append", metavar="NAME=VALUE", help="data source option (repeatable)")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="test share if the source has no test split")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test split if the source has none")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        help="test share if the source has no test split (default: the models' own split of it, else 0.2)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="seed of the test split if the source has none (default: the models' own, else 0)"
+    )
     p.add_argument("--teacher", help="a model to compare with (run or model directory)")
     p.add_argument("--output", "-o", help="write report.json and report.html into this folder")
     p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurements")

@@ -148,6 +148,8 @@ def check_outputs(
         got = np.asarray(runtime(batch.numpy()))
         if got.shape != expected.shape:
             raise ModelError(f"{what} gives outputs of shape {got.shape}, PyTorch {expected.shape}; nothing written")
+        if not np.isfinite(expected).all():
+            raise ModelError(f"{what}: the model gives non-finite outputs (NaN or infinity); nothing written")
         worst = max(worst, float(np.abs(got - expected).max()))
         scale = max(scale, float(np.abs(expected).max()))
     if not worst <= tolerance * scale:

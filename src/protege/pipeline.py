@@ -36,6 +36,7 @@ from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
 from protege.models import ModelCard, build_model, resolve_run_path, save_model
+from protege.models.compatibility import check_inputs
 from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
 from protege.objectives.hints import FitNet
@@ -273,6 +274,8 @@ def run_stage(
 
     set_seed(seed)
     built = build_model(stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess)
+    if built.trained:  # a saved model meets this run's data: same features, preprocessing, no test leak
+        check_inputs(built.card, data.preprocess, data.split, f"{name} {stage.model.source}")
     if stage.train is None:
         log(f"[bold]{name}[/]: loaded {stage.model.source}")
         return StageResult(name, built.module, built.card, model_dir=resolve_run_path(stage.model.source))
@@ -335,6 +338,7 @@ def run_stage(
     )
     model = outcome.model.cpu()
     built.card.metrics = _training_summary(outcome, stage.train)
+    built.card.data = dict(data.split)
     if is_main_process():
         save_model(model, built.card, model_dir)
         if strategy is not None:
@@ -366,7 +370,7 @@ def ensemble_stage(teachers: list[StageResult], student: StudentConfig) -> Stage
     module = EnsembleTeacher([t.model for t in teachers], weights, temperature)
     first = teachers[0].card
     options = {"members": [t.name for t in teachers], "weights": weights, "temperature": temperature}
-    card = ModelCard(ENSEMBLE, options, first.input_shape, first.class_names, first.preprocess)
+    card = ModelCard(ENSEMBLE, options, first.input_shape, first.class_names, first.preprocess, data=first.data)
     log(f"teacher: ensemble of {', '.join(t.name for t in teachers)}, soft targets averaged at T={temperature:g}")
     return StageResult("teacher", module, card)
 

@@ -49,10 +49,25 @@ class Predictor:
     logits: Callable[[np.ndarray], np.ndarray]
     preprocessor: Preprocessor
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Softmax of the logits of preprocessed inputs ``x``, batch by batch."""
+    def probabilities(self, x: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+        """Softmax of the logits of preprocessed inputs ``x``, batch by batch. A model with another number
+        of outputs than its card has classes, or outputs that are not finite, is an error (never a table of
+        wrong or NaN probabilities)."""
         parts = [self.logits(x[i : i + BATCH_SIZE]) for i in range(0, len(x), BATCH_SIZE)]
         logits = np.concatenate(parts).astype(np.float64)
+        if logits.ndim != 2 or logits.shape[1] != self.card.num_classes:
+            raise ModelError(
+                f"the model gives outputs of shape {logits.shape[1:]} but its card names {self.card.num_classes} "
+                "classes; the file was changed after export: export it again"
+            )
+        broken = ~np.isfinite(logits).all(axis=1)
+        if broken.any():
+            first = int(np.argmax(broken))
+            which = names[first] if names is not None else f"input {first}"
+            raise ModelError(
+                f"the model gives non-finite outputs (NaN or infinity) for {which} and {int(broken.sum()) - 1} "
+                "other input(s): its weights are broken, or those inputs are far outside what it was trained on"
+            )
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
@@ -167,7 +182,7 @@ def predict(
         names += [f"text {i}" for i in range(len(texts))]
     if not batches:
         raise DataError("no inputs given")
-    probabilities = predictor.probabilities(np.concatenate(batches))
+    probabilities = predictor.probabilities(np.concatenate(batches), names)
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
     classes = predictor.card.class_names
     return [

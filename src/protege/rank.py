@@ -20,7 +20,7 @@ from torch import nn
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle, batch_loader
 from protege.errors import DataError, ModelError
-from protege.models import build_model
+from protege.models import build_model, check_model_options, load_run_model
 
 SCORES = ("logme", "h_score", "knn_accuracy", "linear_probe_accuracy")
 
@@ -287,7 +287,11 @@ def rank_models(
         train, evaluation = _subsample(bundle.train, limit, seed), _subsample(evaluation, limit, seed + 1)
         sizes = (len(train), len(evaluation))
         torch.manual_seed(seed)  # untrained candidates draw the same weights on every run
-        model = build_model(source, options, bundle.input_shape, bundle.class_names, bundle.preprocess).module
+        if source.startswith("run:"):  # only its features are scored: its classes need not be the data's
+            check_model_options(source, options)
+            model = load_run_model(source, bundle.input_shape, None).module
+        else:
+            model = build_model(source, options, bundle.input_shape, bundle.class_names, bundle.preprocess).module
         started = time.perf_counter()
         train_f, eval_f = embed(model, train), embed(model, evaluation)
         seconds = {"features": time.perf_counter() - started}

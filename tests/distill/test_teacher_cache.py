@@ -64,6 +64,26 @@ def test_disk_cache_of_other_data_is_recomputed(tmp_path):
     torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
 
 
+def test_disk_cache_of_another_teacher_is_recomputed(tmp_path):
+    data = make_blobs(50)
+    first = _teacher()
+    prepare_teacher(first, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    torch.manual_seed(7)
+    second = mlp((6,), 3, hidden=16)  # same architecture, same data, other weights
+    disk = prepare_teacher(second, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    fresh = prepare_teacher(second, data, "memory", torch.device("cpu"), nullcontext)
+    batch = data.__getitems__(list(range(50)))
+    torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
+
+
+def test_a_cache_description_that_is_not_json_is_recomputed(tmp_path):
+    data = make_blobs(50)
+    prepare_teacher(_teacher(), data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    (tmp_path / "teacher_cache.json").write_bytes(b"\xff not json")
+    disk = prepare_teacher(_teacher(), data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    assert disk.mode == "cached (disk)" and (tmp_path / "teacher_cache.json").read_text().startswith("{")
+
+
 def test_non_array_dataset_runs_the_teacher_online():
     data = make_blobs(20)
     wrapped = torch.utils.data.TensorDataset(data.x, data.y)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
+from protege.data.labels import class_index
 from protege.data.sources import RawData, call_source, read_csv_rows
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
@@ -33,9 +35,11 @@ def load_data(
             f"(csv:/jsonl: with text_column, bbc_news)"
         )
     _check_features(raw, source)
-    class_names, encode = _class_index(raw, source)
+    class_names, encode = class_index(raw.y, raw.class_names, source)
     x, y = raw.x, encode(raw.y, "train")
-    if raw.x_test is not None and raw.y_test is not None:
+    test_given = raw.x_test is not None and raw.y_test is not None
+    val_given = raw.x_val is not None and raw.y_val is not None
+    if test_given:
         x_test, y_test = raw.x_test, encode(raw.y_test, "test")
         test_groups = raw.groups_test
     elif raw.groups is not None:
@@ -44,7 +48,7 @@ def load_data(
     else:
         x, x_test, y, y_test = _split(x, y, test_fraction, seed, source)
         test_groups = None
-    if raw.x_val is not None and raw.y_val is not None:
+    if val_given:
         x_val, y_val = raw.x_val, encode(raw.y_val, "val")
     elif val_fraction > 0:
         x, x_val, y, y_val = _split(x, y, val_fraction, seed + 1, source)
@@ -64,7 +68,7 @@ def load_data(
         raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
     if standardize:
         mean = x.mean(axis=0)
-        std = x.std(axis=0) + 1e-6
+        std = feature_scale(x)
         x, x_test = (x - mean) / std, (x_test - mean) / std
         x_val = (x_val - mean) / std if x_val is not None else None
         preprocess["standardize"] = {"mean": mean.tolist(), "std": std.tolist()}
@@ -74,7 +78,19 @@ def load_data(
             torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64 if tokens else np.float32)), torch.as_tensor(b)
         )
 
+    split = {
+        "source": source,
+        "location": source_location(source),
+        "options": json.loads(json.dumps(options or {}, default=str)),
+        "seed": seed,
+        "test": "source" if test_given else "drawn",
+        "test_fraction": None if test_given else test_fraction,
+        "val": "source" if val_given else "drawn" if val_fraction > 0 else "none",
+        "val_fraction": None if val_given else val_fraction,
+        "standardize": standardize,
+    }
     return DataBundle(
+        split=split,
         train=dataset(x, y),
         test=dataset(x_test, y_test),
         val=dataset(x_val, y_val) if x_val is not None else None,
@@ -84,6 +100,19 @@ def load_data(
         text_encoder=text_encoder if raw.text is not None else None,
         test_groups=[str(g) for g in test_groups] if test_groups is not None else None,
     )
+
+
+def source_location(source: str) -> str | None:
+    """The absolute path behind ``kind:path`` (the same file named from another folder is the same data)."""
+    _, _, argument = source.partition(":")
+    return str(Path(argument).expanduser().resolve()) if argument else None
+
+
+def feature_scale(x: np.ndarray) -> np.ndarray:
+    """Each feature's standard deviation over the training inputs, 1 for a feature that never varies
+    there (as scikit-learn's StandardScaler): dividing by a tiny scale would blow up any test value."""
+    std = x.std(axis=0)
+    return np.where(std < 10 * np.finfo(std.dtype).eps, 1.0, std).astype(std.dtype)
 
 
 def load_unlabeled(
@@ -166,47 +195,6 @@ def _check_features(raw: RawData, source: str) -> None:
         if not np.isfinite(a).all():
             row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
             raise DataError(f"{source}: {name} inputs hold NaN or infinite values (first at row {row}); clean them")
-
-
-def _class_index(raw: RawData, source: str):
-    """The class list and a function mapping raw labels to indices; labels outside it are an error."""
-    if raw.class_names is not None and np.issubdtype(raw.y.dtype, np.integer):
-        names = list(raw.class_names)
-
-        def encode_int(y: np.ndarray, split: str) -> np.ndarray:
-            bad = (y < 0) | (y >= len(names))
-            if bad.any():
-                raise DataError(f"{source}: {split} label {int(y[bad][0])} is not a class index 0..{len(names) - 1}")
-            return y.astype(np.int64)
-
-        encoder = encode_int
-    else:
-        labels = sorted({str(v) for v in raw.y}, key=_natural_key)
-        names = labels
-        index = {name: i for i, name in enumerate(names)}
-
-        def encode_str(y: np.ndarray, split: str) -> np.ndarray:
-            out = np.empty(len(y), dtype=np.int64)
-            for i, v in enumerate(y):
-                key = str(v)
-                if key not in index:
-                    raise DataError(
-                        f"{source}: {split} label {key!r} is not among the training classes ({', '.join(names[:10])})"
-                    )
-                out[i] = index[key]
-            return out
-
-        encoder = encode_str
-    if len(names) < 2:
-        raise DataError(f"{source}: only one class ({names[0] if names else 'none'}); a classifier needs two or more")
-    return names, encoder
-
-
-def _natural_key(label: str) -> tuple:
-    try:
-        return (0, float(label), label)
-    except ValueError:
-        return (1, 0.0, label)
 
 
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str, *more: np.ndarray):

@@ -128,6 +128,10 @@ class DataBundle:
     """The fitted encoder of a text source (TF-IDF or a tokenizer), for transfer sets of the same kind."""
     test_groups: list[str] | None = None
     """The group of each test example (a csv ``group_column``), for per-group accuracy."""
+    split: dict = field(default_factory=dict)
+    """Where the examples came from and how the splits were made (source, options, seed, fractions;
+    ``test``: ``source`` when the source defines it, ``drawn`` when drawn with the seed). Saved in the
+    card of every model trained on it."""
 
     @property
     def num_classes(self) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.data.labels import check_present
 from protege.errors import DataError, did_you_mean
 from protege.registry import Registry
 
@@ -253,7 +254,8 @@ def table_rows(
             raise DataError(
                 f"{path}: no column {wanted!r}{did_you_mean(wanted, columns)}; columns: {', '.join(columns)}"
             )
-    labels = np.array([str(row.get(label_column)) for row in rows])
+    labels = np.array([row.get(label_column) for row in rows], dtype=object)
+    check_present(labels, f"{path}, column {label_column!r}", item="row")
     splits = np.array([str(row.get(split_column, "")).strip().lower() for row in rows]) if split_column else None
     groups = np.array([str(row.get(group_column, "")).strip() for row in rows]) if group_column else None
 

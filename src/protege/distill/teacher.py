@@ -7,6 +7,7 @@ for in-memory datasets without random augmentation. Anything else runs the teach
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -272,19 +273,23 @@ def _disk_cache(
     teacher, dataset: ArrayDataset, device, autocast, cache_dir: Path, shapes: dict[str, tuple[int, ...]]
 ) -> dict[str, np.ndarray]:
     """Float32 memory-mapped tables (logits, then one per tapped layer), reused when the data
-    fingerprint and the layers match; written under temporary names and renamed when complete."""
+    fingerprint, the teacher's weights and the layers match; written under temporary names and renamed
+    when complete."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta_path = cache_dir / "teacher_cache.json"
-    fingerprint = dataset.fingerprint()
     names = list(shapes)
     files = {name: cache_dir / f"teacher_{i}.f32" for i, name in enumerate(names)}
-    expected = {"fingerprint": fingerprint, "tables": {n: list((len(dataset), *shapes[n])) for n in names}}
+    expected = {
+        "fingerprint": dataset.fingerprint(),
+        "teacher": weights_digest(teacher),
+        "tables": {n: list((len(dataset), *shapes[n])) for n in names},
+    }
 
     def table(name: str, path: Path, mode: str) -> np.memmap:
         return np.memmap(path, dtype=np.float32, mode=mode, shape=(len(dataset), *shapes[name]))
 
     complete = meta_path.is_file() and all(f.is_file() for f in files.values())
-    if complete and json.loads(meta_path.read_text()) == expected:
+    if complete and _read_json(meta_path) == expected:
         return {n: table(n, files[n], "r") for n in names}
     meta_path.unlink(missing_ok=True)
     partial_files = {n: files[n].with_name(f".{files[n].name}.partial{TEMPORARY_SUFFIX}") for n in names}
@@ -296,3 +301,22 @@ def _disk_cache(
     del partial
     atomic_write_text(meta_path, json.dumps(expected))
     return {n: table(n, files[n], "r") for n in names}
+
+
+def weights_digest(module: nn.Module) -> str:
+    """A hash of every parameter and buffer (names, shapes, dtypes and bytes): another teacher, or the same
+    one trained further, gets another digest, so a cache on disk is never reused for it."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(module.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_json(path: Path) -> object:
+    """A cache's description, or None when it is unreadable (then the cache is computed again)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

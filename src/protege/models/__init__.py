@@ -12,6 +12,7 @@ from torch import nn
 
 from protege.errors import ModelError, did_you_mean
 from protege.models.builtin import BUILTIN
+from protege.models.compatibility import align_classes
 from protege.models.store import ModelCard, load_weights, read_card, save_model
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "build_model",
     "check_model_options",
     "example_input",
+    "load_run_model",
     "resolve_run_path",
     "save_model",
 ]
@@ -110,10 +112,7 @@ def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names
     if card.architecture not in BUILTIN and kind not in LIBRARIES:
         raise ModelError(f"{source}: architecture {card.architecture!r} cannot be rebuilt by this protege")
     if class_names is not None and card.num_classes != len(class_names):
-        raise ModelError(
-            f"{source} predicts {card.num_classes} classes but the data has {len(class_names)}; "
-            f"use a model trained on the same classes"
-        )
+        align_classes(nn.Identity(), card, class_names, source)  # refuses before anything is built
     if input_shape is not None and list(input_shape) != list(card.input_shape):
         raise ModelError(f"{source} takes inputs of shape {tuple(card.input_shape)}, the data has {tuple(input_shape)}")
     if kind == "hf":
@@ -127,6 +126,8 @@ def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names
     else:
         module = BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
     load_weights(module, directory / "model.safetensors")
+    if class_names is not None:
+        align_classes(module, card, list(class_names), source)
     return BuiltModel(module, card, trained=True)
 
 

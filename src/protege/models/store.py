@@ -29,6 +29,9 @@ class ModelCard:
     class_names: list[str]
     preprocess: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    """The data it was trained on and how it was split (``DataBundle.split``), so the models it meets later
+    can be checked against it: a test split that holds its training examples is refused."""
 
     @property
     def num_classes(self) -> int:

@@ -11,10 +11,12 @@ import torch
 import yaml
 
 from protege.config import EvaluateConfig, recipe_from_dict
-from protege.data.build import load_data
+from protege.data.build import load_data, source_location
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
 from protege.models import load_run_model, resolve_run_path
+from protege.models.compatibility import check_features, check_split
+from protege.models.store import ModelCard, read_card
 from protege.report.html import write_html
 from protege.report.summary import assemble_report, print_summary, read_history, write_report
 
@@ -27,8 +29,10 @@ class DataRequest:
 
     source: str
     options: dict = dataclasses.field(default_factory=dict)
-    test_fraction: float = 0.2
-    seed: int = 0
+    test_fraction: float | None = None
+    """None: the fraction the models' training used on this source, else 0.2."""
+    seed: int | None = None
+    """None: the seed the models' training split this source with, else 0."""
 
 
 def run_stages(path: Path) -> dict[str, Path]:
@@ -62,7 +66,12 @@ def evaluate_saved(
         }
 
     if data is not None:
+        cards = {key: read_card(directory) for key, directory in model_dirs.items()}
+        data = like_training(data, cards)
         bundle = load_data(data.source, data.options, test_fraction=data.test_fraction, seed=data.seed)
+        for key, card in cards.items():
+            check_features(card.preprocess.get("features"), bundle.preprocess.get("features"), key)
+            check_split(card.data, bundle.split, f"{key} ({model_dirs[key]})")
         seed: int | None = data.seed
     elif stages:
         recipe = recipe_from_dict(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")), str(path))
@@ -101,6 +110,36 @@ def evaluate_saved(
             write_html(output_dir / "report.html", report)
     print_summary(report)
     return report
+
+
+def like_training(request: DataRequest, cards: dict[str, ModelCard]) -> DataRequest:
+    """The data request with what the models were trained with filled in: on the models' own source, the
+    seed and test fraction of their split (so its test split holds none of their training examples), and
+    for a CSV or JSON Lines file, the feature columns the models read, picked by name."""
+    trained = [c.data for c in cards.values() if c.data and _same_source(c.data, request)]
+    drawn = {(d["seed"], d["test_fraction"]) for d in trained if d.get("test") == "drawn"}
+    if len(drawn) > 1:
+        raise DataError(
+            f"{request.source}: the models were trained on different splits of it (seeds and test fractions "
+            f"{sorted(drawn)}); evaluate them one at a time"
+        )
+    seed, fraction = next(iter(drawn)) if drawn else (0, 0.2)
+    request = dataclasses.replace(
+        request,
+        seed=seed if request.seed is None else request.seed,
+        test_fraction=fraction if request.test_fraction is None else request.test_fraction,
+    )
+    features = {tuple(c.preprocess["features"]) for c in cards.values() if "features" in c.preprocess}
+    kind = request.source.partition(":")[0]
+    if kind in ("csv", "jsonl") and len(features) == 1 and "feature_columns" not in request.options:
+        request = dataclasses.replace(request, options={**request.options, "feature_columns": list(*features)})
+    return request
+
+
+def _same_source(trained: dict, request: DataRequest) -> bool:
+    location = source_location(request.source)
+    mine = (location or request.source, request.options)
+    return (trained.get("location") or trained.get("source"), trained.get("options")) == mine
 
 
 def _prepare_like_training(bundle: DataBundle, preprocessing: list[dict], source: str) -> DataBundle:
