@@ -41,9 +41,11 @@ class TrainState:
     sums: dict = field(default_factory=dict)
     skipped_steps: int = 0
     best_weights: dict | None = None
+    hooks: dict = field(default_factory=dict)
+    """Each hook's checkpointed state, by hook name (protege.hooks)."""
 
     def to_json(self) -> dict:
-        skip = {"sums", "best_weights"}
+        skip = {"sums", "best_weights", "hooks"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
@@ -58,7 +60,9 @@ class Checkpointer:
     def best_path(self) -> Path:
         return self.directory / "best.safetensors"
 
-    def save(self, state: TrainState, model: nn.Module, optimizer, scheduler, objective: nn.Module) -> Path:
+    def save(
+        self, state: TrainState, model: nn.Module, optimizer, scheduler, objective: nn.Module, hooks: dict | None = None
+    ) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"step-{state.global_step:08d}-e{state.epoch:04d}-b{state.batches_done:06d}"
         staging = staging_dir(self.directory, name)
@@ -72,6 +76,7 @@ class Checkpointer:
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "sums": {k: v.detach().cpu() for k, v in state.sums.items()},
+                "hooks": hooks or {},
             }
             torch.save(extras, staging / "trainer.pt")
             meta = {"checkpoint_version": CHECKPOINT_VERSION, **state.to_json()}
@@ -127,6 +132,7 @@ class Checkpointer:
         fields = TrainState.__dataclass_fields__
         state = TrainState(**{k: v for k, v in meta.items() if k in fields})
         state.sums = {k: v.to(device) for k, v in extras["sums"].items()}
+        state.hooks = extras.get("hooks", {})  # checkpoints from before hooks had state hold none
         return state
 
     def save_best(self, model: nn.Module) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from protege.errors import ConfigError
+from protege.hooks import Hook
 from protege.transfer.batchnorm import BatchNormPolicy, apply_batchnorm_policy, batchnorm_layers
 from protege.transfer.checkpointing import enable_gradient_checkpointing
 from protege.transfer.split import Group, ModelSplit, split_model
@@ -104,6 +105,12 @@ class Strategy:
     def finalize(self, model: nn.Module) -> nn.Module:
         """The plain model to save and export once training ends (adapters merged)."""
         return model
+
+    def as_hook(self) -> Hook:
+        """The strategy at the training loop's moments (protege.hooks)."""
+        from protege.transfer.hooks import StrategyHook
+
+        return StrategyHook(self)
 
     def schedule(self, epochs: int) -> dict[str, str]:
         """When each group trains, in words, for the dry run."""

@@ -8,23 +8,11 @@ needs a teacher. Anything else trains with the backbone online, and the log says
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from protege.config import TrainConfig
-from protege.console import log
 from protege.data.dataset import ArrayDataset, batch_loader
-from protege.distributed import is_main_process, use_cpu
 from protege.models.taps import resolve_module
-from protege.objectives import Objective
-from protege.transfer.base import Strategy
-
-if TYPE_CHECKING:
-    from protege.engine import FitResult
 
 
 class HeadOnly(nn.Module):
@@ -60,55 +48,3 @@ def compute_features(model: nn.Module, data: ArrayDataset, device: torch.device,
     for batch in batch_loader(data, batch_size, shuffle=False, seed=0):
         chunks.append(model.forward_features(batch["x"].to(device)).float().cpu())
     return ArrayDataset(torch.cat(chunks), data.y)
-
-
-def fit_on_cached_features(
-    model: nn.Module,
-    train: object,
-    objective: Objective,
-    config: TrainConfig,
-    strategy: Strategy,
-    *,
-    val: object = None,
-    seed: int = 0,
-    stage: str = "train",
-    workdir: Path | None = None,
-    metrics_path: Path | None = None,
-    resume: bool = False,
-) -> FitResult | None:
-    """Train ``model``'s head on its backbone's cached features; None (with the reason logged) when the
-    result would differ from running the backbone online, and the caller then does that."""
-    from protege.engine import fit
-
-    reason = cache_refusal(model, train, val, objective.needs_teacher, bool(objective.student_layers))
-    if reason is not None:
-        if is_main_process():
-            log(f"[bold]{stage}[/]: backbone runs online ({reason})")
-        return None
-    started = time.perf_counter()
-    model = strategy.prepare(model)
-    strategy.start_epoch(0)
-    device = torch.device("cuda") if torch.cuda.is_available() and not use_cpu() else torch.device("cpu")
-    model.to(device)
-    train_features = compute_features(model, train, device)
-    val_features = compute_features(model, val, device) if val is not None else None
-    if is_main_process():
-        log(
-            f"[bold]{stage}[/]: backbone features cached ({len(train_features)} examples × "
-            f"{train_features.x.shape[1]}, {time.perf_counter() - started:.1f}s); only the head trains"
-        )
-    outcome = fit(
-        HeadOnly(model, strategy.prepared_split().head_path),
-        train_features,
-        objective,
-        config,
-        val=val_features,
-        seed=seed,
-        stage=stage,
-        workdir=workdir,
-        metrics_path=metrics_path,
-        resume=resume,
-    )
-    outcome.model = strategy.finalize(model)
-    outcome.seconds = time.perf_counter() - started
-    return outcome

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from protege.hooks import Hook
 from protege.transfer.base import Strategy
 from protege.transfer.split import Group, is_within
 
@@ -27,6 +28,12 @@ class LinearProbe(Strategy):
             m for path, m in model.named_modules() if path and not is_within(path, head) and not is_within(head, path)
         ]
         return model
+
+    def as_hook(self) -> Hook:
+        """With ``cache_features``, the probe that trains the head on the backbone's cached features."""
+        from protege.transfer.hooks import CachedFeaturesProbe, StrategyHook
+
+        return CachedFeaturesProbe(self) if self.cache_features else StrategyHook(self)
 
     def trainable(self, group: Group, epoch: int) -> bool:
         return group.name == "head"
