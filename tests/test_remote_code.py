@@ -20,6 +20,7 @@ REFUSED = [
     "a run: teacher that needs code, not allowed by the recipe",
     "an hf: folder whose tokenizer names code, not allowed by the recipe",
     "a rank candidate that needs code",
+    "an export whose embedded tokenizer names code",
 ]
 
 

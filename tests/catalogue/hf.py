@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 from tests.catalogue import recipe, saved_model
-from tests.hf_files import name_code, saved_hf_model
+from tests.hf_files import CODE, name_code, saved_hf_model
 
-from protege.models.store import read_card
+from protege.models.store import ModelCard, card_from_json, read_card
 
 NEEDS_CODE = "needs remote code (config.json auto_map names custom_code.CodeConfig)"
 ALLOW = "set trust_remote_code: true on the model in the recipe, or pass --trust-remote-code"
@@ -70,25 +70,45 @@ def exported_file(tmp: Path, files: dict[str, bytes] | None) -> Path:
     return path
 
 
-def onnx_without_tokenizer(tmp: Path) -> list[str]:
-    """An ONNX file as exported before exports carried the tokenizer, whose training folder is gone."""
+def onnx_with(tmp: Path, change: Callable[[ModelCard, dict[str, str]], None]) -> list[str]:
+    """``predict`` on an ONNX export of a saved hf model whose card and embedded files ``change`` edits."""
     import onnx
 
-    from protege.export import CARD_KEY, export_model
+    from protege.export import CARD_KEY, FILES_KEY, export_model
     from protege.models.store import card_to_json
 
-    model = saved_hf_model(tmp)
-    path = export_model(model, "onnx", output=tmp / "model.onnx").path
+    path = export_model(saved_hf_model(tmp), "onnx", output=tmp / "model.onnx").path
     proto = onnx.load(str(path))
-    card = read_card(model)
-    card.preprocess["tokenizer"]["source"] = f"hf:{tmp / 'gone'}"
-    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in (CARD_KEY, "hf_files")]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    card, files = card_from_json(meta[CARD_KEY], "onnx"), json.loads(meta[FILES_KEY])
+    change(card, files)
+    meta.update({CARD_KEY: card_to_json(card), FILES_KEY: json.dumps(files)})
+    if not files:
+        del meta[FILES_KEY]
     del proto.metadata_props[:]
-    for key, value in [*kept, (CARD_KEY, card_to_json(card))]:
+    for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))
     return ["predict", str(path), str(tmp / "texts.txt")]
+
+
+def without_tokenizer(card: ModelCard, files: dict[str, str]) -> None:
+    """As exported before exports carried the tokenizer, and the folder it was trained from is gone."""
+    card.preprocess["tokenizer"]["source"] = "hf:/no/such/folder"
+    files.clear()
+
+
+def tokenizer_naming_code(tmp: Path) -> Callable[[ModelCard, dict[str, str]], None]:
+    """Embedded tokenizer files whose tokenizer_config.json names a module (also embedded) writing ``tmp/ran``."""
+
+    def change(card: ModelCard, files: dict[str, str]) -> None:
+        config = json.loads(base64.b64decode(files["tokenizer_config.json"]))
+        config["auto_map"] = {"AutoTokenizer": [None, "custom_code.CodeTokenizer"]}
+        files["tokenizer_config.json"] = base64.b64encode(json.dumps(config).encode()).decode()
+        files["custom_code.py"] = base64.b64encode(CODE.format(marker=str(tmp / "ran")).encode()).decode()
+
+    return change
 
 
 def texts(tmp: Path) -> str:
@@ -161,7 +181,11 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "no Hugging Face config in the file; export the model again with protege",
     ),
     "an old export without its tokenizer, whose training folder is gone": (
-        onnx_without_tokenizer,
+        lambda t: onnx_with(t, without_tokenizer),
         "the exported model carries no tokenizer and its training source cannot be loaded",
+    ),
+    "an export whose embedded tokenizer names code": (
+        lambda t: onnx_with(t, tokenizer_naming_code(t)),
+        "the exported model (its tokenizer) needs remote code (tokenizer_config.json auto_map names custom_code.",
     ),
 }
