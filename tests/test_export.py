@@ -50,9 +50,9 @@ def test_exported_files_reproduce_pytorch_on_fresh_inputs(run, exported):
     with torch.no_grad():
         expected = built.module.eval()(x).numpy()
     for fmt, result in exported.items():
-        runtime, card, _ = read_exported(result.path)
-        assert card == built.card, fmt
-        np.testing.assert_allclose(runtime(x.numpy()), expected, atol=1e-5, err_msg=fmt)
+        loaded = read_exported(result.path)
+        assert loaded.card == built.card and loaded.files is None, fmt  # a builtin model needs no other files
+        np.testing.assert_allclose(loaded.logits(x.numpy()), expected, atol=1e-5, err_msg=fmt)
 
 
 def test_onnx_metadata_and_dynamic_batch(run, exported):
@@ -106,12 +106,22 @@ def test_builtin_architectures_export_to_every_format(tmp_path, architecture, sh
         assert result.max_abs_diff < 1e-5, (fmt, result.max_abs_diff)
 
 
+def test_a_timm_model_exports_to_every_format_and_safetensors_rebuilds_it(tmp_path):
+    torch.manual_seed(0)
+    built = build_model("timm:test_resnet", {"pretrained": False}, (3, 16, 16), ["x", "y"])
+    save_model(built.module, built.card, tmp_path / "model")
+    for fmt in ("onnx", "torchscript", "safetensors"):
+        result = export_model(tmp_path / "model", fmt, output=tmp_path / f"m{export_module.FORMATS[fmt]}")
+        assert result.max_abs_diff < 1e-4, (fmt, result.max_abs_diff)
+    assert read_exported(tmp_path / "m.safetensors").card.architecture == "timm:test_resnet"
+
+
 def test_a_mismatch_beyond_tolerance_fails_and_writes_nothing(run, tmp_path, monkeypatch):
     write, read = export_module._FORMATS["torchscript"]
 
-    def off_by_a_little(data, origin):
-        runtime, card = read(data, origin)
-        return (lambda x: runtime(x) + 1e-2), card
+    def off_by_a_little(data, origin, trust_remote_code):
+        runtime, card, files = read(data, origin, trust_remote_code)
+        return (lambda x: runtime(x) + 1e-2), card, files
 
     monkeypatch.setitem(export_module._FORMATS, "torchscript", (write, off_by_a_little))
     target = tmp_path / "bad.pt"

@@ -177,10 +177,14 @@ def export(
     stage: str | None = None,
     output: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    trust_remote_code: bool = False,
 ) -> ExportResult:
     """Export the model a run saved (``model``: run, stage or model directory) as safetensors, ONNX or
-    TorchScript with its labels and preprocessing inside; the written file is checked against PyTorch."""
-    return export_model(model, format, stage=stage, output=output, tolerance=tolerance)
+    TorchScript with its labels and preprocessing (a text model's tokenizer) inside; the written file is
+    checked against PyTorch. ``trust_remote_code`` lets a Hugging Face model's files run their code."""
+    return export_model(
+        model, format, stage=stage, output=output, tolerance=tolerance, trust_remote_code=trust_remote_code
+    )
 
 
 def predict(
@@ -189,7 +193,9 @@ def predict(
     *,
     texts: list[str] | None = None,
     top_k: int = 3,
+    trust_remote_code: bool = False,
 ) -> list[Prediction]:
     """Top-``top_k`` classes with probabilities from a run, model directory or exported file, for input
-    files (.csv, .txt, .npy, .npz), an array of raw inputs, or ``texts``; training's preprocessing applies."""
-    return predict_inputs(model, inputs, texts=texts, top_k=top_k)
+    files (.csv, .txt, .npy, .npz), an array of raw inputs, or ``texts``; training's preprocessing applies.
+    ``trust_remote_code`` lets a Hugging Face model's files run their code."""
+    return predict_inputs(model, inputs, texts=texts, top_k=top_k, trust_remote_code=trust_remote_code)

@@ -46,6 +46,11 @@ def _options(pairs: list[str] | None, flag: str) -> dict:
     return out
 
 
+def _trust(args: argparse.Namespace, source: str) -> dict:
+    """``trust_remote_code: true`` for a Hugging Face or saved model when the user passed --trust-remote-code."""
+    return {"trust_remote_code": True} if args.trust_remote_code and source.startswith(("hf:", "run:")) else {}
+
+
 def _train_block(args: argparse.Namespace) -> dict:
     block = {
         "epochs": args.epochs,
@@ -101,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "data": _data_block(args),
         "student": {
-            "model": {"source": args.model, **_options(args.option, "--option")},
+            "model": {"source": args.model, **_options(args.option, "--option"), **_trust(args, args.model)},
             "train": _train_block(args),
             "objective": {"name": "ce", "label_smoothing": args.label_smoothing},
         },
@@ -119,9 +124,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
         "name": args.name or "distill",
         "seed": args.seed,
         "data": _data_block(args),
-        "teacher": {"model": {"source": args.teacher}},
+        "teacher": {"model": {"source": args.teacher, **_trust(args, args.teacher)}},
         "student": {
-            "model": {"source": args.student, **_options(args.student_option, "--student-option")},
+            "model": {
+                "source": args.student,
+                **_options(args.student_option, "--student-option"),
+                **_trust(args, args.student),
+            },
             "train": _train_block(args),
             "objective": {"name": "kd", "temperature": args.temperature, "alpha": args.alpha},
             "baseline": args.baseline,
@@ -139,7 +148,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from protege.console import out_console
     from protege.export import export_model
 
-    result = export_model(args.model, args.format, stage=args.stage, output=args.output, tolerance=args.tolerance)
+    result = export_model(
+        args.model,
+        args.format,
+        stage=args.stage,
+        output=args.output,
+        tolerance=args.tolerance,
+        trust_remote_code=args.trust_remote_code,
+    )
     check = f"max |difference| from PyTorch {result.max_abs_diff:.2g} on {result.samples}"
     out_console.print(f"{result.path}  ({result.format}; {check})", markup=False)
     return 0
@@ -148,7 +164,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from protege.predict import predict, print_predictions
 
-    print_predictions(predict(args.model, args.inputs, top_k=args.top_k), as_json=args.json)
+    predictions = predict(args.model, args.inputs, top_k=args.top_k, trust_remote_code=args.trust_remote_code)
+    print_predictions(predictions, as_json=args.json)
 
     return 0
 
@@ -160,7 +177,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     text_options = {"max_length": args.max_length} if args.max_length else {}
     candidates = [
-        (source, {**text_options, **options} if source.startswith("hf:") else options)
+        (source, {**(text_options if source.startswith("hf:") else {}), **options, **_trust(args, source)})
         for source, options in parse_candidates(args.models)
     ]
     ranking = rank_models(
@@ -200,8 +217,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         options = _options(args.data_option, "--data-option")
         data = DataRequest(args.data, options, args.test_fraction, args.seed)
     output = Path(args.output) if args.output else None
-    evaluate_saved(args.model, data, config, teacher=args.teacher, output_dir=output)
+    evaluate_saved(
+        args.model, data, config, teacher=args.teacher, output_dir=output, trust_remote_code=args.trust_remote_code
+    )
     return 0
+
+
+def _add_trust_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let Hugging Face model files run the Python code they name (auto_map); only for files you trust",
+    )
 
 
 def _add_run_dir_flags(p: argparse.ArgumentParser) -> None:
@@ -225,6 +252,7 @@ def _add_stage_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="run name (default directory runs/<name>)")
+    _add_trust_flag(p)
     _add_run_dir_flags(p)
 
 
@@ -276,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tolerance", type=float, default=1e-4, help="largest difference from PyTorch, relative to the logits"
     )
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="top classes with probabilities for CSV rows, text lines or .npy/.npz arrays")
@@ -283,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help=".csv (feature or text columns), .txt (one text per line), .npy, .npz")
     p.add_argument("--top-k", type=int, default=3, help="classes to show per input")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("rank", help="score how well candidate models' features fit a task, before training")
@@ -299,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, help="token length for hf: candidates (default 128)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("evaluate", help="score saved models: quality, agreement with a teacher, cost, fairness")
@@ -319,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=int, nargs="+", metavar="N", help="latency batch sizes (default 1 64)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for latency (default 1)")
     p.add_argument("--no-html", action="store_true", help="write report.json only")
+    _add_trust_flag(p)
     p.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -1,5 +1,6 @@
 """Export a saved model as safetensors, ONNX or TorchScript, with its card (labels, input shape,
-preprocessing) inside the file, and read such files back.
+preprocessing) inside the file, and read such files back. A Hugging Face model's file also carries its
+tokenizer files (and, for safetensors, which rebuilds the module, its config), so it is used on its own.
 
 Every export is checked before it is written: the exported file is loaded back and run on sample
 inputs (the run's test split when its data can be loaded, random inputs of the model's shape
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -22,8 +26,9 @@ from torch import nn
 
 from protege.console import log
 from protege.errors import CheckpointError, ConfigError, ModelError, ProtegeError, did_you_mean
-from protege.models import load_run_model, resolve_run_path
+from protege.models import LIBRARIES, build_library_model, example_input, load_run_model, resolve_run_path
 from protege.models.builtin import BUILTIN
+from protege.models.hf import pack_files, rebuild_hf, unpacked
 from protege.models.store import (
     ModelCard,
     atomic_write_bytes,
@@ -40,6 +45,9 @@ LABELS_KEY = "class_names"
 """Metadata key holding just the class names, a JSON list, for tools that know nothing of protege."""
 TORCHSCRIPT_CARD = "protege.json"
 """The TorchScript archive's extra file holding the card."""
+FILES_KEY = "hf_files"
+"""Metadata key (TorchScript: extra file) of a Hugging Face model's files, a JSON object of base64 strings
+by file name (tokenizer.json, tokenizer_config.json, ...; config.json in safetensors)."""
 DEFAULT_TOLERANCE = 1e-4
 SAMPLE_COUNT = 64
 STAGES = ("teacher", "student_baseline", "student")
@@ -83,28 +91,30 @@ def export_model(
     stage: str | None = None,
     output: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    trust_remote_code: bool = False,
 ) -> ExportResult:
     """Write the model saved at ``source`` (a run, stage or model directory) as ``format``, after checking
-    that the written file gives PyTorch's logits within ``tolerance`` (relative to the largest logit)."""
+    that the written file gives PyTorch's logits within ``tolerance`` (relative to the largest logit).
+    ``trust_remote_code`` is the user's permission for a Hugging Face model's code."""
     if format not in FORMATS:
         known = ", ".join(FORMATS)
         raise ConfigError(f"unknown export format {format!r}{did_you_mean(format, FORMATS)}; known: {known}")
     if not tolerance > 0:
         raise ConfigError(f"tolerance must be positive (got {tolerance})")
     model_dir = locate_model(source, stage)
-    built = load_run_model(f"run:{model_dir}", None, None)
+    built = load_run_model(f"run:{model_dir}", None, None, trust_remote_code)
     module, card = built.module.eval(), built.card
     path = Path(output).expanduser() if output is not None else default_output(model_dir, format)
     if path.suffix.lower() != FORMATS[format]:
         raise ConfigError(
             f"output {path} must end in {FORMATS[format]} for format {format} (predict tells formats apart by it)"
         )
-    samples, described = sample_inputs(model_dir, card)
+    samples, described = sample_inputs(model_dir, card, module, trust_remote_code)
     log(f"export: {card.architecture} from {model_dir} as {format}, checked on {described}")
 
     writer, reader = _FORMATS[format]
     data = writer(module, card)
-    runtime, read_card = reader(data, str(path))
+    runtime, read_card, _ = reader(data, str(path), trust_remote_code)
     if read_card != card:
         raise ModelError(f"{format} export of {model_dir} did not keep the model's card; nothing written")
     diff = check_outputs(module, runtime, samples, tolerance, f"{format} export of {model_dir}")
@@ -115,16 +125,20 @@ def export_model(
     return ExportResult(path, format, card, diff, described)
 
 
-def sample_inputs(model_dir: Path, card: ModelCard, count: int = SAMPLE_COUNT) -> tuple[torch.Tensor, str]:
+def sample_inputs(
+    model_dir: Path, card: ModelCard, module: nn.Module, trust_remote_code: bool = False, count: int = SAMPLE_COUNT
+) -> tuple[torch.Tensor, str]:
     """Inputs to compare the export with PyTorch on: the run's test split when the model sits in a run
-    whose data can be loaded, else seeded random inputs of the model's shape."""
+    whose data can be loaded (texts through the model's saved tokenizer), else seeded random inputs."""
     config = model_dir.parent.parent / "config.yaml"
     if model_dir.name == "model" and config.is_file():
         from protege.config import load_recipe
-        from protege.pipeline import load_recipe_data
+        from protege.models.hf import saved_text_encoder
+        from protege.pipeline import split_recipe_data
 
         try:
-            data = load_recipe_data(load_recipe(config))
+            encoder = saved_text_encoder({model_dir.parent.name: model_dir}, trust_remote_code)
+            data = split_recipe_data(load_recipe(config), encoder)
         except ProtegeError as exc:
             log(f"export: cannot load the run's data ({exc}); checking on random inputs")
         else:
@@ -132,6 +146,9 @@ def sample_inputs(model_dir: Path, card: ModelCard, count: int = SAMPLE_COUNT) -
                 x = data.test.x[:count]
                 return x, f"{len(x)} test inputs"
     generator = torch.Generator().manual_seed(0)
+    if example_input(card).dtype == torch.long:  # token ids: any id of the vocabulary, padding included
+        ids = torch.randint(0, module.vocab_size, (count, *card.input_shape), generator=generator)
+        return ids, f"{count} random inputs"
     return torch.randn(count, *card.input_shape, generator=generator), f"{count} random inputs"
 
 
@@ -159,21 +176,47 @@ def check_outputs(
     return worst
 
 
-def metadata(card: ModelCard) -> dict[str, str]:
-    """String metadata every format carries: the whole card, and the class names on their own."""
-    return {CARD_KEY: card_to_json(card), LABELS_KEY: json.dumps(card.class_names)}
+def metadata(card: ModelCard, module: nn.Module, rebuilds: bool = False) -> dict[str, str]:
+    """String metadata every format carries: the whole card, the class names on their own and, for a
+    Hugging Face model, its tokenizer files (and its config when the format ``rebuilds`` the module)."""
+    meta = {CARD_KEY: card_to_json(card), LABELS_KEY: json.dumps(card.class_names)}
+    save = getattr(module, "save_assets" if rebuilds else "save_tokenizer", None)
+    if callable(save):
+        meta[FILES_KEY] = json.dumps(pack_files(save))
+    return meta
 
 
-# Writers: the exported file as bytes. Readers: (a function from model inputs to logits, the card).
+def embedded_files(text: str | None, origin: str) -> dict[str, str] | None:
+    """The Hugging Face files of an exported model's metadata, or None (a model without them)."""
+    if not text:
+        return None
+    try:
+        files = json.loads(text)
+    except ValueError:
+        files = None
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise CheckpointError(f"{origin}: its {FILES_KEY} metadata is not a JSON object of file contents")
+    return files
+
+
+def input_dtype(card: ModelCard) -> np.dtype:
+    """What the model reads: int64 token ids for a text model with a tokenizer, float32 otherwise."""
+    return example_input(card).numpy().dtype
+
+
+# Writers: the exported file as bytes. Readers: (a function from model inputs to logits, the card, the
+# Hugging Face files it carries or None).
 
 
 def write_safetensors(module: nn.Module, card: ModelCard) -> bytes:
     from safetensors.torch import save
 
-    return save(state_for_saving(module), metadata=metadata(card))
+    return save(state_for_saving(module), metadata=metadata(card, module, rebuilds=True))
 
 
-def read_safetensors(data: bytes | Path, origin: str) -> tuple[nn.Module, ModelCard]:
+def read_safetensors(
+    data: bytes | Path, origin: str, trust_remote_code: bool = False
+) -> tuple[nn.Module, ModelCard, dict[str, str] | None]:
     """Rebuild the module from a protege safetensors file (card in the header, or in the sidecar JSON)."""
     from safetensors.torch import load
 
@@ -190,13 +233,14 @@ def read_safetensors(data: bytes | Path, origin: str) -> tuple[nn.Module, ModelC
         card = card_from_json(sidecar.read_text(encoding="utf-8"), str(sidecar))
     else:
         raise CheckpointError(f"{origin}: no protege metadata in the file or beside it; export it with protege export")
-    module = rebuild(card, origin)
+    files = embedded_files(header.get(FILES_KEY), origin)
+    module = rebuild(card, origin, files, trust_remote_code)
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
         raise CheckpointError(f"{origin}: weights do not fit the {card.architecture} of its card: {first}") from None
-    return module.eval(), card
+    return module.eval(), card, files
 
 
 def _safetensors_header(raw: bytes) -> dict[str, str]:
@@ -205,38 +249,73 @@ def _safetensors_header(raw: bytes) -> dict[str, str]:
     return json.loads(raw[8 : 8 + length]).get("__metadata__") or {}
 
 
-def rebuild(card: ModelCard, origin: str) -> nn.Module:
-    """An untrained module of the architecture the card names."""
-    if card.architecture not in BUILTIN:
-        raise ModelError(f"{origin}: architecture {card.architecture!r} cannot be rebuilt by this protege")
-    return BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+def rebuild(card: ModelCard, origin: str, files: dict[str, str] | None = None, trust: bool = False) -> nn.Module:
+    """An untrained module of the architecture the card names; a Hugging Face one from the config and
+    tokenizer ``files`` the export carries (never a download), timm and torchvision ones without weights."""
+    kind, _, name = card.architecture.partition(":")
+    if card.architecture in BUILTIN:
+        return BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+    if kind == "hf":
+        if not files:
+            raise ModelError(f"{origin}: no Hugging Face config in the file; export the model again with protege")
+        with unpacked(files, origin) as folder:
+            return rebuild_hf(folder, card.num_classes, card.options, trust, f"{origin} (its Hugging Face files)")
+    if kind in LIBRARIES:
+        options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}
+        return build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
+    raise ModelError(f"{origin}: architecture {card.architecture!r} cannot be rebuilt by this protege")
+
+
+@contextmanager
+def _without_log(logger: str, prefix: str) -> Iterator[None]:
+    """Drops one library logger's messages that start with ``prefix`` while a model is exported: known
+    harmless ones (the callers say why), which would otherwise look like a failed export."""
+
+    class Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith(prefix)
+
+    target, drop = logging.getLogger(logger), Drop()
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)
 
 
 def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
-    """torch.onnx's dynamo exporter (the supported one since torch 2.9) with a dynamic batch axis."""
-    example = torch.zeros(2, *card.input_shape)
+    """torch.onnx's dynamo exporter (the supported one since torch 2.9) with a dynamic batch axis; the
+    input is int64 token ids for a text model with a tokenizer, float32 otherwise."""
+    example = example_input(card, batch_size=2)
+    # onnxscript's constant folding tries onnx's reference evaluator on constant subgraphs and warns
+    # "Evaluation failed" where it cannot run an op (GatherElements over a BERT-like model's position
+    # buffer); the node is then just left unfolded, and the written graph is checked like any other
     try:
-        program = torch.onnx.export(
-            module,
-            (example,),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            verbose=False,
-        )
+        with _without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"ONNX export of {card.architecture} failed: {first}") from None
     proto = program.model_proto
-    for key, value in metadata(card).items():
+    for key, value in metadata(card, module).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return proto.SerializeToString()
 
 
-def read_onnx(data: bytes | Path, origin: str) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard]:
-    """An onnxruntime session (CPU) and the card from the file's metadata."""
+def read_onnx(
+    data: bytes | Path, origin: str, trust_remote_code: bool = False
+) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard, dict[str, str] | None]:
+    """An onnxruntime session (CPU), the card and the Hugging Face files from the file's metadata; inputs
+    are cast to what the graph declares (int64 token ids, float32 values). Reading runs no code."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -252,29 +331,41 @@ def read_onnx(data: bytes | Path, origin: str) -> tuple[Callable[[np.ndarray], n
     if CARD_KEY not in meta:
         raise CheckpointError(f"{origin}: no protege metadata in this ONNX model; export it with protege export")
     card = card_from_json(meta[CARD_KEY], f"{origin} (metadata)")
-    input_name = session.get_inputs()[0].name
+    graph_input = session.get_inputs()[0]
+    dtype = np.int64 if graph_input.type == "tensor(int64)" else np.float32
 
     def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return session.run(None, {graph_input.name: np.ascontiguousarray(x, dtype=dtype)})[0]
 
-    return run, card
+    return run, card, embedded_files(meta.get(FILES_KEY), origin)
 
 
 def write_torchscript(module: nn.Module, card: ModelCard) -> bytes:
-    """A traced module (the builtin models have no data-dependent control flow) with the card as an
-    extra file. torch marks torch.jit deprecated; the format is still what many C++ runtimes load."""
-    example = torch.zeros(2, *card.input_shape)
+    """A traced module (the builtin models have no data-dependent control flow) with the card (and a text
+    model's tokenizer files) as extra files. torch marks torch.jit deprecated; the format is still what many
+    C++ runtimes load."""
+    example = example_input(card, batch_size=2)
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    # tracing reads every property of the module, and transformers' loss_function property warns that the
+    # config names no loss (an encoder exported for inference computes none)
+    with warnings.catch_warnings(), _without_log("transformers.modeling_utils", "`loss_type="):
         warnings.simplefilter("ignore", FutureWarning)
+        # what tracing warns about (Python values frozen into the graph) is what the check after writing
+        # tests: the graph runs on real inputs and on a batch of one, and must give PyTorch's logits
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(module, (example,), check_trace=False)
-        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_CARD: card_to_json(card)})
+        meta = metadata(card, module)
+        extra = {TORCHSCRIPT_CARD: meta[CARD_KEY], **({FILES_KEY: meta[FILES_KEY]} if FILES_KEY in meta else {})}
+        torch.jit.save(traced, buffer, _extra_files=extra)
     return buffer.getvalue()
 
 
-def read_torchscript(data: bytes | Path, origin: str) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard]:
-    """The TorchScript module and its card. Loading runs the archive's TorchScript program: trusted files only."""
-    extra = {TORCHSCRIPT_CARD: ""}
+def read_torchscript(
+    data: bytes | Path, origin: str, trust_remote_code: bool = False
+) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard, dict[str, str] | None]:
+    """The TorchScript module, its card and Hugging Face files. Loading runs the archive's TorchScript
+    program: trusted files only."""
+    extra = {TORCHSCRIPT_CARD: "", FILES_KEY: ""}
     source = str(data) if isinstance(data, Path) else io.BytesIO(data)
     try:
         with warnings.catch_warnings():
@@ -286,22 +377,26 @@ def read_torchscript(data: bytes | Path, origin: str) -> tuple[Callable[[np.ndar
     if not extra[TORCHSCRIPT_CARD]:
         raise CheckpointError(f"{origin}: no protege metadata in this TorchScript file; export it with protege export")
     card = card_from_json(extra[TORCHSCRIPT_CARD].decode("utf-8"), f"{origin} ({TORCHSCRIPT_CARD})")
-    return torch_runtime(module.eval()), card
+    files = embedded_files(extra[FILES_KEY].decode("utf-8") if extra[FILES_KEY] else None, origin)
+    return torch_runtime(module.eval(), input_dtype(card)), card, files
 
 
-def torch_runtime(module: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """Model inputs (numpy) to logits (numpy) through a PyTorch or TorchScript module, without gradients."""
+def torch_runtime(module: nn.Module, dtype: np.dtype = np.float32) -> Callable[[np.ndarray], np.ndarray]:
+    """Model inputs (numpy, cast to ``dtype``) to logits (numpy) through a PyTorch or TorchScript module,
+    without gradients."""
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).float().numpy()
+            return module(torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))).float().numpy()
 
     return run
 
 
-def _read_safetensors_runtime(data: bytes | Path, origin: str) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard]:
-    module, card = read_safetensors(data, origin)
-    return torch_runtime(module), card
+def _read_safetensors_runtime(
+    data: bytes | Path, origin: str, trust_remote_code: bool = False
+) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard, dict[str, str] | None]:
+    module, card, files = read_safetensors(data, origin, trust_remote_code)
+    return torch_runtime(module, input_dtype(card)), card, files
 
 
 _FORMATS = {
@@ -311,13 +406,24 @@ _FORMATS = {
 }
 
 
-def read_exported(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard, str]:
-    """Load an exported file by its suffix: (model inputs -> logits, card, runtime name)."""
+class Exported(NamedTuple):
+    """An exported file, loaded: model inputs to logits, the card, the runtime's name, and the Hugging Face
+    files it carries (a text model's tokenizer) or None."""
+
+    logits: Callable[[np.ndarray], np.ndarray]
+    card: ModelCard
+    runtime: str
+    files: dict[str, str] | None
+
+
+def read_exported(path: Path, trust_remote_code: bool = False) -> Exported:
+    """Load an exported file by its suffix; ``trust_remote_code`` is the user's permission for the code a
+    Hugging Face model's files name (needed only to rebuild one from safetensors)."""
     suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        return (*read_onnx(path, str(path)), "onnxruntime")
-    if suffix == ".pt":
-        return (*read_torchscript(path, str(path)), "torchscript")
-    if suffix == ".safetensors":
-        return (*_read_safetensors_runtime(path, str(path)), "pytorch")
-    raise ModelError(f"{path}: unknown model file type {suffix!r}; give a .onnx, .pt or .safetensors file")
+    readers = {".onnx": (read_onnx, "onnxruntime"), ".pt": (read_torchscript, "torchscript")}
+    readers[".safetensors"] = (_read_safetensors_runtime, "pytorch")
+    if suffix not in readers:
+        raise ModelError(f"{path}: unknown model file type {suffix!r}; give a .onnx, .pt or .safetensors file")
+    reader, runtime = readers[suffix]
+    logits, card, files = reader(path, str(path), trust_remote_code)
+    return Exported(logits, card, runtime, files)

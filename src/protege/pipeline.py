@@ -30,12 +30,13 @@ from protege.config import Recipe, StageConfig, StudentConfig, TrainConfig, dump
 from protege.console import log
 from protege.data.build import load_data
 from protege.data.dataset import DataBundle, concat
+from protege.data.text import TextEncoder
 from protege.data.transfer import build_transfer_set
 from protege.distill.ensemble import EnsembleTeacher
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
-from protege.models import ModelCard, build_model, resolve_run_path, save_model
+from protege.models import ModelCard, build_model, resolve_run_path, save_model, trusts_remote_code
 from protege.models.compatibility import check_inputs
 from protege.models.store import atomic_write_text
 from protege.objectives import build_objective
@@ -174,8 +175,15 @@ def load_recipe_data(recipe: Recipe) -> DataBundle:
     """The recipe's data, split with the recipe's seed; texts are tokenised for Hugging Face models."""
     from protege.models.hf import shared_text_encoder
 
-    config = recipe.data
     stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
+    return split_recipe_data(recipe, shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]))
+
+
+def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataBundle:
+    """The recipe's data split as a run splits it, texts through ``text_encoder`` (TF-IDF when None): for a
+    finished run, the saved models' own tokenizer, as its config.yaml is a file being loaded, not the user's
+    recipe (its ``trust_remote_code`` is not obeyed)."""
+    config = recipe.data
     return load_data(
         config.source,
         config.options,
@@ -183,7 +191,7 @@ def load_recipe_data(recipe: Recipe) -> DataBundle:
         test_fraction=config.test_fraction,
         standardize=config.standardize,
         seed=recipe.seed,
-        text_encoder=shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]),
+        text_encoder=text_encoder,
     )
 
 
@@ -268,7 +276,9 @@ def run_stage(
     stage_dir = run_dir / name
     model_dir = stage_dir / "model"
     if resume and (model_dir / "model.json").is_file():
-        built = build_model(f"run:{model_dir}", {}, data.input_shape, data.class_names)
+        # the recipe being resumed is the user's: its permission for the model's code carries over
+        trust = {"trust_remote_code": True} if trusts_remote_code(stage.model.options) else {}
+        built = build_model(f"run:{model_dir}", trust, data.input_shape, data.class_names)
         log(f"[bold]{name}[/]: finished in an earlier run, loaded from {model_dir}")
         return StageResult(name, built.module, built.card, model_dir=model_dir)
 

@@ -18,7 +18,7 @@ from protege.console import out_console
 from protege.data.images import IMAGE_SUFFIXES
 from protege.data.sources import read_csv_rows
 from protege.errors import ConfigError, DataError, ModelError
-from protege.export import read_exported, torch_runtime
+from protege.export import input_dtype, read_exported, torch_runtime
 from protege.models import load_run_model, resolve_run_path
 from protege.models.store import ModelCard
 from protege.preprocess import Preprocessor
@@ -73,19 +73,23 @@ class Predictor:
         return e / e.sum(axis=1, keepdims=True)
 
 
-def load_predictor(model: str | Path) -> Predictor:
-    """A run or model directory (``run:`` optional) runs in PyTorch; an exported file in its own runtime."""
+def load_predictor(model: str | Path, trust_remote_code: bool = False) -> Predictor:
+    """A run or model directory (``run:`` optional) runs in PyTorch; an exported file in its own runtime.
+    A text model reads texts with the tokenizer saved beside it or carried in the file; ``trust_remote_code``
+    is the user's permission for code a Hugging Face model's files name."""
     path = Path(str(model).removeprefix("run:")).expanduser()
     if path.is_dir():
-        built = load_run_model(f"run:{path}", None, None)
-        card, runtime, name = built.card, torch_runtime(built.module.eval()), "pytorch"
-    elif path.is_file():
-        runtime, card, name = read_exported(path)
-    else:
-        raise ModelError(f"model not found: {path} (give a run directory, a model directory or an exported file)")
-    return Predictor(
-        card, name, runtime, Preprocessor(card, resolve_run_path(f"run:{path}") if path.is_dir() else None)
-    )
+        built = load_run_model(f"run:{path}", None, None, trust_remote_code)
+        model_dir = resolve_run_path(f"run:{path}")
+        preprocessor = Preprocessor(built.card, model_dir, trust_remote_code=trust_remote_code)
+        return Predictor(
+            built.card, "pytorch", torch_runtime(built.module.eval(), input_dtype(built.card)), preprocessor
+        )
+    if path.is_file():
+        exported = read_exported(path, trust_remote_code)
+        preprocessor = Preprocessor(exported.card, files=exported.files, trust_remote_code=trust_remote_code)
+        return Predictor(exported.card, exported.runtime, exported.logits, preprocessor)
+    raise ModelError(f"model not found: {path} (give a run directory, a model directory or an exported file)")
 
 
 def read_inputs(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:
@@ -157,10 +161,11 @@ def predict(
     *,
     texts: Sequence[str] | None = None,
     top_k: int = 3,
+    trust_remote_code: bool = False,
 ) -> list[Prediction]:
     """The ``top_k`` classes with probabilities for each input: files (``.csv`` rows, ``.txt`` lines,
     ``.npy``/``.npz`` arrays), an array of raw inputs, or ``texts`` for a text model."""
-    predictor = model if isinstance(model, Predictor) else load_predictor(model)
+    predictor = model if isinstance(model, Predictor) else load_predictor(model, trust_remote_code)
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1 (got {top_k})")
     top_k = min(top_k, predictor.card.num_classes)

@@ -21,7 +21,16 @@ KNOWN_STEPS = ("features", "tfidf", "standardize", "image", "tokenizer", "text_c
 class Preprocessor:
     """Turns raw inputs into model inputs of shape ``(N, *input_shape)``, float32."""
 
-    def __init__(self, card: ModelCard, model_dir: Path | None = None):
+    def __init__(
+        self,
+        card: ModelCard,
+        model_dir: Path | None = None,
+        *,
+        files: dict[str, str] | None = None,
+        trust_remote_code: bool = False,
+    ):
+        """``model_dir`` (a saved model) or ``files`` (those an exported file carries) hold a text model's
+        tokenizer; ``trust_remote_code`` is the user's permission for code those files name."""
         unknown = [step for step in card.preprocess if step not in KNOWN_STEPS]
         if unknown:
             raise ModelError(
@@ -34,6 +43,8 @@ class Preprocessor:
         self.tokenizer: dict | None = card.preprocess.get("tokenizer")
         self.text_column: str | None = card.preprocess.get("text_column") or (self.tfidf or {}).get("column")
         self.model_dir = model_dir
+        self.files = files
+        self.trust_remote_code = trust_remote_code
         self._tokens = None
         self._vectorizer = None
         standardize = card.preprocess.get("standardize")
@@ -139,7 +150,7 @@ class Preprocessor:
 
     def _token_ids(self, texts: Sequence[str]) -> np.ndarray:
         if self._tokens is None:
-            self._tokens = _rebuild_tokens(self.tokenizer or {}, self.model_dir)
+            self._tokens = _rebuild_tokens(self.tokenizer or {}, self.model_dir, self.files, self.trust_remote_code)
         return np.ascontiguousarray(self._tokens.transform(list(texts)), dtype=np.int64)
 
     def _finish(self, x: np.ndarray) -> np.ndarray:
@@ -173,19 +184,27 @@ class Preprocessor:
         return self._vectorizer.transform(list(texts)).toarray().astype(np.float32)
 
 
-def _rebuild_tokens(settings: dict, model_dir: Path | None):
-    """The Hugging Face tokenizer a text model was trained with: the files saved beside its weights,
-    or (for an exported file) the ``hf:`` source it came from."""
+def _rebuild_tokens(settings: dict, model_dir: Path | None, files: dict[str, str] | None, trust: bool):
+    """The Hugging Face tokenizer a text model was trained with: the files saved beside its weights, those
+    an exported file carries, or (a file exported before exports carried them) its ``hf:`` source."""
     from protege.models import resolve_run_path
-    from protege.models.hf import TokenizerEncoder, load_tokenizer
+    from protege.models.hf import TokenizerEncoder, load_tokenizer, tokenizer_from_files
 
-    kind, _, rest = settings["source"].partition(":")
+    source = settings["source"]
     if model_dir is not None:
-        reference = str(model_dir)
+        tokenizer = load_tokenizer(str(model_dir), trust, what=f"run:{model_dir}")
+    elif files:
+        tokenizer = tokenizer_from_files(files, "the exported model", trust)
     else:
-        reference = rest if kind == "hf" else str(resolve_run_path(settings["source"])) if kind == "run" else rest
-    tokenizer = load_tokenizer(reference)
-    return TokenizerEncoder(tokenizer, settings["source"], settings["max_length"], "max_length", settings["truncation"])
+        kind, _, rest = source.partition(":")
+        try:
+            tokenizer = load_tokenizer(str(resolve_run_path(source)) if kind == "run" else rest, trust, what=source)
+        except ModelError as exc:
+            raise ModelError(
+                f"the exported model carries no tokenizer and its training source cannot be loaded ({exc}); "
+                f"export it again with this protege, which puts the tokenizer in the file"
+            ) from None
+    return TokenizerEncoder(tokenizer, source, settings["max_length"], "max_length", settings["truncation"])
 
 
 def _rebuild_tfidf(stored: dict):

@@ -39,13 +39,29 @@ class BuiltModel:
 LIBRARIES = ("timm", "torchvision", "hf")
 """Sources ``library:name``: any timm or torchvision model, any Hugging Face text encoder."""
 
+RUN_OPTIONS = ("trust_remote_code",)
+"""What a ``run:`` model block may say: the architecture comes from the saved card, the permission to
+run a saved Hugging Face model's code only from the user."""
+
+
+def trusts_remote_code(options: dict) -> bool:
+    """Whether the user (a recipe's model block, a command-line flag) allows a Hugging Face model's files to
+    run code; a saved card's ``trust_remote_code`` is never passed here."""
+    return options.get("trust_remote_code") is True
+
 
 def check_model_options(source: str, options: dict) -> None:
     """Fail early, with a suggestion, on an unknown source or an option the architecture lacks."""
     kind, _, name = source.partition(":")
+    if kind in ("run", "hf") and not isinstance(options.get("trust_remote_code", False), bool):
+        raise ModelError(f"model {source!r}: trust_remote_code must be true or false")
     if kind == "run":
-        if options:
-            raise ModelError(f"model source {source!r} takes no options (got {', '.join(options)})")
+        unknown = [option for option in options if option not in RUN_OPTIONS]
+        if unknown:
+            raise ModelError(
+                f"model source {source!r} takes only {', '.join(RUN_OPTIONS)} (got {', '.join(unknown)}); "
+                f"its architecture and options come from the saved model"
+            )
         return
     if kind in LIBRARIES:
         if not name:
@@ -81,7 +97,7 @@ def build_model(
     """Build a fresh builtin model for the data, or load ``run:path`` and check it fits the data."""
     check_model_options(source, options)
     if source.startswith("run:"):
-        return load_run_model(source, input_shape, class_names)
+        return load_run_model(source, input_shape, class_names, trusts_remote_code(options))
     kind, _, name = source.partition(":")
     if kind in LIBRARIES:
         module = build_library_model(kind, name, options, tuple(input_shape), len(class_names), preprocess)
@@ -104,8 +120,14 @@ def resolve_run_path(source: str) -> Path:
     raise ModelError(f"{source}: no saved model there (looked for model.json in {path} and its stage folders)")
 
 
-def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names: list[str] | None) -> BuiltModel:
-    """Rebuild a saved model from its card and weights, checking it fits the data it will see."""
+def load_run_model(
+    source: str,
+    input_shape: tuple[int, ...] | None,
+    class_names: list[str] | None,
+    trust_remote_code: bool = False,
+) -> BuiltModel:
+    """Rebuild a saved model from its card and weights, checking it fits the data it will see.
+    ``trust_remote_code`` is the user's permission for a Hugging Face model's code (never the card's)."""
     directory = resolve_run_path(source)
     card = read_card(directory)
     kind, _, name = card.architecture.partition(":")
@@ -118,7 +140,7 @@ def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names
     if kind == "hf":
         from protege.models.hf import rebuild_hf
 
-        module = rebuild_hf(directory, card.num_classes, card.options)
+        module = rebuild_hf(directory, card.num_classes, card.options, trust_remote_code)
     elif kind in LIBRARIES:
         # the architecture only: the trained weights come from model.safetensors, never a download
         options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}

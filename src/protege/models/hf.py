@@ -4,14 +4,22 @@ One tensor per example: the data holds token ids padded to a fixed length, and t
 attention mask from the padding id, so datasets, the teacher cache, checkpoints and exports need
 nothing text-specific. The encoder keeps its Hugging Face module paths under its usual prefix
 (``bert.encoder.layer.5``, as in ``BertForSequenceClassification``); ``head`` is the new classifier.
+
+Every Hugging Face load goes through :func:`hf_load`, which takes ``trust_remote_code`` only from its
+caller (the user's recipe or command line, never a file being loaded) and refuses, before transformers
+reads anything, a folder whose files name Python code to import.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
 import importlib.util
 import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.errors import DataError, ModelError
+from protege.errors import CheckpointError, DataError, ModelError
 
 POOLINGS = ("mean", "cls")
 
@@ -41,16 +49,91 @@ def resolve_location(reference: str) -> str:
     return reference
 
 
-def _fetch_error(reference: str, exc: Exception) -> ModelError:
+def _fetch_error(reference: str, exc: Exception, what: str) -> ModelError:
     path = Path(reference).expanduser()
+    if "trust_remote_code" in str(exc):  # a hub repository with custom code, refused by transformers itself
+        return ModelError(_untrusted(what, "its repository holds custom code to run on load"))
     if path.is_dir():
-        return ModelError(f"hf:{reference}: cannot load the folder ({str(exc).splitlines()[0][:200]})")
+        return ModelError(f"{what}: cannot load the folder ({str(exc).splitlines()[0][:200]})")
     if path.exists():
-        return ModelError(f"hf:{reference} is a file; point hf: at a model folder (config.json + weights)")
+        return ModelError(f"{what} is a file; point hf: at a model folder (config.json + weights)")
     return ModelError(
         f"could not fetch Hugging Face model {reference!r} ({type(exc).__name__}); without the internet, "
         f"download it elsewhere (hf download {reference} --local-dir DIR) and use hf:DIR"
     )
+
+
+LOADERS = {"config": "AutoConfig", "model": "AutoModel", "tokenizer": "AutoTokenizer"}
+CODE_FILES = ("config.json", "tokenizer_config.json")
+"""The files whose ``auto_map`` makes transformers import Python code to build a config, model or tokenizer."""
+
+
+def hf_load(kind: str, reference: str, trust_remote_code: bool = False, revision: str | None = None, what: str = ""):
+    """``AutoConfig``/``AutoModel``/``AutoTokenizer.from_pretrained`` (``kind``) of a folder or hub id: the
+    one way protege loads Hugging Face files. ``trust_remote_code`` comes from the user's recipe or command
+    line only; untrusted, a folder whose files name code is refused before transformers reads it."""
+    import transformers
+
+    what = what or f"hf:{reference}"
+    location = resolve_location(reference)
+    trusted = trust_remote_code is True
+    if not trusted and Path(location).is_dir():
+        code = remote_code(Path(location))
+        if code is not None:
+            raise ModelError(_untrusted(what, code))
+    try:
+        return getattr(transformers, LOADERS[kind]).from_pretrained(
+            location, trust_remote_code=trusted, revision=revision
+        )
+    except Exception as exc:
+        raise _fetch_error(reference, exc, what) from None
+
+
+def remote_code(folder: Path) -> str | None:
+    """What in a Hugging Face folder would make transformers run code (an ``auto_map`` entry of its config
+    or tokenizer config, naming a module in the folder or another repository), or None."""
+    for name in CODE_FILES:
+        try:
+            meta = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue  # absent or broken: transformers names a broken file when it reads it
+        auto_map = meta.get("auto_map") if isinstance(meta, dict) else None
+        if auto_map:
+            values = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+            names = [v for value in values for v in (value if isinstance(value, list) else [value]) if v]
+            return f"{name} auto_map names {names[0] if names else 'custom code'}"
+    return None
+
+
+def _untrusted(what: str, code: str) -> str:
+    return (
+        f"{what} needs remote code ({code}), which protege does not run unless you allow it: if you trust "
+        f"these files, set trust_remote_code: true on the model in the recipe, or pass --trust-remote-code"
+    )
+
+
+def pack_files(save: Callable[[Path], None]) -> dict[str, str]:
+    """The files ``save(folder)`` writes into an empty folder, by name, base64-encoded: a model's Hugging
+    Face config and tokenizer files carried inside an exported file."""
+    with tempfile.TemporaryDirectory() as folder:
+        save(Path(folder))
+        files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+        return {p.name: base64.b64encode(p.read_bytes()).decode("ascii") for p in files}
+
+
+@contextmanager
+def unpacked(files: dict[str, str], origin: str) -> Iterator[Path]:
+    """A temporary folder holding ``files`` (from :func:`pack_files`) for transformers to read; a name that
+    is not a plain file name (``../x``) is refused rather than written outside the folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in files.items():
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                raise CheckpointError(f"{origin}: embedded file name {name!r} is not a plain file name")
+            try:
+                (Path(folder) / name).write_bytes(base64.b64decode(data, validate=True))
+            except (TypeError, ValueError):
+                raise CheckpointError(f"{origin}: embedded file {name!r} is not base64") from None
+        yield Path(folder)
 
 
 class TokenizerEncoder:
@@ -112,16 +195,15 @@ class TokenizerEncoder:
         return digest, self.tokenizer.pad_token_id, self.max_length, self.padding, self.truncation
 
 
-def load_tokenizer(reference: str, trust_remote_code: bool = False, revision: str | None = None) -> Any:
-    """``AutoTokenizer`` from a folder or hub id; a failure is one line saying how to work offline."""
-    from transformers import AutoTokenizer
+def load_tokenizer(reference: str, trust_remote_code: bool = False, revision: str | None = None, what: str = "") -> Any:
+    """``AutoTokenizer`` from a folder or hub id (through :func:`hf_load`), with a padding token."""
+    return with_padding(hf_load("tokenizer", reference, trust_remote_code, revision, what))
 
-    location = resolve_location(reference)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
-    except Exception as exc:
-        raise _fetch_error(reference, exc) from None
-    return with_padding(tokenizer)
+
+def tokenizer_from_files(files: dict[str, str], origin: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer whose files an exported model carries (see :func:`pack_files`)."""
+    with unpacked(files, origin) as folder:
+        return load_tokenizer(str(folder), trust_remote_code, what=f"{origin} (its tokenizer)")
 
 
 def with_padding(tokenizer: Any) -> Any:
@@ -132,7 +214,9 @@ def with_padding(tokenizer: Any) -> Any:
 
 
 def text_encoder(source: str, options: dict) -> TokenizerEncoder:
-    """The tokenizer encoder of an ``hf:`` source (its recipe options) or of a saved ``run:`` hf model."""
+    """The tokenizer encoder of an ``hf:`` source (its recipe options) or of a saved ``run:`` hf model
+    (its own tokenizer files, at the length it was trained with); ``trust_remote_code`` from ``options``."""
+    trust = options.get("trust_remote_code") is True
     if source.startswith("run:"):
         from protege.models import resolve_run_path
         from protege.models.store import read_card
@@ -141,14 +225,14 @@ def text_encoder(source: str, options: dict) -> TokenizerEncoder:
         card = read_card(directory)
         settings = card.preprocess.get("tokenizer", {})
         return TokenizerEncoder(
-            load_tokenizer(str(directory)),
+            load_tokenizer(str(directory), trust, what=source),
             source,
             settings.get("max_length", card.input_shape[0]),
             "max_length",
             settings.get("truncation", True),
         )
     reference = source.partition(":")[2]
-    tokenizer = load_tokenizer(reference, options.get("trust_remote_code", False), options.get("revision"))
+    tokenizer = load_tokenizer(reference, trust, options.get("revision"))
     kwargs = {k: options[k] for k in TEXT_OPTIONS if k in options}
     return TokenizerEncoder(tokenizer, source, **kwargs)
 
@@ -201,6 +285,10 @@ class HFTextClassifier(nn.Module):
     def save_assets(self, directory: Path) -> None:
         """Config and tokenizer files beside the weights, so the saved model rebuilds without the hub."""
         self.backbone.config.save_pretrained(str(directory))
+        self.save_tokenizer(directory)
+
+    def save_tokenizer(self, directory: Path) -> None:
+        """The tokenizer files alone: what an exported graph (ONNX, TorchScript) needs to read text."""
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(directory))
 
@@ -218,36 +306,51 @@ def build_hf(
 ) -> HFTextClassifier:
     """``AutoModel`` from a folder or hub id (random weights from its config with ``pretrained: false``)
     and a new head; the data must be this model's token ids."""
-    from transformers import AutoConfig, AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # protege's own log says what was loaded
     if not (preprocess or {}).get("tokenizer") or len(input_shape) != 1:
         raise ModelError(f"hf:{reference} reads text: use a text data source (csv:/jsonl: with text_column, bbc_news)")
-    location = resolve_location(reference)
-    try:
-        if pretrained:
-            encoder = AutoModel.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
-        else:
-            config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code, revision=revision)
-            encoder = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
-    except Exception as exc:
-        raise _fetch_error(reference, exc) from None
+    encoder = load_encoder(reference, pretrained, trust_remote_code, revision)
     tokenizer = load_tokenizer(reference, trust_remote_code, revision)
+    positions = max_tokens(encoder, tokenizer)
+    if positions is not None and input_shape[0] > positions:
+        raise ModelError(
+            f"hf:{reference} reads at most {positions} tokens, but the texts are padded to {input_shape[0]}; "
+            f"set max_length to at most {positions}"
+        )
     return HFTextClassifier(encoder, num_classes, pooling, tokenizer.pad_token_id or 0, tokenizer)
 
 
-def rebuild_hf(directory: Path, num_classes: int, options: dict) -> HFTextClassifier:
-    """The architecture of a saved ``hf:`` model from the config and tokenizer files in its folder."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+def max_tokens(encoder: nn.Module, tokenizer: Any) -> int | None:
+    """How many tokens the encoder reads at most: its position table, or the tokenizer's limit where smaller
+    (RoBERTa's table has two extra rows); None when neither says (the tokenizer's 'no limit' is a huge number)."""
+    limits = [getattr(encoder.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    return min((int(n) for n in limits if isinstance(n, int) and 0 < n < 10**6), default=None)
 
-    trust = bool(options.get("trust_remote_code", False))
+
+def load_encoder(
+    reference: str, pretrained: bool, trust_remote_code: bool = False, revision: str | None = None, what: str = ""
+) -> nn.Module:
+    """The ``AutoModel`` of a folder or hub id: its weights, or (``pretrained=False``) fresh ones from its config."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # protege's own log says what was loaded
+    if pretrained:
+        return hf_load("model", reference, trust_remote_code, revision, what)
+    config = hf_load("config", reference, trust_remote_code, revision, what)
     try:
-        config = AutoConfig.from_pretrained(str(directory), trust_remote_code=trust)
-        encoder = AutoModel.from_config(config, trust_remote_code=trust)
-        tokenizer = with_padding(AutoTokenizer.from_pretrained(str(directory), trust_remote_code=trust))
+        return AutoModel.from_config(config, trust_remote_code=trust_remote_code is True)
     except Exception as exc:
-        raise ModelError(f"{directory}: cannot rebuild the Hugging Face model ({str(exc).splitlines()[0]})") from None
+        raise _fetch_error(reference, exc, what or f"hf:{reference}") from None
+
+
+def rebuild_hf(
+    directory: Path, num_classes: int, options: dict, trust_remote_code: bool = False, what: str = ""
+) -> HFTextClassifier:
+    """The architecture of a saved ``hf:`` model from the config and tokenizer files in its folder.
+    ``trust_remote_code`` is the user's; a ``trust_remote_code`` among the card's ``options`` is not obeyed."""
+    what = what or f"run:{directory}"
+    encoder = load_encoder(str(directory), False, trust_remote_code, what=what)
+    tokenizer = load_tokenizer(str(directory), trust_remote_code, what=what)
     return HFTextClassifier(
         encoder, num_classes, options.get("pooling", "mean"), tokenizer.pad_token_id or 0, tokenizer
     )
@@ -295,3 +398,10 @@ def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder
                 f"max_length/padding/truncation differ); pick models that share a tokenizer and the same text options"
             )
     return first
+
+
+def saved_text_encoder(model_dirs: dict[str, Path], trust_remote_code: bool = False) -> TokenizerEncoder | None:
+    """The tokenizer that saved models (``{name: model dir}``) were trained with, at their length, or None
+    when they do not read token ids; models that tokenise differently are refused."""
+    options = {"trust_remote_code": True} if trust_remote_code is True else {}
+    return shared_text_encoder([(name, f"run:{d}", options) for name, d in model_dirs.items()])

@@ -16,7 +16,9 @@ from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
 from protege.models import load_run_model, resolve_run_path
 from protege.models.compatibility import check_features, check_split
+from protege.models.hf import saved_text_encoder
 from protege.models.store import ModelCard, read_card
+from protege.pipeline import split_recipe_data
 from protege.report.html import write_html
 from protege.report.summary import assemble_report, print_summary, read_history, write_report
 
@@ -48,9 +50,11 @@ def evaluate_saved(
     config: EvaluateConfig,
     teacher: str | None = None,
     output_dir: Path | None = None,
+    trust_remote_code: bool = False,
 ) -> dict:
     """Evaluate the model(s) at ``target``, compared with ``teacher`` (or the run's own teacher), print the
-    summary table, and write report.json (and report.html) into ``output_dir`` when given."""
+    summary table, and write report.json (and report.html) into ``output_dir`` when given. Texts go through
+    the models' saved tokenizer; ``trust_remote_code`` is the user's permission for their code."""
     started = time.perf_counter()
     path = Path(target.removeprefix("run:")).expanduser()
     stages = run_stages(path)
@@ -65,29 +69,27 @@ def evaluate_saved(
             k: v for k, v in model_dirs.items() if k != "teacher"
         }
 
+    encoder = saved_text_encoder(model_dirs, trust_remote_code)
     if data is not None:
         cards = {key: read_card(directory) for key, directory in model_dirs.items()}
         data = like_training(data, cards)
-        bundle = load_data(data.source, data.options, test_fraction=data.test_fraction, seed=data.seed)
+        options = _with_text_column(data, model_dirs) if encoder is not None else data.options
+        bundle = load_data(data.source, options, test_fraction=data.test_fraction, seed=data.seed, text_encoder=encoder)
         for key, card in cards.items():
             check_features(card.preprocess.get("features"), bundle.preprocess.get("features"), key)
             check_split(card.data, bundle.split, f"{key} ({model_dirs[key]})")
         seed: int | None = data.seed
     elif stages:
         recipe = recipe_from_dict(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")), str(path))
-        bundle = load_data(
-            recipe.data.source,
-            recipe.data.options,
-            val_fraction=recipe.data.val_fraction,
-            test_fraction=recipe.data.test_fraction,
-            standardize=recipe.data.standardize,
-            seed=recipe.seed,
-        )
+        bundle = split_recipe_data(recipe, encoder)
         seed = recipe.seed
     else:
         raise ConfigError(f"{target} is a single model; name the data to evaluate it on with --data")
 
-    loaded = {key: load_run_model(f"run:{d}", bundle.input_shape, bundle.class_names) for key, d in model_dirs.items()}
+    loaded = {
+        key: load_run_model(f"run:{d}", bundle.input_shape, bundle.class_names, trust_remote_code)
+        for key, d in model_dirs.items()
+    }
     if data is not None:
         bundle = _prepare_like_training(bundle, [m.card.preprocess for m in loaded.values()], data.source)
     titles = {"teacher": "teacher", "student_baseline": "student alone", "student": "student"}
@@ -140,6 +142,14 @@ def _same_source(trained: dict, request: DataRequest) -> bool:
     location = source_location(request.source)
     mine = (location or request.source, request.options)
     return (trained.get("location") or trained.get("source"), trained.get("options")) == mine
+
+
+def _with_text_column(data: DataRequest, model_dirs: dict[str, Path]) -> dict:
+    """A csv/jsonl source's options, reading text from the column the models were trained on unless named."""
+    column = read_card(next(iter(model_dirs.values()))).preprocess.get("text_column")
+    if column is None or "text_column" in data.options or data.source.partition(":")[0] not in ("csv", "jsonl"):
+        return data.options
+    return {"text_column": column, **data.options}
 
 
 def _prepare_like_training(bundle: DataBundle, preprocessing: list[dict], source: str) -> DataBundle:

@@ -1,0 +1,191 @@
+"""Hugging Face models: files that name code to run (refused unless the user allows it), run: model
+blocks, evaluation against models that read other inputs, and exported files whose tokenizer is missing
+or whose embedded files are malformed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tests.catalogue import recipe, saved_model
+from tests.hf_files import CODE, name_code, saved_hf_model
+
+from protege.models.store import ModelCard, card_from_json, read_card
+
+NEEDS_CODE = "needs remote code (config.json auto_map names custom_code.CodeConfig)"
+ALLOW = "set trust_remote_code: true on the model in the recipe, or pass --trust-remote-code"
+
+
+def code_model(tmp: Path, file: str = "config.json", card_trusts: bool = True) -> Path:
+    """A saved hf model whose ``file`` names code (writing ``tmp/ran`` when imported), its card trusting it."""
+    return name_code(saved_hf_model(tmp), tmp / "ran", file, card_trusts)
+
+
+def text_recipe(tmp: Path, teacher: dict | None = None, student: dict | None = None) -> list[str]:
+    """A recipe on the sentiment CSV that ``saved_hf_model`` wrote: a trained tiny-bert student by default."""
+    train = {"epochs": 1, "batch_size": 16}
+    stages = {"student": {"model": student or {"source": f"hf:{tmp / 'tiny-bert'}", "max_length": 12}, "train": train}}
+    if teacher is not None:
+        stages["teacher"] = {"model": teacher}
+        stages["student"]["objective"] = {"name": "kd"}
+    raw = {"name": "text", "data": {"source": f"csv:{tmp / 'sentiment.csv'}", "options": {"text_column": "text"}}}
+    return recipe(tmp, raw={**raw, **stages, "evaluate": {"latency": False}})
+
+
+def hf_folder_whose_tokenizer_names_code(tmp: Path) -> list[str]:
+    saved_hf_model(tmp)
+    name_code(tmp / "tiny-bert", tmp / "ran", "tokenizer_config.json")
+    return text_recipe(tmp)
+
+
+def rank_a_saved_model_that_needs_code(tmp: Path) -> list[str]:
+    model = code_model(tmp)
+    return [
+        "rank",
+        "--models",
+        f"run:{model}",
+        "--data",
+        f"csv:{tmp / 'sentiment.csv'}",
+        "--data-option",
+        "text_column=text",
+    ]
+
+
+def exported_file(tmp: Path, files: dict[str, bytes] | None) -> Path:
+    """A safetensors file with an hf model's card in its header, carrying ``files`` (or none)."""
+    from safetensors.torch import save_file
+
+    from protege.export import CARD_KEY, FILES_KEY
+    from protege.models.store import card_to_json
+
+    model = saved_hf_model(tmp)
+    metadata = {CARD_KEY: card_to_json(read_card(model))}
+    if files is not None:
+        metadata[FILES_KEY] = json.dumps({k: base64.b64encode(v).decode() for k, v in files.items()})
+    path = tmp / "model.safetensors"
+    save_file({"head.weight": torch.zeros(2, 16)}, str(path), metadata=metadata)
+    return path
+
+
+def onnx_with(tmp: Path, change: Callable[[ModelCard, dict[str, str]], None]) -> list[str]:
+    """``predict`` on an ONNX export of a saved hf model whose card and embedded files ``change`` edits."""
+    import onnx
+
+    from protege.export import CARD_KEY, FILES_KEY, export_model
+    from protege.models.store import card_to_json
+
+    path = export_model(saved_hf_model(tmp), "onnx", output=tmp / "model.onnx").path
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    card, files = card_from_json(meta[CARD_KEY], "onnx"), json.loads(meta[FILES_KEY])
+    change(card, files)
+    meta.update({CARD_KEY: card_to_json(card), FILES_KEY: json.dumps(files)})
+    if not files:
+        del meta[FILES_KEY]
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return ["predict", str(path), str(tmp / "texts.txt")]
+
+
+def without_tokenizer(card: ModelCard, files: dict[str, str]) -> None:
+    """As exported before exports carried the tokenizer, and the folder it was trained from is gone."""
+    card.preprocess["tokenizer"]["source"] = "hf:/no/such/folder"
+    files.clear()
+
+
+def tokenizer_naming_code(tmp: Path) -> Callable[[ModelCard, dict[str, str]], None]:
+    """Embedded tokenizer files whose tokenizer_config.json names a module (also embedded) writing ``tmp/ran``."""
+
+    def change(card: ModelCard, files: dict[str, str]) -> None:
+        config = json.loads(base64.b64decode(files["tokenizer_config.json"]))
+        config["auto_map"] = {"AutoTokenizer": [None, "custom_code.CodeTokenizer"]}
+        files["tokenizer_config.json"] = base64.b64encode(json.dumps(config).encode()).decode()
+        files["custom_code.py"] = base64.b64encode(CODE.format(marker=str(tmp / "ran")).encode()).decode()
+
+    return change
+
+
+def texts(tmp: Path) -> str:
+    return str(tmp / "texts.txt")
+
+
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "predict with a saved model whose config names code": (
+        lambda t: ["predict", str(code_model(t)), texts(t)],
+        f"model needs remote code (config.json auto_map names custom_code.CodeConfig), which protege does not "
+        f"run unless you allow it: if you trust these files, {ALLOW}",
+    ),
+    "export of a saved model whose config names code": (
+        lambda t: ["export", str(code_model(t)), "-o", str(t / "m.onnx")],
+        NEEDS_CODE,
+    ),
+    "evaluate a saved model whose config names code": (
+        lambda t: ["evaluate", str(code_model(t)), "--data", f"csv:{t / 'sentiment.csv'}", "--no-latency"],
+        NEEDS_CODE,
+    ),
+    "a card that trusts code its config does not name, and a tokenizer config that does": (
+        lambda t: ["predict", str(code_model(t, "tokenizer_config.json")), texts(t)],
+        "needs remote code (tokenizer_config.json auto_map names custom_code.CodeTokenizer)",
+    ),
+    "a run: teacher that needs code, not allowed by the recipe": (
+        lambda t: text_recipe(t, teacher={"source": f"run:{code_model(t)}"}),
+        NEEDS_CODE,
+    ),
+    "an hf: folder whose tokenizer names code, not allowed by the recipe": (
+        hf_folder_whose_tokenizer_names_code,
+        "tiny-bert needs remote code (tokenizer_config.json auto_map",
+    ),
+    "a rank candidate that needs code": (rank_a_saved_model_that_needs_code, NEEDS_CODE),
+    "a run: model block with an architecture option": (
+        lambda t: recipe(t, {"teacher": {"model": {"source": f"run:{saved_model(t, 10)}", "hidden": 8}}}),
+        "takes only trust_remote_code (got hidden); its architecture and options come from the saved model",
+    ),
+    "trust_remote_code that is not a boolean": (
+        lambda t: text_recipe(
+            t,
+            student={
+                "source": f"hf:{saved_hf_model(t).parent / 'tiny-bert'}",
+                "max_length": 12,
+                "trust_remote_code": "yes",
+            },
+        ),
+        "trust_remote_code must be true or false",
+    ),
+    "max_length beyond the positions the model has": (
+        lambda t: text_recipe(t, student={"source": f"hf:{saved_hf_model(t).parent / 'tiny-bert'}"}),
+        "reads at most 64 tokens, but the texts are padded to 128; set max_length to at most 64",
+    ),
+    "evaluate an hf model with a teacher that reads other inputs": (
+        lambda t: [
+            "evaluate",
+            str(saved_hf_model(t)),
+            "--data",
+            f"csv:{t / 'sentiment.csv'}",
+            "--teacher",
+            str(saved_model(t, 2)),
+        ],
+        "every stage must be an hf: model with the same tokenizer",
+    ),
+    "an exported file whose embedded file names a path outside its folder": (
+        lambda t: ["predict", str(exported_file(t, {"../config.json": b"{}"})), texts(t)],
+        "embedded file name '../config.json' is not a plain file name",
+    ),
+    "an exported hf model without its config": (
+        lambda t: ["predict", str(exported_file(t, None)), texts(t)],
+        "no Hugging Face config in the file; export the model again with protege",
+    ),
+    "an old export without its tokenizer, whose training folder is gone": (
+        lambda t: onnx_with(t, without_tokenizer),
+        "the exported model carries no tokenizer and its training source cannot be loaded",
+    ),
+    "an export whose embedded tokenizer names code": (
+        lambda t: onnx_with(t, tokenizer_naming_code(t)),
+        "the exported model (its tokenizer) needs remote code (tokenizer_config.json auto_map names custom_code.",
+    ),
+}
