@@ -1,12 +1,17 @@
-"""Per-epoch training sums (loss, loss terms, correct and labelled counts) kept on the device.
+"""Per-epoch training sums (loss, loss terms and the task's training metric) kept on the device.
 
 Each step adds into two small vectors with a handful of tensor ops and no host copy; the numbers are
-read, and summed across processes, once per epoch. Checkpoints store them as a plain dict of scalars.
+read, and summed across processes, once per epoch. Checkpoints store them as a plain dict of scalars,
+the metric's sums under its own names (``correct`` and ``labeled`` for accuracy).
 """
 
 from __future__ import annotations
 
 import torch
+
+from protege.metrics import Metric
+from protege.metrics.classification import ACCURACY
+from protege.tasks import labeled_mask
 
 FIXED = ("loss",)
 """Sums weighted by the batch size, before the objective's terms."""
@@ -15,16 +20,25 @@ FIXED = ("loss",)
 class RunningSums:
     """Sums over the batches of one epoch: ``add`` every step, ``totals`` at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, metric: Metric = ACCURACY) -> None:
+        self.metric = metric
         self.examples = 0.0  # counted on the host: a batch's size is known without asking the device
         self._term_names: tuple[str, ...] | None = None  # the terms of the last batch, to skip re-keying
         self.weighted_keys: tuple[str, ...] = ()  # "loss", then "term.<name>" for each loss term
         self.weighted: torch.Tensor | None = None  # Σ value · batch size, in weighted_keys order
-        self.counts: torch.Tensor | None = None  # [correct, labeled]
+        self.counts: torch.Tensor | None = None  # the metric's sums
 
     @torch.no_grad()
-    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor):
-        """Add one batch: the loss and each term weighted by the batch size, and the accuracy counts."""
+    def add(
+        self,
+        loss: torch.Tensor,
+        terms: dict[str, torch.Tensor],
+        outputs: torch.Tensor,
+        target: torch.Tensor,
+        labeled: torch.Tensor | None = None,
+    ) -> None:
+        """Add one batch: the loss and each term weighted by the batch size, and the metric's sums over
+        the labelled examples."""
         n = len(target)
         values = torch.stack([loss, *terms.values()]).float()
         names = tuple(terms)
@@ -37,8 +51,7 @@ class RunningSums:
                 names = None  # keep aligning while the terms differ from the sums' keys
             self._term_names = names
         self.weighted.add_(values, alpha=n)
-        # argmax is never -1, so unlabelled (transfer-set) examples cannot count as correct
-        counts = torch.stack([(logits.argmax(-1) == target).sum(), (target >= 0).sum()]).float()
+        counts = self.metric.stats(outputs.detach(), target, labeled_mask(target, labeled))
         self.counts = counts if self.counts is None else self.counts.add_(counts)
         self.examples += n
 
@@ -52,25 +65,36 @@ class RunningSums:
         self.weighted = torch.stack([old.get(k, zero) for k in self.weighted_keys])
         return torch.stack([new.get(k, zero) for k in self.weighted_keys])
 
+    @property
+    def count_names(self) -> tuple[str, ...]:
+        """The checkpoint names of the metric's sums."""
+        if self.metric.stat_names:
+            return self.metric.stat_names
+        size = len(self.counts) if self.counts is not None else 0
+        return tuple(f"{self.metric.name}.{i}" for i in range(size))
+
     def as_dict(self) -> dict[str, torch.Tensor]:
-        """Scalars by name (``examples``, ``loss``, ``correct``, ``labeled``, ``term.<name>``), as in checkpoints."""
+        """Scalars by name (``examples``, ``loss``, ``term.<name>``, the metric's sums), as in checkpoints."""
         if self.weighted is None or self.counts is None:
             return {}
         scalars = dict(zip(self.weighted_keys, self.weighted.detach().clone(), strict=True))
-        scalars.update(correct=self.counts[0].clone(), labeled=self.counts[1].clone())
+        scalars.update(zip(self.count_names, self.counts.clone(), strict=True))
         scalars["examples"] = torch.tensor(self.examples, device=self.counts.device)
         return scalars
 
     @classmethod
-    def from_dict(cls, scalars: dict[str, torch.Tensor]) -> RunningSums:
+    def from_dict(cls, scalars: dict[str, torch.Tensor], metric: Metric = ACCURACY) -> RunningSums:
         """The sums a checkpoint stored (an empty dict starts from zero)."""
-        sums = cls()
+        sums = cls(metric)
         if not scalars:
             return sums
         sums.examples = float(scalars["examples"])
         sums.weighted_keys = tuple(k for k in scalars if k in FIXED or k.startswith("term."))
         sums.weighted = torch.stack([scalars[k].float() for k in sums.weighted_keys])
-        sums.counts = torch.stack([scalars["correct"].float(), scalars["labeled"].float()])
+        names = metric.stat_names or sorted(
+            (k for k in scalars if k.startswith(f"{metric.name}.")), key=lambda k: int(k.rpartition(".")[2])
+        )
+        sums.counts = torch.stack([scalars[k].float() for k in names])
         return sums
 
     def totals(self, reduce_sum=lambda t: t) -> dict[str, float]:
@@ -80,3 +104,11 @@ class RunningSums:
             scalars = {"examples": torch.tensor(0.0)}
         keys = sorted(scalars)
         return dict(zip(keys, reduce_sum(torch.stack([scalars[k].float() for k in keys])).tolist(), strict=True))
+
+    def metric_value(self, totals: dict[str, float]) -> float | None:
+        """The training metric from ``totals``; None when no labelled example was seen."""
+        names = self.count_names
+        if not names or not all(name in totals for name in names):
+            return None
+        value = self.metric.from_stats(torch.tensor([totals[name] for name in names]))
+        return value if value == value else None  # NaN: nothing labelled

@@ -11,35 +11,56 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 UNLABELED = -1
-"""Target value of transfer-set examples: only the teacher labels them."""
+"""Class id stored for transfer-set examples (only the teacher labels them); the ``labeled`` mask, not
+this value, is what says an example has no label."""
 
 
 class ArrayDataset(Dataset):
-    """Inputs and integer targets held as two tensors; ``__getitems__`` returns a whole batch.
+    """Inputs, targets and the labelled mask held as tensors; ``__getitems__`` returns a whole batch.
 
-    Each batch also carries the examples' positions (``index``), which the teacher cache uses.
+    Targets are class ids (integers), or real values / 0-1 labels per example (floats, one column per
+    output). Each batch also carries the examples' positions (``index``), which the teacher cache uses.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, labeled: torch.Tensor | None = None) -> None:
         if len(x) != len(y):
             raise ValueError(f"{len(x)} inputs but {len(y)} targets")
         self.x = x
-        self.y = y.long()
+        self.y = y if y.is_floating_point() else y.long()
+        self.labeled = labeled.bool() if labeled is not None else self._default_mask()
+        if labeled is not None and not self.y.is_floating_point() and not self.labeled.all():
+            # the class id of an unlabelled example is -1, whatever was given: losses skip it by that id
+            self.y = torch.where(self.labeled, self.y, torch.full_like(self.y, UNLABELED))
+
+    def _default_mask(self) -> torch.Tensor:
+        if self.y.is_floating_point():
+            return torch.ones(len(self.y), dtype=torch.bool)
+        return self.y != UNLABELED
+
+    @classmethod
+    def unlabeled(cls, x: torch.Tensor, like: ArrayDataset | None = None) -> ArrayDataset:
+        """Inputs without labels, with targets shaped like ``like``'s (placeholders the mask hides)."""
+        if like is None or not like.y.is_floating_point():
+            y = torch.full((len(x),), UNLABELED, dtype=torch.long)
+        else:
+            y = torch.zeros((len(x), *like.y.shape[1:]), dtype=like.y.dtype)
+        return cls(x, y, torch.zeros(len(x), dtype=torch.bool))
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "y": self.y[i], "index": torch.tensor(i)}
+        return {"x": self.x[i], "y": self.y[i], "labeled": self.labeled[i], "index": torch.tensor(i)}
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
         # index_select gathers rows about twice as fast as advanced indexing on a CPU
-        return {"x": self.x.index_select(0, idx), "y": self.y.index_select(0, idx), "index": idx}
-
-    @property
-    def labeled(self) -> torch.Tensor:
-        return self.y != UNLABELED
+        return {
+            "x": self.x.index_select(0, idx),
+            "y": self.y.index_select(0, idx),
+            "labeled": self.labeled.index_select(0, idx),
+            "index": idx,
+        }
 
     def fingerprint(self) -> str:
         """A short hash of the contents, to tell one data set from another (teacher cache, resume)."""
@@ -51,10 +72,13 @@ class ArrayDataset(Dataset):
 
 
 def concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:
-    """Join two datasets with the same input shape (labelled train set + unlabeled transfer set)."""
+    """Join two datasets with the same input shape (labelled train set + unlabeled transfer set); an
+    unlabelled ``b`` gets placeholder targets shaped like ``a``'s."""
     if a.x.shape[1:] != b.x.shape[1:]:
         raise ValueError(f"input shapes differ: {tuple(a.x.shape[1:])} vs {tuple(b.x.shape[1:])}")
-    return ArrayDataset(torch.cat([a.x, b.x.to(a.x.dtype)]), torch.cat([a.y, b.y]))
+    if (b.y.shape[1:], b.y.dtype) != (a.y.shape[1:], a.y.dtype) and not b.labeled.any():
+        b = ArrayDataset.unlabeled(b.x, like=a)
+    return ArrayDataset(torch.cat([a.x, b.x.to(a.x.dtype)]), torch.cat([a.y, b.y]), torch.cat([a.labeled, b.labeled]))
 
 
 class EpochBatchSampler(Sampler[list[int]]):

@@ -28,6 +28,7 @@ from protege.hooks import Hook, Hooks
 from protege.metrics_file import append_record
 from protege.objectives import Objective
 from protege.running import RunningSums
+from protege.tasks import Task, get_task
 
 
 def fit(
@@ -47,6 +48,7 @@ def fit(
     strategy=None,
     hooks: Sequence[Hook] = (),
     on_epoch: Sequence[Callable[[dict], None]] = (),
+    task: str | Task = "classification",
 ) -> FitResult:
     """Train ``model`` on ``train`` with ``objective`` (an Objective, run by the supervised step, or a Step),
     distilling from ``teacher`` if it needs one.
@@ -54,7 +56,8 @@ def fit(
     With ``workdir``, checkpoints go to ``workdir/checkpoints`` and ``resume`` continues from the last one
     exactly where it stopped (same batches, same random state, same metrics). A transfer ``strategy`` and
     the ``hooks`` act at the loop's named moments (protege.hooks). Each epoch's record (the line of
-    metrics.jsonl) is also handed to every ``on_epoch`` callback, in the main process.
+    metrics.jsonl) is also handed to every ``on_epoch`` callback, in the main process. ``task`` (protege.tasks)
+    says what the outputs mean: it picks the validation loss, the metrics and the monitored value.
     """
     step = objective if isinstance(objective, Step) else SupervisedStep(objective)
     if step.needs_teacher and teacher is None:
@@ -62,8 +65,10 @@ def fit(
     if config.patience is not None and val is None:
         raise ProtegeError(f"stage {stage!r}: early stopping (patience) needs a validation split")
     chain = [*([strategy.as_hook()] if strategy is not None else []), *hooks, EpochCallbacks(on_epoch)]
-    run = new_run(model, train, step, config, Hooks(chain), val=val, teacher=teacher, teacher_cache=teacher_cache,
-                  seed=seed, stage=stage, workdir=workdir, metrics_path=metrics_path)  # fmt: skip
+    task = get_task(task) if isinstance(task, str) else task
+    where = {"stage": stage, "workdir": workdir, "metrics_path": metrics_path}
+    run = new_run(model, train, step, config, Hooks(chain), task, val=val, teacher=teacher, teacher_cache=teacher_cache,
+                  seed=seed, **where)  # fmt: skip
     with contextlib.ExitStack() as cleanup:  # taps and teacher hooks come off however training ends
         open_run(run, cleanup, resume)
         bar = cleanup.enter_context(progress_bar())
@@ -117,7 +122,7 @@ def train_step(run: TrainingRun, batch: dict[str, torch.Tensor]) -> str | None:
         run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
     state.batches_done += 1
-    run.sums.add(loss, terms, result.outputs, result.target)
+    run.sums.add(loss, terms, result.outputs, result.target, result.labeled)
     run.last_terms = terms
     if not accelerator.sync_gradients:
         return None
@@ -143,11 +148,11 @@ def end_epoch(run: TrainingRun, started: float) -> dict:
     if not math.isfinite(record["train_loss"]):
         raise_not_finite(run.stage, state, run.last_terms)
     if run.val_loader is not None:
-        record.update(validate(accelerator, run.model, run.val_loader))
+        record.update(validate(accelerator, run.model, run.val_loader, run.task))
     state.epoch += 1
     state.batches_done = 0
-    run.sums, state.sums = RunningSums(), {}
-    improved = track_best(state, record, config)
+    run.sums, state.sums = RunningSums(run.sums.metric), {}
+    improved = track_best(state, record, run.monitor, run.higher_is_better)
     state.history.append(record)
     if accelerator.is_main_process and run.metrics_path is not None:
         append_record(run.metrics_path, record)
@@ -184,5 +189,5 @@ def finish(run: TrainingRun) -> FitResult:
         stopped_early=state.stopped_early,
     )
     if run.accelerator.is_main_process:
-        log(summary(run.stage, result.history, result.seconds, result.best_epoch, result.stopped_early))
+        log(summary(run.stage, result.history, result.seconds, result.best_epoch, result.stopped_early, run.monitor))
     return result

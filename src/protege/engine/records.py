@@ -11,12 +11,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from protege.checkpoint import TrainState
-from protege.config import TrainConfig
 from protege.console import log
 from protege.distributed import is_main_process
 from protege.engine.batches import as_batch
 from protege.errors import ProtegeError
 from protege.running import RunningSums
+from protege.tasks import TASKS, Task, labeled_mask
+
+CLASSIFICATION = TASKS["classification"]
 
 
 class TrainingError(ProtegeError):
@@ -24,7 +26,8 @@ class TrainingError(ProtegeError):
 
 
 def epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: RunningSums, scheduler, start) -> dict:
-    """The epoch's sums (over every process) as per-example means, with the step, lr and seconds."""
+    """The epoch's sums (over every process) as per-example means, the training metric, the step, lr and
+    seconds."""
     total = sums.totals(lambda vector: accelerator.reduce(vector, reduction="sum"))
     n = max(total["examples"], 1.0)
     record = {
@@ -34,8 +37,9 @@ def epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: 
         "lr": scheduler.get_last_lr()[0],
         "train_loss": total.get("loss", 0.0) / n,
     }
-    if total.get("labeled", 0.0) > 0:
-        record["train_accuracy"] = total["correct"] / total["labeled"]
+    value = sums.metric_value(total)
+    if value is not None:
+        record[f"train_{sums.metric.name}"] = value
     for key in sorted(total):
         if key.startswith("term."):
             record[f"train_{key[5:]}"] = total[key] / n
@@ -44,33 +48,38 @@ def epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: 
 
 
 @torch.no_grad()
-def validate(accelerator: Accelerator, model: nn.Module, loader: DataLoader) -> dict:
-    """Cross-entropy and accuracy on the validation split, gathered over every process."""
+def validate(accelerator: Accelerator, model: nn.Module, loader: DataLoader, task: Task = CLASSIFICATION) -> dict:
+    """The task's loss and validation metrics on the validation split, gathered over every process."""
     model.eval()
+    metrics = [task.metric(name) for name in task.val_metrics]
     loss_sum = torch.zeros((), device=accelerator.device)
-    correct = torch.zeros((), device=accelerator.device)
     count = torch.zeros((), device=accelerator.device)
+    sums: list[torch.Tensor | None] = [None] * len(metrics)
     for raw in loader:
         batch = as_batch(raw)
         with accelerator.autocast():
-            logits = model(batch["x"])
-        logits, target = accelerator.gather_for_metrics((logits.float(), batch["y"]))
-        loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum")
-        correct += (logits.argmax(-1) == target).sum()
-        count += len(target)
+            outputs = model(batch["x"])
+        mask = labeled_mask(batch["y"], batch.get("labeled"))
+        outputs, target, mask = accelerator.gather_for_metrics((outputs.float(), batch["y"], mask))
+        loss_sum += task.loss_sum(outputs[mask], target[mask])
+        count += mask.sum()
+        for i, metric in enumerate(metrics):
+            stats = metric.stats(outputs, target, mask)
+            sums[i] = stats if sums[i] is None else sums[i] + stats
     model.train()
     n = max(count.item(), 1.0)
-    return {"val_loss": loss_sum.item() / n, "val_accuracy": correct.item() / n}
+    record = {"val_loss": loss_sum.item() / n}
+    for metric, stats in zip(metrics, sums, strict=True):
+        record[f"val_{metric.name}"] = metric.from_stats(stats.cpu()) if stats is not None else float("nan")
+    return record
 
 
-def track_best(state: TrainState, record: dict, config: TrainConfig) -> bool:
+def track_best(state: TrainState, record: dict, monitor: str, higher_is_better: bool) -> bool:
     """Whether this epoch is the best so far on the monitored value; counts epochs without improvement."""
-    if config.monitor not in record:
+    if monitor not in record:
         return False
-    value = record[config.monitor]
-    better = state.best_value is None or (
-        value > state.best_value if config.monitor == "val_accuracy" else value < state.best_value
-    )
+    value = record[monitor]
+    better = state.best_value is None or (value > state.best_value if higher_is_better else value < state.best_value)
     if better:
         state.best_value, state.best_epoch, state.bad_epochs = value, record["epoch"], 0
     else:
@@ -113,11 +122,15 @@ def status(record: dict) -> str:
     return " ".join(parts)
 
 
-def summary(stage: str, history: list[dict], seconds: float, best_epoch: int | None, stopped_early: bool) -> str:
+def summary(
+    stage: str, history: list[dict], seconds: float, best_epoch: int | None, stopped_early: bool, monitor: str
+) -> str:
     """The log line at the end of a stage."""
     line = f"[bold]{stage}[/]: {len(history)} epochs in {seconds:.1f}s, {status(history[-1] if history else {})}"
     if best_epoch is not None:
-        line += f"; best val {history[best_epoch - 1]['val_accuracy']:.1%} at epoch {best_epoch}"
+        best = history[best_epoch - 1][monitor]
+        shown = f"{best:.1%}" if monitor == "val_accuracy" else f"{monitor.removeprefix('val_')} {best:.4g}"
+        line += f"; best val {shown} at epoch {best_epoch}"
     if stopped_early:
         line += " (stopped early)"
     return line

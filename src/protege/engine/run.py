@@ -35,6 +35,7 @@ from protege.hooks import Hooks
 from protege.metrics_file import rewrite_stage
 from protege.running import RunningSums
 from protege.schedules import build_scheduler
+from protege.tasks import TASKS, Task
 
 
 @dataclass
@@ -67,6 +68,9 @@ class TrainingRun:
     train: Dataset | DataLoader
     val: Dataset | DataLoader | None
     seed: int
+    task: Task = field(default_factory=lambda: TASKS["classification"])
+    monitor: str = "val_accuracy"
+    higher_is_better: bool = True
     teacher: nn.Module | None = None
     teacher_cache: str = "auto"
     workdir: Path | None = None
@@ -81,7 +85,7 @@ class TrainingRun:
     checkpointer: Checkpointer | None = None
     channels_last: bool = False
     state: TrainState = field(default_factory=TrainState)
-    sums: RunningSums = field(default_factory=RunningSums)
+    sums: RunningSums | None = None
     extra_params: list[nn.Parameter] = field(default_factory=list)
     last_terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -199,7 +203,7 @@ def _restore(run: TrainingRun, resume: bool) -> None:
                 f"stage {run.stage!r}: the checkpoint was taken on other training data; start a new run directory"
             )
         run.state = restored
-        run.sums = RunningSums.from_dict(restored.sums)
+        run.sums = RunningSums.from_dict(restored.sums, run.sums.metric)
         run.hooks.load_state_dict(restored.hooks)
         if run.accelerator.is_main_process:
             log(f"[bold]{run.stage}[/]: resuming at epoch {run.state.epoch + 1}, batch {run.state.batches_done}")
@@ -208,15 +212,29 @@ def _restore(run: TrainingRun, resume: bool) -> None:
 
 
 def new_run(
-    model: nn.Module, train: Dataset | DataLoader, step: Step, config: TrainConfig, hooks: Hooks, **settings
+    model: nn.Module,
+    train: Dataset | DataLoader,
+    step: Step,
+    config: TrainConfig,
+    hooks: Hooks,
+    task: Task,
+    **settings,
 ) -> TrainingRun:
-    """A run not yet set up: the accelerator for ``config`` and the stage's settings."""
-    return TrainingRun(
+    """A run not yet set up: the accelerator for ``config``, the task's training metric and the value that
+    picks the best epoch (the train block's ``monitor``, or the task's own when left at its default)."""
+    default = task.name != "classification" and "monitor" not in config.model_fields_set
+    monitor, higher = task.monitored(task.monitor if default else config.monitor)
+    run = TrainingRun(
         config=config,
         accelerator=make_accelerator(config),
         model=model,
         step=step,
         hooks=hooks,
         train=train,
+        task=task,
+        monitor=monitor,
+        higher_is_better=higher,
         **settings,
     )
+    run.sums = RunningSums(task.metric(task.train_metric))
+    return run

@@ -36,6 +36,7 @@ class StepResult:
     terms: dict[str, torch.Tensor]
     outputs: torch.Tensor
     target: torch.Tensor
+    labeled: torch.Tensor | None = None
 
 
 class Step(abc.ABC):
@@ -100,10 +101,11 @@ class SupervisedStep(Step):
             batch.get(TEACHER_LOGITS),
             teacher_features=batch.get(TEACHER_FEATURES, {}),
             index=batch.get("index"),
+            labeled=batch.get("labeled"),
         )
         if self.taps is not None:
             outputs.features = dict(self.taps.outputs)
-        return StepResult(self.objective(outputs), logits, batch["y"])
+        return StepResult(self.objective(outputs), logits, batch["y"], outputs.labeled)
 
 
 class RDropStep(Step):
@@ -123,13 +125,14 @@ class RDropStep(Step):
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], run: TrainingRun) -> StepResult:
         first, second = model(batch["x"]), model(batch["x"])
-        target = batch["y"]
+        target, labeled = batch["y"], batch.get("labeled")
+        smoothing = self.label_smoothing
         ce = 0.5 * (
-            hard_label_loss(first, target, self.label_smoothing) + hard_label_loss(second, target, self.label_smoothing)
+            hard_label_loss(first, target, smoothing, labeled) + hard_label_loss(second, target, smoothing, labeled)
         )
         log_p, log_q = F.log_softmax(first.float(), -1), F.log_softmax(second.float(), -1)
         kl = 0.5 * (
             F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
             + F.kl_div(log_p, log_q, log_target=True, reduction="batchmean")
         )
-        return StepResult({"ce": ce, "rdrop": self.alpha * kl}, first, target)
+        return StepResult({"ce": ce, "rdrop": self.alpha * kl}, first, target, labeled)

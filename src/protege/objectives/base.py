@@ -9,11 +9,13 @@ import torch
 from torch import nn
 
 from protege.data.dataset import UNLABELED
+from protege.tasks import labeled_mask
 
 
 @dataclass
 class StepOutputs:
-    """What one training step produced; ``target`` is ``UNLABELED`` (-1) for transfer-set examples."""
+    """What one training step produced: the model's outputs (``logits``), the targets, the teacher's
+    outputs and tapped layers, and which examples are labelled (transfer-set examples are not)."""
 
     logits: torch.Tensor
     target: torch.Tensor
@@ -22,6 +24,12 @@ class StepOutputs:
     teacher_features: dict[str, torch.Tensor] = field(default_factory=dict)
     index: torch.Tensor | None = None
     """Positions of the batch's examples in the training set (memory banks such as CRD's key on them)."""
+    labeled: torch.Tensor | None = None
+    """The labelled mask; None: class ids of -1 are unlabelled, everything else is (protege.tasks)."""
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return labeled_mask(self.target, self.labeled)
 
 
 class Objective(nn.Module):
@@ -32,6 +40,8 @@ class Objective(nn.Module):
     """
 
     needs_teacher: ClassVar[bool] = False
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    """The task types (protege.tasks) whose outputs this objective reads."""
     student_layers: tuple[str, ...] = ()
     teacher_layers: tuple[str, ...] = ()
 
@@ -44,10 +54,19 @@ class Objective(nn.Module):
         return type(self).setup is not Objective.setup
 
 
-def hard_label_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy averaged over the labelled examples only (0 with no gradient when there are none)."""
-    labeled = (target != UNLABELED).sum().clamp(min=1)
+def hard_label_loss(
+    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0, labeled: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy averaged over the labelled examples only (0 with no gradient when there are none).
+    Targets are class ids, or soft targets (one probability per class, as mixup gives)."""
+    mask = labeled_mask(target, labeled)
+    if target.is_floating_point() and target.dim() == logits.dim():
+        per_example = nn.functional.cross_entropy(
+            logits.float(), target, label_smoothing=label_smoothing, reduction="none"
+        )
+        return (per_example * mask).sum() / mask.sum().clamp(min=1)
+    # protege's datasets store class id -1 for every unlabelled example, so ignore_index skips them
     total = nn.functional.cross_entropy(
         logits.float(), target, ignore_index=UNLABELED, label_smoothing=label_smoothing, reduction="sum"
     )
-    return total / labeled
+    return total / mask.sum().clamp(min=1)
