@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from protege.metrics import Metric, register
+from protege.metrics.base import Metric, register
 
 
 def _counts(outputs: torch.Tensor, target: torch.Tensor, labeled: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from protege.metrics import Metric, register
+from protege.metrics.base import Metric, register
 
 
 def _as_columns(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

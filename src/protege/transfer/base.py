@@ -8,7 +8,7 @@ checkpoint taken before one resumes exactly after it.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +18,10 @@ from protege.hooks import Hook
 from protege.transfer.batchnorm import BatchNormPolicy, apply_batchnorm_policy, batchnorm_layers
 from protege.transfer.checkpointing import enable_gradient_checkpointing
 from protege.transfer.split import Group, ModelSplit, split_model
+
+if TYPE_CHECKING:
+    from protege.engine.run import TrainingRun
+    from protege.engine.step import StepResult
 
 
 class Strategy:
@@ -108,8 +112,6 @@ class Strategy:
 
     def as_hook(self) -> Hook:
         """The strategy at the training loop's moments (protege.hooks)."""
-        from protege.transfer.hooks import StrategyHook
-
         return StrategyHook(self)
 
     def schedule(self, epochs: int) -> dict[str, str]:
@@ -124,6 +126,35 @@ class Strategy:
         if self.split is None:
             raise RuntimeError("call prepare(model) before using the strategy")
         return self.split
+
+
+class StrategyHook(Hook):
+    """A strategy at the loop's moments (protege.hooks): it freezes and transforms the model at stage start,
+    gives the optimizer its parameter groups, unfreezes on schedule, adds its penalty (L2-SP) and merges
+    adapters at the end."""
+
+    name = "strategy"
+
+    def __init__(self, strategy: Strategy):
+        self.strategy = strategy
+
+    def setup(self, run: TrainingRun) -> None:
+        # frozen before the optimizer and any distributed wrapper see the model
+        run.model = self.strategy.prepare(run.model)
+        self.strategy.check_processes(run.accelerator.num_processes, run.config.epochs)
+        self.strategy.start_epoch(0)
+
+    def param_groups(self, run: TrainingRun) -> list[dict] | None:
+        return self.strategy.param_groups(run.config.lr, run.config.weight_decay)
+
+    def on_epoch_start(self, run: TrainingRun) -> None:
+        self.strategy.start_epoch(run.state.epoch)
+
+    def loss_terms(self, run: TrainingRun, batch: dict, result: StepResult) -> dict[str, torch.Tensor]:
+        return self.strategy.loss_terms()
+
+    def finish(self, run: TrainingRun, model: nn.Module) -> nn.Module:
+        return self.strategy.finalize(model)
 
 
 def group_rows(strategy: Strategy, lr: float, epochs: int) -> list[tuple[str, int, int, float, str]]:

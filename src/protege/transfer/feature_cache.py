@@ -4,15 +4,27 @@ trains, on its outputs, so a probe over thousands of examples takes seconds.
 Exact (same result as running the backbone every step) when the backbone is frozen in eval mode and every
 example's input is fixed: in-memory data, no random augmentation, no objective that taps inner layers or
 needs a teacher. Anything else trains with the backbone online, and the log says why.
+
+The probe is a hook (protege.hooks): at stage start it swaps in the head and the backbone's features as
+the stage's model and data, so the one training loop trains it like any other stage.
 """
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
+from protege.console import log
 from protege.data.dataset import ArrayDataset, batch_loader
 from protege.models.taps import resolve_module
+from protege.transfer.base import Strategy, StrategyHook
+
+if TYPE_CHECKING:
+    from protege.engine.run import TrainingRun
+    from protege.engine.step import StepResult
 
 
 class HeadOnly(nn.Module):
@@ -48,3 +60,51 @@ def compute_features(model: nn.Module, data: ArrayDataset, device: torch.device,
     for batch in batch_loader(data, batch_size, shuffle=False, seed=0):
         chunks.append(model.forward_features(batch["x"].to(device)).float().cpu())
     return ArrayDataset(torch.cat(chunks), data.y)
+
+
+class CachedFeaturesProbe(StrategyHook):
+    """A linear probe whose backbone runs once: its features replace the inputs and the head alone is the
+    model, when that gives exactly what running the backbone every step would (feature_cache.py);
+    otherwise it is a plain strategy hook, and the log says why."""
+
+    def __init__(self, strategy: Strategy):
+        super().__init__(strategy)
+        self.cached = False
+        self.full_model: nn.Module | None = None
+
+    def setup(self, run: TrainingRun) -> None:
+        step = run.step
+        taps = bool(getattr(getattr(step, "objective", None), "student_layers", ()))
+        reason = cache_refusal(run.model, run.train, run.val, step.needs_teacher, taps)
+        if reason is not None:
+            if run.accelerator.is_main_process:
+                log(f"[bold]{run.stage}[/]: backbone runs online ({reason})")
+            super().setup(run)
+            return
+        started = time.perf_counter()
+        model = self.strategy.prepare(run.model)
+        self.strategy.start_epoch(0)
+        device = run.accelerator.device
+        model.to(device)
+        run.train = compute_features(model, run.train, device)
+        run.val = compute_features(model, run.val, device) if run.val is not None else None
+        if run.accelerator.is_main_process:
+            log(
+                f"[bold]{run.stage}[/]: backbone features cached ({len(run.train)} examples × "
+                f"{run.train.x.shape[1]}, {time.perf_counter() - started:.1f}s); only the head trains"
+            )
+        self.cached, self.full_model = True, model
+        run.model = HeadOnly(model, self.strategy.prepared_split().head_path)
+
+    def param_groups(self, run: TrainingRun) -> list[dict] | None:
+        return None if self.cached else super().param_groups(run)
+
+    def on_epoch_start(self, run: TrainingRun) -> None:
+        if not self.cached:
+            super().on_epoch_start(run)
+
+    def loss_terms(self, run: TrainingRun, batch: dict, result: StepResult) -> dict[str, torch.Tensor]:
+        return {} if self.cached else super().loss_terms(run, batch, result)
+
+    def finish(self, run: TrainingRun, model: nn.Module) -> nn.Module:
+        return self.strategy.finalize(self.full_model if self.cached else model)

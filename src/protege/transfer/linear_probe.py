@@ -7,7 +7,8 @@ from __future__ import annotations
 from torch import nn
 
 from protege.hooks import Hook
-from protege.transfer.base import Strategy
+from protege.transfer.base import Strategy, StrategyHook
+from protege.transfer.feature_cache import CachedFeaturesProbe
 from protege.transfer.split import Group, is_within
 
 
@@ -31,8 +32,6 @@ class LinearProbe(Strategy):
 
     def as_hook(self) -> Hook:
         """With ``cache_features``, the probe that trains the head on the backbone's cached features."""
-        from protege.transfer.hooks import CachedFeaturesProbe, StrategyHook
-
         return CachedFeaturesProbe(self) if self.cache_features else StrategyHook(self)
 
     def trainable(self, group: Group, epoch: int) -> bool:
