@@ -7,6 +7,8 @@ transformers and the rest load only when a command or the API needs them.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -49,3 +51,16 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'protege' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Importing the subpackage ``protege.distill`` binds it as an attribute of this package; the API
+    function ``protege.distill`` keeps the name (the subpackage stays importable by its full name)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
