@@ -12,8 +12,6 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from protege.errors import ConfigError, ProtegeError
 
 EXIT_USER_ERROR = 2
@@ -37,12 +35,14 @@ def _recipe_path(given: str) -> Path:
 
 def _options(pairs: list[str] | None, flag: str) -> dict:
     """``key=value`` pairs (values parsed as YAML: numbers, lists, booleans) into a dict."""
+    from protege.config import parse_value
+
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"{flag} {pair!r} must look like name=value")
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_value(value, f"{flag} {pair!r}")
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -165,9 +165,11 @@ class EvaluateConfig(Strict):
     """What the evaluate stage measures on the test split."""
 
     latency: bool = True
-    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    latency_batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [1, 64], min_length=1, description="batch sizes to time, each 1 to 4096"
+    )
     threads: int | None = Field(
-        1, ge=1, description="CPU threads for latency; 1 (default) is comparable across machines, null: all"
+        1, ge=1, le=256, description="CPU threads for latency; 1 (default) is comparable across machines, null: all"
     )
     fairness_margin: float = Field(
         0.05, ge=0, le=1, description="flag a class or group whose accuracy drop exceeds the average drop by this"
@@ -269,7 +271,17 @@ def apply_override(raw: dict, item: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override {item!r}: {part!r} is not a block of fields")
         node = child
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = parse_value(value, f"--set {item!r}")
+
+
+def parse_value(text: str, what: str) -> Any:
+    """A command-line value parsed as YAML (numbers, lists, booleans); invalid YAML is a one-line error
+    that starts with ``what`` (the flag and the pair)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{what}: the value is not valid YAML ({problem}); quote text, as in name='[a'") from None
 
 
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:

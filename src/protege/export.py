@@ -22,7 +22,7 @@ from torch import nn
 
 from protege.console import log
 from protege.errors import CheckpointError, ConfigError, ModelError, ProtegeError, did_you_mean
-from protege.models import load_run_model, resolve_run_path
+from protege.models import builtin_from_card, load_run_model, resolve_run_path
 from protege.models.builtin import BUILTIN
 from protege.models.store import (
     ModelCard,
@@ -207,7 +207,7 @@ def rebuild(card: ModelCard, origin: str) -> nn.Module:
     """An untrained module of the architecture the card names."""
     if card.architecture not in BUILTIN:
         raise ModelError(f"{origin}: architecture {card.architecture!r} cannot be rebuilt by this protege")
-    return BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+    return builtin_from_card(card, origin)
 
 
 def write_onnx(module: nn.Module, card: ModelCard) -> bytes:

