@@ -22,6 +22,7 @@ from torch import nn
 
 from protege.console import log
 from protege.errors import CheckpointError, ConfigError, ModelError, ProtegeError, did_you_mean
+from protege.files import check_writable_file, read_text
 from protege.models import builtin_from_card, load_run_model, resolve_run_path
 from protege.models.builtin import BUILTIN
 from protege.models.store import (
@@ -99,6 +100,9 @@ def export_model(
         raise ConfigError(
             f"output {path} must end in {FORMATS[format]} for format {format} (predict tells formats apart by it)"
         )
+    check_writable_file(path)
+    if format == "safetensors":
+        check_writable_file(path.with_suffix(".json"))
     samples, described = sample_inputs(model_dir, card)
     log(f"export: {card.architecture} from {model_dir} as {format}, checked on {described}")
 
@@ -185,7 +189,7 @@ def read_safetensors(data: bytes | Path, origin: str) -> tuple[nn.Module, ModelC
         card = card_from_json(header[CARD_KEY], f"{origin} (header metadata)")
     elif isinstance(data, Path) and data.with_suffix(".json").is_file():
         sidecar = data.with_suffix(".json")
-        card = card_from_json(sidecar.read_text(encoding="utf-8"), str(sidecar))
+        card = card_from_json(read_text(sidecar, CheckpointError), str(sidecar))
     else:
         raise CheckpointError(f"{origin}: no protege metadata in the file or beside it; export it with protege export")
     module = rebuild(card, origin)

@@ -31,6 +31,9 @@ MAX_DEPTH = 256
 Depth = Annotated[int, Field(ge=1, le=MAX_DEPTH)]
 """A number of layers: at least 1, at most 256."""
 
+MAX_INPUT_VALUES = 3 * 1024 * 1024
+"""The most values one input may hold (a 1024×1024 RGB image): a data set's inputs and a saved model's card."""
+
 Fields = dict[str, tuple[Any, Any]]
 
 

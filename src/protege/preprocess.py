@@ -114,8 +114,8 @@ class Preprocessor:
         """Raw numeric inputs: ``(N, *input_shape)``, one input of ``input_shape``, or ``(N, values)``
         flattened; for a text model, TF-IDF vectors already computed."""
         a = np.asarray(array)
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-            raise DataError(f"{origin}: inputs are {a.dtype}, not numbers")
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
+            raise DataError(f"{origin}: inputs are {a.dtype}, not real numbers")
         if a.shape == self.input_shape:
             a = a[None]
         elif a.ndim == 2 and a.shape[1] == self.values_per_input:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import json
 import math
 from collections.abc import Callable
@@ -19,7 +20,8 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from protege.errors import DataError, did_you_mean
-from protege.options import check_options, signature_fields
+from protege.files import read_text
+from protege.options import MAX_INPUT_VALUES, check_options, signature_fields
 from protege.registry import Registry
 
 
@@ -42,6 +44,8 @@ class RawData:
     """Group of each example of ``x`` / ``x_test`` (a csv ``group_column``), for per-group accuracy."""
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 SOURCES: Registry[Callable[..., RawData]] = Registry("data source")
 
 
@@ -62,10 +66,44 @@ def call_source(spec: str, **options) -> RawData:
             raise DataError(f"data file not found: {path}")
         if path.stat().st_size == 0:
             raise DataError(f"data file is empty: {path}")
-        return builder(path=path, **options)
-    if argument:
+        raw = builder(path=path, **options)
+    elif argument:
         raise DataError(f"data source {name!r} takes no ':{argument}' argument")
-    return builder(**options)
+    else:
+        raw = builder(**options)
+    check_shapes(raw, spec)
+    return raw
+
+
+def check_shapes(raw: RawData, source: str) -> None:
+    """Refuse arrays a source handed over in shapes no model takes: inputs of one row per example, (N,
+    values...) with 1 to 3 axes per example (texts: one string each), one label per example, and splits
+    that pair inputs with labels and share the train split's shape."""
+    splits = {"": (raw.x, raw.y), "_val": (raw.x_val, raw.y_val), "_test": (raw.x_test, raw.y_test)}
+    for suffix, (x, y) in splits.items():
+        if (x is None) != (y is None):
+            given, missing = (f"x{suffix}", f"y{suffix}") if y is None else (f"y{suffix}", f"x{suffix}")
+            raise DataError(f"{source}: {given} is given without {missing}; give both or neither")
+        if x is None or y is None:
+            continue
+        if raw.text is None and not 2 <= np.ndim(x) <= 4:
+            raise DataError(
+                f"{source}: x{suffix} has shape {np.shape(x)}; give one row per example: (N, features), "
+                "(N, channels, length) or (N, channels, height, width)"
+            )
+        if raw.text is not None and np.ndim(x) != 1:
+            raise DataError(f"{source}: x{suffix} has shape {np.shape(x)}; texts come one string per example")
+        if np.ndim(y) != 1:
+            raise DataError(f"{source}: y{suffix} has shape {np.shape(y)}; give one label per example, shape (N,)")
+        if len(x) != len(y):
+            raise DataError(f"{source}: x{suffix} has {len(x)} examples but y{suffix} has {len(y)} labels")
+        if np.shape(x)[1:] != np.shape(raw.x)[1:]:
+            raise DataError(f"{source}: x{suffix} has inputs of shape {np.shape(x)[1:]}, x {np.shape(raw.x)[1:]}")
+    values = math.prod(np.shape(raw.x)[1:])
+    if raw.text is None and not 1 <= values <= MAX_INPUT_VALUES:
+        raise DataError(
+            f"{source}: each input holds {values:,} values; a model takes 1 to {MAX_INPUT_VALUES:,} (resize or crop)"
+        )
 
 
 @SOURCES.register("digits")
@@ -118,6 +156,8 @@ def npz(path: Path) -> RawData:
         if key not in data:
             raise DataError(f"{path}: no array {key!r}; found {', '.join(sorted(data)) or 'none'}")
     names = data.get("class_names")
+    if names is not None and names.ndim != 1:
+        raise DataError(f"{path}: class_names has shape {names.shape}; give a list of names, shape (classes,)")
     return RawData(
         x=data["x"],
         y=data["y"],
@@ -132,11 +172,9 @@ def npz(path: Path) -> RawData:
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header and the rows (dicts) of a UTF-8 CSV file; a file that is not a clean table (no header,
     blank or repeated column names, rows of another width, other encodings) is a one-line DataError."""
+    text = read_text(path, DataError)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            table = [row for row in csv.reader(handle) if row]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+        table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     if not table:
@@ -185,24 +223,20 @@ def jsonl_file(
     max_features: PositiveInt = 2000,
 ) -> RawData:
     """JSON Lines, one object per example, with the same columns and options as ``csv``."""
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {number} is not a JSON object")
-            rows.append(
-                {
-                    k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (list, dict)) else v
-                    for k, v in row.items()
-                }
-            )
-    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features)
+    rows, lines = [], []
+    for number, line in enumerate(read_text(path, DataError).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            problem = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise DataError(f"{path}: line {number} is not valid JSON ({problem})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object")
+        rows.append({key: json.dumps(v) if isinstance(v, (list, dict)) else v for key, v in row.items()})
+        lines.append(number)
+    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features, lines=lines)
 
 
 @SOURCES.register("bbc_news")
@@ -241,8 +275,10 @@ def table_rows(
     split_column: str | None,
     max_features: int,
     group_column: str | None = None,
+    lines: list[int] | None = None,
 ) -> RawData:
-    """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings."""
+    """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings.
+    ``lines`` are the rows' line numbers in the file, for errors (default: a CSV's, from 2 under the header)."""
     if not rows:
         raise DataError(f"{path}: no data rows")
     columns = list(rows[0])
@@ -265,19 +301,7 @@ def table_rows(
         names = feature_columns or [c for c in columns if c not in skip]
         if not names:
             raise DataError(f"{path}: no feature columns besides the label column {label_column!r}")
-        x = np.empty((len(rows), len(names)), dtype=np.float32)
-        for i, row in enumerate(rows, start=2):
-            for j, name in enumerate(names):
-                try:
-                    value = float(row.get(name))
-                except (TypeError, ValueError):
-                    raise DataError(
-                        f"{path}: line {i}, column {name!r}: {row.get(name)!r} is not a number; "
-                        f"name the numeric columns with feature_columns or use text_column"
-                    ) from None
-                if not math.isfinite(value):
-                    raise DataError(f"{path}: line {i}, column {name!r}: value is {value}; clean or drop that row")
-                x[i - 2, j] = value
+        x = numeric_columns(rows, names, path, lines)
         preprocess = {"features": names}
 
     if splits is None:
@@ -302,6 +326,32 @@ def table_rows(
         groups=in_split("train"),
         groups_test=in_split("test") if x_te is not None else None,
     )
+
+
+def numeric_columns(rows: list[dict], names: list[str], path: Path, lines: list[int] | None = None) -> np.ndarray:
+    """The ``names`` columns of ``rows`` as float32; a cell that is not a number, or not a finite 32-bit
+    float (``1e400``, ``3e39``), is an error naming its line and column."""
+    x = np.empty((len(rows), len(names)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        line = lines[i] if lines is not None else i + 2
+        for j, name in enumerate(names):
+            try:
+                value = float(row.get(name))
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{path}: line {line}, column {name!r}: {row.get(name)!r} is not a number; "
+                    f"name the numeric columns with feature_columns or use text_column"
+                ) from None
+            except OverflowError:  # a JSON integer with hundreds of digits
+                value = math.inf
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                shown = f"{value:.3g}" if math.isfinite(value) else str(value)
+                raise DataError(
+                    f"{path}: line {line}, column {name!r}: value {shown} is not a finite 32-bit float "
+                    f"(at most ±{FLOAT32_MAX:.3g}); clean, rescale or drop that row"
+                )
+            x[i, j] = value
+    return x
 
 
 from protege.data import images  # noqa: E402,F401  (registers imagefolder)

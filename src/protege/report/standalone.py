@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from protege.config import EvaluateConfig, recipe_from_dict
+from protege.config import EvaluateConfig, load_recipe
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
+from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
 from protege.report.html import write_html
 from protege.report.summary import assemble_report, print_summary, read_history, write_report
@@ -48,6 +48,10 @@ def evaluate_saved(
     """Evaluate the model(s) at ``target``, compared with ``teacher`` (or the run's own teacher), print the
     summary table, and write report.json (and report.html) into ``output_dir`` when given."""
     started = time.perf_counter()
+    if output_dir is not None:
+        check_writable_dir(output_dir)
+        for name in ("report.json", "report.html") if config.html else ("report.json",):
+            check_writable_file(output_dir / name)
     path = Path(target.removeprefix("run:")).expanduser()
     stages = run_stages(path)
     if stages:
@@ -65,7 +69,7 @@ def evaluate_saved(
         bundle = load_data(data.source, data.options, test_fraction=data.test_fraction, seed=data.seed)
         seed: int | None = data.seed
     elif stages:
-        recipe = recipe_from_dict(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")), str(path))
+        recipe = load_recipe(path / "config.yaml")
         bundle = load_data(
             recipe.data.source,
             recipe.data.options,
