@@ -313,12 +313,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """A message kept on one line: line breaks that came with user text (a file name, a column or key
+    named with a newline) are shown escaped, as repr would."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ProtegeError as exc:
-        print(f"protege: error: {exc}", file=sys.stderr)
+        print(f"protege: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("protege: interrupted; continue with --resume", file=sys.stderr)
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        where = f" writing {exc.filename}" if exc.filename else ""
+        where = f" writing {one_line(str(exc.filename))}" if exc.filename else ""
         print(
             f"protege: error: disk full{where}; files are written atomically, so nothing is half-written: "
             "free some space and continue with --resume",

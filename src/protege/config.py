@@ -292,8 +292,8 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
     A field that accepts several types (``baseline: true`` or a train block) yields one error per
     type; the deepest one is the one that names the user's mistake.
     """
-    error = max(exc.errors(), key=lambda e: (len(_field_path(e["loc"])), e["type"] == "extra_forbidden"))
-    path = _field_path(error["loc"])
+    error = max(exc.errors(), key=lambda e: (len(_error_path(e)), e["type"] == "extra_forbidden"))
+    path = _error_path(error)
     where = ".".join(str(p) for p in path) or "(top level)"
     if error["type"] == "extra_forbidden":
         fields = _fields_at(root, tuple(path[:-1]))
@@ -311,6 +311,12 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
 def _field_path(loc: tuple) -> list:
     """``loc`` without the union-member tags pydantic inserts (``bool``, ``TrainConfig``, ``list[...]``)."""
     return [p for p in loc if isinstance(p, int) or (p.isidentifier() and p.islower() and p not in _TYPE_TAGS)]
+
+
+def _error_path(error: dict) -> list:
+    """The field path of an error; an unknown field keeps its name (the last entry) whatever it looks like."""
+    path = _field_path(error["loc"][:-1] if error["type"] == "extra_forbidden" else error["loc"])
+    return [*path, error["loc"][-1]] if error["type"] == "extra_forbidden" else path
 
 
 _TYPE_TAGS = {"bool", "int", "float", "str", "list", "dict", "none"}

@@ -131,10 +131,11 @@ class Preprocessor:
             )
         if len(a) == 0:
             raise DataError(f"{origin}: no inputs")
-        a = a.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused just below
+            a = a.astype(np.float32)
         if not np.isfinite(a).all():
             row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
-            raise DataError(f"{origin}: input {row} holds NaN or infinite values")
+            raise DataError(f"{origin}: input {row} holds NaN or infinite values, or values beyond a 32-bit float")
         return self._finish(a)
 
     def _token_ids(self, texts: Sequence[str]) -> np.ndarray:

@@ -120,7 +120,8 @@ def _prepare_like_training(bundle: DataBundle, preprocessing: list[dict], source
             )
     if not standardize:
         return bundle
-    mean = torch.tensor(standardize[0]["mean"], dtype=torch.float32)
-    std = torch.tensor(standardize[0]["std"], dtype=torch.float32)
+    shape = bundle.test.x.shape[1:]  # a card may store the statistics flat or shaped like one input
+    mean = torch.tensor(standardize[0]["mean"], dtype=torch.float32).reshape(shape)
+    std = torch.tensor(standardize[0]["std"], dtype=torch.float32).reshape(shape)
     test = ArrayDataset((bundle.test.x - mean) / std, bundle.test.y)
     return dataclasses.replace(bundle, test=test)
