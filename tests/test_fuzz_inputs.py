@@ -171,7 +171,10 @@ json_values = st.recursive(
     max_leaves=4,
 )
 json_rows = st.dictionaries(st.sampled_from(["label", "a", "b", "text", "split"]), json_values, max_size=5)
+numbers = st.floats(-9, 9) | st.integers(-9, 9)
+plausible_rows = st.fixed_dictionaries({"label": st.sampled_from(["a", "b"]), "a": numbers}, optional={"b": numbers})
 json_lines = st.one_of(
+    plausible_rows.map(json.dumps),
     json_rows.map(json.dumps),
     json_values.map(json.dumps),
     st.sampled_from(['{"a": 1e400, "label": "x"}', '{"a": NaN, "label": "y"}', "", "{", "[" * 3000 + "]" * 3000]),
@@ -181,16 +184,17 @@ json_lines = st.one_of(
 
 @PROFILE
 @given(
-    lines=st.lists(json_lines, max_size=12),
+    lines=st.lists(plausible_rows.map(json.dumps), min_size=8, max_size=24) | st.lists(json_lines, max_size=12),
+    odd=st.lists(json_lines, max_size=1),
     encoding=st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "latin-1", "utf-16"]),
     options=st.fixed_dictionaries(
         {}, optional={"text_column": st.sampled_from(["text", "a"]), "split_column": st.just("split")}
     ),
 )
-def test_random_json_lines_files_never_end_in_a_traceback(lines, encoding, options, capsys):
+def test_random_json_lines_files_never_end_in_a_traceback(lines, odd, encoding, options, capsys):
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.jsonl"
-        data.write_bytes("\n".join(lines).encode(encoding, errors="replace"))
+        data.write_bytes("\n".join(lines + odd).encode(encoding, errors="replace"))
         recipe = {**BASE, "data": {"source": f"jsonl:{data}", "options": options, "val_fraction": 0.0}}
         _dry_run(Path(tmp), recipe, capsys)
 
@@ -215,10 +219,22 @@ def arrays_for(draw, rows: int) -> np.ndarray:
 
 
 @st.composite
+def plausible_inputs(draw, rows: int) -> np.ndarray:
+    """Inputs a model could take: (rows, 1 to 3 axes) of small numbers."""
+    shape = (rows, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int64, np.uint8]))
+    return draw(hnp.arrays(dtype, shape, elements=st.integers(0, 9))).astype(dtype)
+
+
+@st.composite
 def npz_contents(draw) -> dict[str, np.ndarray]:
+    """The arrays of an npz data source: half of the time plausible, the rest of any rank and dtype."""
     rows = draw(st.integers(0, 24))
     labels = hnp.arrays(np.int64, st.just((rows,)), elements=st.integers(0, 3)) | arrays_for(rows)
-    contents = {"x": draw(arrays_for(rows)), "y": draw(labels)}
+    inputs = plausible_inputs(rows) | arrays_for(rows)
+    contents = {"x": draw(inputs), "y": draw(labels)}
+    if draw(st.integers(0, 9)) == 0 and contents["x"].dtype == np.float64 and contents["x"].size:
+        contents["x"].flat[0] = draw(st.sampled_from([1e300, -3e39, np.nan, np.inf]))
     for key in draw(st.lists(st.sampled_from(["x_val", "y_val", "x_test", "y_test", "class_names", "z"]), max_size=3)):
         contents[key] = draw(arrays_for(draw(st.integers(0, 6))))
     if draw(st.integers(0, 9)) == 0:

@@ -194,7 +194,7 @@ class Recipe(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="names the default run directory runs/<name>: letters, digits, '.', '_' and '-' only",
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the splits, weights and data order: 0 to 2**32 - 1")
     output_dir: str | None = None
     data: DataConfig
     transfer: TransferConfig | None = None
@@ -249,6 +249,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 def recipe_from_dict(raw: dict, origin: str = "recipe") -> Recipe:
     """Validate a recipe given as a dict, with the same one-line errors as a file."""
+    check_plain(raw, origin)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
@@ -257,6 +258,27 @@ def recipe_from_dict(raw: dict, origin: str = "recipe") -> Recipe:
 
     check_recipe(recipe, origin)
     return recipe
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def check_plain(value: Any, origin: str, path: str = "") -> None:
+    """Refuse values a recipe cannot hold: YAML's ``!!binary``, ``!!set``, dates and other tags load as
+    Python objects that no option takes and that the run's config.yaml could not record."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, PLAIN):
+                raise ConfigError(f"{origin}: {path or '(top level)'}: a key of type {type(key).__name__}; use text")
+            check_plain(item, origin, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_plain(item, origin, f"{path}[{i}]")
+    elif not isinstance(value, PLAIN):
+        raise ConfigError(
+            f"{origin}: {path or '(top level)'}: a {type(value).__name__} value; a recipe holds text, numbers, "
+            "true/false, lists and blocks (quote a date or other tagged value to keep it as text)"
+        )
 
 
 def apply_override(raw: dict, item: str) -> None:

@@ -100,6 +100,16 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: ["rank", "--models", "mlp", "--data", "mnist1d", "--data-option", "num_samples=@5"],
         "--data-option 'num_samples=@5': the value is not valid YAML",
     ),
+    "negative seed": (lambda t: recipe(t, {"seed": -1}), "seed: Input should be greater than or equal to 0 (got -1)"),
+    "seed beyond numpy's range": (lambda t: recipe(t, {"seed": 2**40}), "seed: Input should be less than or equal to"),
+    "override holding binary data": (
+        lambda t: [*recipe(t, {"student.model": {"source": "timm:x"}}), "--set", "student.model.x=!!binary AA=="],
+        "student.model.x: a bytes value; a recipe holds text, numbers",
+    ),
+    "override holding a date": (
+        lambda t: [*recipe(t), "--set", "name=2024-01-31"],
+        "name: a date value; a recipe holds text, numbers, true/false, lists and blocks (quote a date",
+    ),
     "rank limit of zero": (
         lambda t: ["rank", "--models", "mlp", "--data", "digits", "--limit", "0"],
         "limit 0 is too small for 10 classes",

@@ -50,7 +50,9 @@ def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np
                 f"({MAX_INPUT_VALUES:,}); set options.size: [height, width] to resize every image"
             )
         try:
-            image.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                image.load()
             if mode is not None and image.mode != mode:
                 image = image.convert(mode)
             if size is not None and image.size != (size[1], size[0]):
@@ -69,6 +71,7 @@ def open_image(file: Path) -> Iterator[PIL.Image.Image]:
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # damaged metadata (EXIF, TIFF tags) the pixels do not need
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(file)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
