@@ -20,7 +20,7 @@ from torch import nn
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle, batch_loader
 from protege.errors import ConfigError, DataError, ModelError
-from protege.models import build_model
+from protege.models import build_model, check_model_options
 
 SCORES = ("logme", "h_score", "knn_accuracy", "linear_probe_accuracy")
 
@@ -278,7 +278,9 @@ def rank_models(
         raise ModelError("rank needs at least one candidate model")
     if held_out not in ("val", "test"):
         raise DataError(f"held_out must be val or test (got {held_out!r})")
+    # every candidate's options are checked before the first one is scored
     specs = [(c, {}) if isinstance(c, str) else (c[0], dict(c[1])) for c in candidates]
+    specs = [(source, check_model_options(source, options)) for source, options in specs]
     results: list[CandidateScore] = []
     sizes = (0, 0)
     for source, options in specs:

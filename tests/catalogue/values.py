@@ -72,6 +72,14 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: recipe(t, {"student.model": {"source": "cnn2d", "depth": 0}}),
         "model 'cnn2d': depth: Input should be greater than or equal to 1 (got 0)",
     ),
+    "hugging face max_length of one": (
+        lambda t: recipe(t, {"student.model": {"source": f"hf:{t / 'bert'}", "max_length": 1}}),
+        "max_length: Input should be greater than or equal to 2 (got 1)",
+    ),
+    "hugging face pooling that does not exist": (
+        lambda t: recipe(t, {"student.model": {"source": f"hf:{t / 'bert'}", "pooling": "max"}}),
+        "pooling: Input should be 'mean' or 'cls' (got 'max')",
+    ),
     "model too large to allocate": (
         lambda t: recipe(t, {"student.model": {"source": "mlp", "hidden": 60000, "layers": 100}}),
         "more than the 268,435,456 a builtin model may have; make it smaller",

@@ -50,14 +50,11 @@ def check_model_options(source: str, options: dict) -> dict:
         if not name:
             raise ModelError(f"model source {source!r} needs a name: {kind}:<name>")
         if kind == "hf":
-            from protege.models.hf import HF_OPTIONS
+            from protege.models.hf import TokenizerEncoder, build_hf
 
-            for option in options:
-                if option not in HF_OPTIONS:
-                    raise ModelError(
-                        f"model {source!r} has no option {option!r}{did_you_mean(option, HF_OPTIONS)}; "
-                        f"valid: {', '.join(HF_OPTIONS)}"
-                    )
+            fields = signature_fields(build_hf, skip=("reference", "input_shape", "num_classes", "preprocess"))
+            fields |= signature_fields(TokenizerEncoder.__init__, skip=("tokenizer", "source"))
+            return check_options(f"model {source!r}", fields, options, error=ModelError)
         return options  # timm/torchvision pass other options to the library's constructor, which checks them
     if source not in BUILTIN:
         known = ", ".join([*BUILTIN, "timm:<name>", "torchvision:<name>", "hf:<id or folder>", "run:path"])
@@ -140,7 +137,11 @@ def load_run_model(source: str, input_shape: tuple[int, ...] | None, class_names
     if kind == "hf":
         from protege.models.hf import rebuild_hf
 
-        module = rebuild_hf(directory, card.num_classes, card.options)
+        try:
+            options = check_model_options(card.architecture, card.options)
+        except ModelError as exc:
+            raise ModelError(f"{directory / 'model.json'}: {exc}") from None
+        module = rebuild_hf(directory, card.num_classes, options)
     elif kind in LIBRARIES:
         # the architecture only: the trained weights come from model.safetensors, never a download
         options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}
