@@ -114,6 +114,8 @@ KEYS = [
     "transfer.source",
 ]
 yaml_texts = st.one_of(
+    st.integers(1, 64).map(str),  # plausible values of most KEYS
+    st.floats(0.01, 0.99).map(repr),
     st.text(max_size=12),
     st.text(alphabet="[]{}:,'\"!&*#|>@%-? \n\t0123456789.eE+", max_size=12),
     values.map(lambda v: yaml.safe_dump(v, default_flow_style=True).strip()),
@@ -222,7 +224,7 @@ def arrays_for(draw, rows: int) -> np.ndarray:
 @st.composite
 def plausible_inputs(draw, rows: int) -> np.ndarray:
     """Inputs a model could take: (rows, 1 to 3 axes) of small numbers."""
-    shape = (rows, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    shape = (rows, *draw(st.lists(st.integers(1, 4), min_size=1, max_size=3) | st.just([1, 8, 8])))  # or digits
     dtype = draw(st.sampled_from([np.float64, np.float32, np.int64, np.uint8]))
     return draw(hnp.arrays(dtype, shape, elements=st.integers(0, 9))).astype(dtype)
 
@@ -230,13 +232,17 @@ def plausible_inputs(draw, rows: int) -> np.ndarray:
 @st.composite
 def npz_contents(draw) -> dict[str, np.ndarray]:
     """The arrays of an npz data source: half of the time plausible, the rest of any rank and dtype."""
-    rows = draw(st.integers(0, 24))
-    labels = hnp.arrays(np.int64, st.just((rows,)), elements=st.integers(0, 3)) | arrays_for(rows)
-    inputs = plausible_inputs(rows) | arrays_for(rows)
-    contents = {"x": draw(inputs), "y": draw(labels)}
+    if draw(st.booleans()):  # inputs and labels a model could train on
+        rows = draw(st.integers(8, 24))
+        contents = {"x": draw(plausible_inputs(rows)), "y": np.arange(rows) % draw(st.integers(2, 4))}
+    else:
+        rows = draw(st.integers(0, 24))
+        labels = hnp.arrays(np.int64, st.just((rows,)), elements=st.integers(0, 3)) | arrays_for(rows)
+        contents = {"x": draw(arrays_for(rows)), "y": draw(labels)}
     if draw(st.integers(0, 9)) == 0 and contents["x"].dtype == np.float64 and contents["x"].size:
         contents["x"].flat[0] = draw(st.sampled_from([1e300, -3e39, np.nan, np.inf]))
-    for key in draw(st.lists(st.sampled_from(["x_val", "y_val", "x_test", "y_test", "class_names", "z"]), max_size=3)):
+    extra = st.lists(st.sampled_from(["x_val", "y_val", "x_test", "y_test", "class_names", "z"]), max_size=3)
+    for key in draw(st.just([]) | extra):
         contents[key] = draw(arrays_for(draw(st.integers(0, 6))))
     if draw(st.integers(0, 9)) == 0:
         del contents[draw(st.sampled_from(["x", "y"]))]
