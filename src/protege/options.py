@@ -2,7 +2,8 @@
 
 A range is declared once, where the option is defined (``temperature: Annotated[float, Field(gt=0)]``),
 and the same pydantic check serves recipes, ``--dry-run`` and the Python API, for objectives,
-strategies, builtin models, data sources and derived transfer sets.
+strategies, builtin and ``hf:`` models, data sources and derived transfer sets. The sizes below bound
+what an option, a data set or a saved model card may ask for.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
@@ -30,6 +31,10 @@ Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
 MAX_DEPTH = 256
 Depth = Annotated[int, Field(ge=1, le=MAX_DEPTH)]
 """A number of layers: at least 1, at most 256."""
+
+MAX_SIDE = 8192
+"""The longest side of an image, in pixels: a resize target, a saved model's image size."""
+ImageMode = Literal["L", "RGB", "RGBA"]
 
 MAX_INPUT_VALUES = 3 * 1024 * 1024
 """The most values one input may hold (a 1024×1024 RGB image): a data set's inputs and a saved model's card."""

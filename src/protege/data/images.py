@@ -13,22 +13,20 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from pydantic import Field
 
 from protege.data.sources import SOURCES, RawData
 from protege.errors import DataError
-from protege.options import MAX_INPUT_VALUES
+from protege.options import MAX_INPUT_VALUES, MAX_SIDE, ImageMode
 
 if TYPE_CHECKING:
     import PIL.Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-Mode = Literal["L", "RGB", "RGBA"]
-MODES: tuple[str, ...] = typing.get_args(Mode)
-MAX_SIDE = 8192
+MODES: tuple[str, ...] = typing.get_args(ImageMode)
 Size = Annotated[list[Annotated[int, Field(ge=1, le=MAX_SIDE)]], Field(min_length=2, max_length=2)]
 """``size: [height, width]``, each side 1 to 8,192 pixels."""
 MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
@@ -104,7 +102,7 @@ def _images(folder: Path) -> list[Path]:
 
 
 @SOURCES.register("imagefolder")
-def imagefolder(path: Path, size: Size | None = None, mode: Mode | None = None) -> RawData:
+def imagefolder(path: Path, size: Size | None = None, mode: ImageMode | None = None) -> RawData:
     """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts them."""
     split_roots = {name: path / name for name in SPLITS if (path / name).is_dir()}
     if split_roots and "train" not in split_roots:

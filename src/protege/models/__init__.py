@@ -40,7 +40,7 @@ LIBRARIES = ("timm", "torchvision", "hf")
 
 def check_model_options(source: str, options: dict) -> dict:
     """Fail early, with a suggestion, on an unknown source, an option the architecture lacks, or (for a
-    builtin) an option of the wrong type or out of its range; return the options as validated."""
+    builtin or ``hf:`` model) an option of the wrong type or out of its range; return the options as validated."""
     kind, _, name = source.partition(":")
     if kind == "run":
         if options:

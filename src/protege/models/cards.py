@@ -16,9 +16,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
 
 from protege.errors import CheckpointError
-from protege.options import MAX_INPUT_VALUES
+from protege.options import MAX_INPUT_VALUES, MAX_SIDE, ImageMode
 
-Side = Annotated[StrictInt, Field(ge=1, le=8192)]
+Side = Annotated[StrictInt, Field(ge=1, le=MAX_SIDE)]
 
 
 class _Block(BaseModel):
@@ -34,7 +34,7 @@ class _Standardize(_Block):
 
 class _Image(_Block):
     size: Annotated[list[Side], Field(min_length=2, max_length=2)]
-    mode: Literal["L", "RGB", "RGBA"]
+    mode: ImageMode
 
 
 class _Tfidf(_Block):
@@ -49,7 +49,7 @@ class _Tfidf(_Block):
 
 class _Tokenizer(_Block):
     source: StrictStr
-    max_length: Annotated[StrictInt, Field(ge=1, le=MAX_INPUT_VALUES)]
+    max_length: Annotated[StrictInt, Field(ge=2, le=MAX_INPUT_VALUES)]
     truncation: StrictBool | StrictStr = True
 
 
