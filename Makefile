@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-gpu clean
+.PHONY: demo test test-fast fuzz lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
+
+# The hypothesis targets of tests/test_fuzz_inputs.py with 1,000 examples each (the suite runs 25).
+fuzz: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz_inputs.py --hypothesis-show-statistics
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -12,8 +12,6 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from protege.errors import ConfigError, ProtegeError
 
 EXIT_USER_ERROR = 2
@@ -37,12 +35,14 @@ def _recipe_path(given: str) -> Path:
 
 def _options(pairs: list[str] | None, flag: str) -> dict:
     """``key=value`` pairs (values parsed as YAML: numbers, lists, booleans) into a dict."""
+    from protege.config import parse_value
+
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"{flag} {pair!r} must look like name=value")
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_value(value, f"{flag} {pair!r}")
     return out
 
 
@@ -355,12 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """A message kept on one line: line breaks that came with user text (a file name, a column or key
+    named with a newline) are shown escaped, as repr would."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ProtegeError as exc:
-        print(f"protege: error: {exc}", file=sys.stderr)
+        print(f"protege: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("protege: interrupted; continue with --resume", file=sys.stderr)
@@ -371,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        where = f" writing {exc.filename}" if exc.filename else ""
+        where = f" writing {one_line(str(exc.filename))}" if exc.filename else ""
         print(
             f"protege: error: disk full{where}; files are written atomically, so nothing is half-written: "
             "free some space and continue with --resume",

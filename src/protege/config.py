@@ -5,12 +5,13 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protege.errors import ConfigError, did_you_mean
+from protege.files import read_text
 
 
 class Strict(BaseModel):
@@ -165,9 +166,11 @@ class EvaluateConfig(Strict):
     """What the evaluate stage measures on the test split."""
 
     latency: bool = True
-    latency_batch_sizes: list[int] = Field(default_factory=lambda: [1, 64])
+    latency_batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [1, 64], min_length=1, description="batch sizes to time, each 1 to 4096"
+    )
     threads: int | None = Field(
-        1, ge=1, description="CPU threads for latency; 1 (default) is comparable across machines, null: all"
+        1, ge=1, le=256, description="CPU threads for latency; 1 (default) is comparable across machines, null: all"
     )
     fairness_margin: float = Field(
         0.05, ge=0, le=1, description="flag a class or group whose accuracy drop exceeds the average drop by this"
@@ -191,7 +194,7 @@ class Recipe(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="names the default run directory runs/<name>: letters, digits, '.', '_' and '-' only",
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the splits, weights and data order: 0 to 2**32 - 1")
     output_dir: str | None = None
     data: DataConfig
     transfer: TransferConfig | None = None
@@ -230,8 +233,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
+    text = read_text(path, ConfigError)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -245,6 +249,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 def recipe_from_dict(raw: dict, origin: str = "recipe") -> Recipe:
     """Validate a recipe given as a dict, with the same one-line errors as a file."""
+    check_plain(raw, origin)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
@@ -253,6 +258,27 @@ def recipe_from_dict(raw: dict, origin: str = "recipe") -> Recipe:
 
     check_recipe(recipe, origin)
     return recipe
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def check_plain(value: Any, origin: str, path: str = "") -> None:
+    """Refuse values a recipe cannot hold: YAML's ``!!binary``, ``!!set``, dates and other tags load as
+    Python objects that no option takes and that the run's config.yaml could not record."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, PLAIN):
+                raise ConfigError(f"{origin}: {path or '(top level)'}: a key of type {type(key).__name__}; use text")
+            check_plain(item, origin, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_plain(item, origin, f"{path}[{i}]")
+    elif not isinstance(value, PLAIN):
+        raise ConfigError(
+            f"{origin}: {path or '(top level)'}: a {type(value).__name__} value; a recipe holds text, numbers, "
+            "true/false, lists and blocks (quote a date or other tagged value to keep it as text)"
+        )
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -269,7 +295,17 @@ def apply_override(raw: dict, item: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override {item!r}: {part!r} is not a block of fields")
         node = child
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = parse_value(value, f"--set {item!r}")
+
+
+def parse_value(text: str, what: str) -> Any:
+    """A command-line value parsed as YAML (numbers, lists, booleans); invalid YAML is a one-line error
+    that starts with ``what`` (the flag and the pair)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{what}: the value is not valid YAML ({problem}); quote text, as in name='[a'") from None
 
 
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
@@ -278,8 +314,8 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
     A field that accepts several types (``baseline: true`` or a train block) yields one error per
     type; the deepest one is the one that names the user's mistake.
     """
-    error = max(exc.errors(), key=lambda e: (len(_field_path(e["loc"])), e["type"] == "extra_forbidden"))
-    path = _field_path(error["loc"])
+    error = max(exc.errors(), key=lambda e: (len(_error_path(e)), e["type"] == "extra_forbidden"))
+    path = _error_path(error)
     where = ".".join(str(p) for p in path) or "(top level)"
     if error["type"] == "extra_forbidden":
         fields = _fields_at(root, tuple(path[:-1]))
@@ -297,6 +333,12 @@ def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> st
 def _field_path(loc: tuple) -> list:
     """``loc`` without the union-member tags pydantic inserts (``bool``, ``TrainConfig``, ``list[...]``)."""
     return [p for p in loc if isinstance(p, int) or (p.isidentifier() and p.islower() and p not in _TYPE_TAGS)]
+
+
+def _error_path(error: dict) -> list:
+    """The field path of an error; an unknown field keeps its name (the last entry) whatever it looks like."""
+    path = _field_path(error["loc"][:-1] if error["type"] == "extra_forbidden" else error["loc"])
+    return [*path, error["loc"][-1]] if error["type"] == "extra_forbidden" else path
 
 
 _TYPE_TAGS = {"bool", "int", "float", "str", "list", "dict", "none"}

@@ -10,7 +10,7 @@ from protege.console import out_console
 from protege.evaluate import count_parameters
 from protege.models import build_model
 from protege.objectives import OBJECTIVES
-from protege.pipeline import load_recipe_data, student_stage_names
+from protege.pipeline import load_recipe_data, load_transfer_set, student_stage_names
 from protege.transfer import build_strategy
 from protege.transfer.base import group_rows
 
@@ -19,8 +19,10 @@ def describe(recipe: Recipe) -> None:
     """Load the data and build the models (no training) and print the plan."""
     data = load_recipe_data(recipe)
     out_console.print(f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.describe()}")
-    if recipe.transfer is not None:
-        out_console.print(f"transfer set: {recipe.transfer.source} {recipe.transfer.options or ''}")
+    transfer_set = load_transfer_set(recipe, data)
+    if recipe.transfer is not None and transfer_set is not None:
+        options = recipe.transfer.options or ""
+        out_console.print(f"transfer set: {len(transfer_set)} unlabeled inputs from {recipe.transfer.source} {options}")
     table = Table(title="stages")
     group_tables = []
     for column in ("stage", "model", "parameters", "objective", "training"):

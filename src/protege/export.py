@@ -26,7 +26,15 @@ from torch import nn
 
 from protege.console import log
 from protege.errors import CheckpointError, ConfigError, ModelError, ProtegeError, did_you_mean
-from protege.models import LIBRARIES, build_library_model, example_input, load_run_model, resolve_run_path
+from protege.files import check_writable_file, read_text
+from protege.models import (
+    LIBRARIES,
+    build_library_model,
+    builtin_from_card,
+    example_input,
+    load_run_model,
+    resolve_run_path,
+)
 from protege.models.builtin import BUILTIN
 from protege.models.hf import pack_files, rebuild_hf, unpacked
 from protege.models.store import (
@@ -109,6 +117,9 @@ def export_model(
         raise ConfigError(
             f"output {path} must end in {FORMATS[format]} for format {format} (predict tells formats apart by it)"
         )
+    check_writable_file(path)
+    if format == "safetensors":
+        check_writable_file(path.with_suffix(".json"))
     samples, described = sample_inputs(model_dir, card, module, trust_remote_code)
     log(f"export: {card.architecture} from {model_dir} as {format}, checked on {described}")
 
@@ -230,7 +241,7 @@ def read_safetensors(
         card = card_from_json(header[CARD_KEY], f"{origin} (header metadata)")
     elif isinstance(data, Path) and data.with_suffix(".json").is_file():
         sidecar = data.with_suffix(".json")
-        card = card_from_json(sidecar.read_text(encoding="utf-8"), str(sidecar))
+        card = card_from_json(read_text(sidecar, CheckpointError), str(sidecar))
     else:
         raise CheckpointError(f"{origin}: no protege metadata in the file or beside it; export it with protege export")
     files = embedded_files(header.get(FILES_KEY), origin)
@@ -254,7 +265,7 @@ def rebuild(card: ModelCard, origin: str, files: dict[str, str] | None = None, t
     tokenizer ``files`` the export carries (never a download), timm and torchvision ones without weights."""
     kind, _, name = card.architecture.partition(":")
     if card.architecture in BUILTIN:
-        return BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+        return builtin_from_card(card, origin)
     if kind == "hf":
         if not files:
             raise ModelError(f"{origin}: no Hugging Face config in the file; export the model again with protege")

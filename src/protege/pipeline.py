@@ -29,7 +29,7 @@ from protege import rundir
 from protege.config import Recipe, StageConfig, StudentConfig, TrainConfig, dump_recipe
 from protege.console import log
 from protege.data.build import load_data
-from protege.data.dataset import DataBundle, concat
+from protege.data.dataset import ArrayDataset, DataBundle, concat
 from protege.data.text import TextEncoder
 from protege.data.transfer import build_transfer_set
 from protege.distill.ensemble import EnsembleTeacher
@@ -195,6 +195,23 @@ def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataB
     )
 
 
+def load_transfer_set(recipe: Recipe, data: DataBundle) -> ArrayDataset | None:
+    """The recipe's transfer set, encoded like the labelled data; None without one. A run loads it before
+    any stage trains and ``--dry-run`` loads it too, so a missing file or a bad option costs no training."""
+    transfer = recipe.transfer
+    if transfer is None:
+        return None
+    return build_transfer_set(
+        transfer.source,
+        transfer.options,
+        data.train,
+        recipe.seed,
+        transfer.limit,
+        text_encoder=data.text_encoder,
+        preprocess=data.preprocess,
+    )
+
+
 def run_recipe(
     recipe: Recipe, output_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False
 ) -> RunResult:
@@ -212,6 +229,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     """The recipe's stages in order, then the report, into ``run_dir`` (held by this process)."""
     data = load_recipe_data(recipe)
     log(f"data: {data.describe()}")
+    transfer_set = load_transfer_set(recipe, data)  # before the teacher trains, so its problems show now
     result = RunResult(run_dir)
     stages = result.stages
     tracker = start_tracking(recipe, run_dir)
@@ -228,9 +246,10 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
             stages["teacher"] = ensemble_stage([stages[name] for name, _ in recipe.teacher_stages], student)
         if "teacher" in stages:
             teacher = stages["teacher"].model
+        extra = {**track, "transfer_set": transfer_set}
         for generation, name in enumerate(student_stage_names(student.generations)):
             seed = recipe.seed + generation  # born-again generations start from different weights
-            stages[name] = run_stage(name, student, data, recipe, run_dir, resume, teacher=teacher, seed=seed, **track)
+            stages[name] = run_stage(name, student, data, recipe, run_dir, resume, teacher=teacher, seed=seed, **extra)
             teacher = stages[name].model
 
     history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
@@ -269,9 +288,11 @@ def run_stage(
     teacher: nn.Module | None = None,
     seed: int | None = None,
     on_epoch: list | None = None,
+    transfer_set: ArrayDataset | None = None,
 ) -> StageResult:
     """Build (or load) the stage's model, train it if the stage says so, and save it under ``name/model``.
-    ``seed`` (default: the recipe's) sets the initial weights and the data order."""
+    ``seed`` (default: the recipe's) sets the initial weights and the data order; a distilling stage adds
+    ``transfer_set`` (unlabeled inputs) to its training set."""
     seed = recipe.seed if seed is None else seed
     stage_dir = run_dir / name
     model_dir = stage_dir / "model"
@@ -294,19 +315,9 @@ def run_stage(
         check_free_space(run_dir, name, built.module, stage.train)
     objective = build_objective(_objective_specs(stage))
     train_set = data.train
-    if objective.needs_teacher and recipe.transfer is not None:
-        transfer = recipe.transfer
-        extra = build_transfer_set(
-            transfer.source,
-            transfer.options,
-            data.train,
-            recipe.seed,
-            transfer.limit,
-            text_encoder=data.text_encoder,
-            preprocess=data.preprocess,
-        )
-        train_set = concat(data.train, extra)
-        log(f"[bold]{name}[/]: transfer set of {len(extra)} unlabeled examples added ({len(train_set)} in all)")
+    if objective.needs_teacher and transfer_set is not None:
+        train_set = concat(data.train, transfer_set)
+        log(f"[bold]{name}[/]: transfer set of {len(transfer_set)} unlabeled examples added ({len(train_set)} in all)")
     if not resume and stage_dir.exists() and is_main_process():
         shutil.rmtree(stage_dir)
     teacher_cache = getattr(stage, "teacher_cache", "auto")

@@ -19,6 +19,7 @@ from protege.data.images import IMAGE_SUFFIXES
 from protege.data.sources import read_csv_rows
 from protege.errors import ConfigError, DataError, ModelError
 from protege.export import input_dtype, read_exported, torch_runtime
+from protege.files import read_text
 from protege.models import load_run_model, resolve_run_path
 from protege.models.store import ModelCard
 from protege.preprocess import Preprocessor
@@ -120,10 +121,7 @@ def _read_csv(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.nda
 
 def _read_text(path: Path, preprocessor: Preprocessor) -> tuple[list[str], np.ndarray]:
     """One text per non-blank line; the names carry the line numbers."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    lines = read_text(path, DataError).splitlines()
     kept = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not kept:
         raise DataError(f"{path}: no text lines")

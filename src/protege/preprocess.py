@@ -125,8 +125,8 @@ class Preprocessor:
         """Raw numeric inputs: ``(N, *input_shape)``, one input of ``input_shape``, or ``(N, values)``
         flattened; for a text model, TF-IDF vectors already computed."""
         a = np.asarray(array)
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-            raise DataError(f"{origin}: inputs are {a.dtype}, not numbers")
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.iscomplexobj(a):
+            raise DataError(f"{origin}: inputs are {a.dtype}, not real numbers")
         if a.shape == self.input_shape:
             a = a[None]
         elif a.ndim == 2 and a.shape[1] == self.values_per_input:
@@ -142,10 +142,11 @@ class Preprocessor:
             )
         if len(a) == 0:
             raise DataError(f"{origin}: no inputs")
-        a = a.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused just below
+            a = a.astype(np.float32)
         if not np.isfinite(a).all():
             row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
-            raise DataError(f"{origin}: input {row} holds NaN or infinite values")
+            raise DataError(f"{origin}: input {row} holds NaN or infinite values, or values beyond a 32-bit float")
         return self._finish(a)
 
     def _token_ids(self, texts: Sequence[str]) -> np.ndarray:

@@ -19,7 +19,7 @@ from torch import nn
 
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle, batch_loader
-from protege.errors import DataError, ModelError
+from protege.errors import ConfigError, DataError, ModelError
 from protege.models import build_model, check_model_options, load_run_model
 
 SCORES = ("logme", "h_score", "knn_accuracy", "linear_probe_accuracy")
@@ -93,7 +93,10 @@ def h_score(features: np.ndarray, labels: np.ndarray) -> float:
     for c in np.unique(labels):
         class_means[labels == c] = f[labels == c].mean(0)
     between = class_means.T @ class_means / len(f)
-    return float(np.trace(np.linalg.solve(covariance, between)))
+    try:
+        return float(np.trace(np.linalg.solve(covariance, between)))
+    except np.linalg.LinAlgError:  # features without any variance (all constant): the least-squares answer
+        return float(np.trace(np.linalg.lstsq(covariance, between, rcond=None)[0]))
 
 
 def knn_accuracy(train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray, k: int = 5) -> float:
@@ -275,7 +278,9 @@ def rank_models(
         raise ModelError("rank needs at least one candidate model")
     if held_out not in ("val", "test"):
         raise DataError(f"held_out must be val or test (got {held_out!r})")
+    # every candidate's options are checked before the first one is scored
     specs = [(c, {}) if isinstance(c, str) else (c[0], dict(c[1])) for c in candidates]
+    specs = [(source, check_model_options(source, options)) for source, options in specs]
     results: list[CandidateScore] = []
     sizes = (0, 0)
     for source, options in specs:
@@ -284,6 +289,11 @@ def rank_models(
         evaluation = bundle.val if held_out == "val" else bundle.test
         if evaluation is None:
             raise DataError(f"{data} has no {held_out} split; use held_out=test or a val_fraction above 0")
+        if limit is not None and limit < 2 * len(bundle.class_names):
+            raise ConfigError(
+                f"limit {limit} is too small for {len(bundle.class_names)} classes: the scores need two examples "
+                f"of each, so {2 * len(bundle.class_names)} or more"
+            )
         train, evaluation = _subsample(bundle.train, limit, seed), _subsample(evaluation, limit, seed + 1)
         sizes = (len(train), len(evaluation))
         torch.manual_seed(seed)  # untrained candidates draw the same weights on every run

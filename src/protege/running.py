@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from protege.errors import CheckpointError
 from protege.metrics import Metric
 from protege.metrics.classification import ACCURACY
 from protege.tasks import labeled_mask
@@ -92,8 +93,13 @@ class RunningSums:
         sums.weighted_keys = tuple(k for k in scalars if k in FIXED or k.startswith("term."))
         sums.weighted = torch.stack([scalars[k].float() for k in sums.weighted_keys])
         names = metric.stat_names or sorted(
-            (k for k in scalars if k.startswith(f"{metric.name}.")), key=lambda k: int(k.rpartition(".")[2])
+            (k for k in scalars if k.startswith(f"{metric.name}.") and k.rpartition(".")[2].isdigit()),
+            key=lambda k: int(k.rpartition(".")[2]),
         )
+        missing = [name for name in names if name not in scalars]
+        if missing or not names:
+            shown = ", ".join(missing) or f"the sums of {metric.name}"
+            raise CheckpointError(f"the checkpoint's running sums lack {shown}; delete the checkpoint to start over")
         sums.counts = torch.stack([scalars[k].float() for k in names])
         return sums
 

@@ -54,6 +54,21 @@ def test_disk_cache_matches_memory_and_is_reused(tmp_path):
     assert (tmp_path / "teacher_0.f32").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize("damage", ["description", "table"])
+def test_a_damaged_disk_cache_is_recomputed(damage, tmp_path):
+    data = make_blobs(50)
+    teacher = _teacher()
+    prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    if damage == "description":
+        (tmp_path / "teacher_cache.json").write_bytes(b"\xff{ not json")
+    else:
+        (tmp_path / "teacher_0.f32").write_bytes(b"\0" * 12)  # cut short: a memory map of it would fail
+    disk = prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    fresh = prepare_teacher(teacher, data, "memory", torch.device("cpu"), nullcontext)
+    batch = data.__getitems__(list(range(50)))
+    torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
+
+
 def test_disk_cache_of_other_data_is_recomputed(tmp_path):
     teacher = _teacher()
     prepare_teacher(teacher, make_blobs(50, seed=0), "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)

@@ -201,7 +201,7 @@ def test_bad_options_are_one_line_errors(name, options, message):
 
 
 def test_bad_values_are_config_errors():
-    with pytest.raises(ConfigError, match="decay must be in"):
+    with pytest.raises(ConfigError, match=re.escape("decay: Input should be less than or equal to 1 (got 2)")):
         build_strategy("discriminative_lr", {"decay": 2})
     with pytest.raises(ConfigError, match=re.escape("unknown strategy 'linear_prob' (did you mean \"linear_probe\"?)")):
         build_strategy("linear_prob", {})

@@ -22,3 +22,6 @@ fit(student, make_blobs(96), objective, TrainConfig(epochs=2, batch_size=16, lr=
 state = {f"objective.{k}": v.contiguous() for k, v in objective.state_dict().items()}
 state.update({f"model.{k}": v.contiguous() for k, v in student.state_dict().items()})
 save_file(state, os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.safetensors"))
+if torch.distributed.is_initialized():  # leave the process group cleanly: gloo can abort at interpreter exit
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()

@@ -10,7 +10,7 @@ import torch
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
 from protege.data.labels import class_index
-from protege.data.sources import RawData, call_source, read_csv_rows
+from protege.data.sources import FLOAT32_MAX, RawData, call_source, read_csv_rows
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
 
@@ -63,7 +63,7 @@ def load_data(
         preprocess["text_column"] = raw.text["column"]
         if "tfidf" in preprocess:
             preprocess["tfidf"]["column"] = raw.text["column"]
-    tokens = x.dtype.kind in "iu"
+    tokens = raw.text is not None and x.dtype.kind in "iu"  # integers are token ids only from a tokenizer
     if standardize and tokens:
         raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
     if standardize:
@@ -188,13 +188,19 @@ def _check_features(raw: RawData, source: str) -> None:
     for name, a in (("train", raw.x), ("val", raw.x_val), ("test", raw.x_test)):
         if a is None:
             continue
-        if not np.issubdtype(a.dtype, np.number):
-            raise DataError(f"{source}: {name} inputs are {a.dtype}, not numbers")
+        if (not np.issubdtype(a.dtype, np.number) and a.dtype != np.bool_) or np.iscomplexobj(a):
+            raise DataError(f"{source}: {name} inputs are {a.dtype}, not real numbers")
         if len(a) == 0:
             raise DataError(f"{source}: the {name} split is empty")
         if not np.isfinite(a).all():
             row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)))[0][0])
             raise DataError(f"{source}: {name} inputs hold NaN or infinite values (first at row {row}); clean them")
+        if a.dtype.kind == "f" and a.dtype.itemsize > 4 and (np.abs(a) > FLOAT32_MAX).any():
+            where = tuple(int(i) for i in np.argwhere(np.abs(a) > FLOAT32_MAX)[0])
+            raise DataError(
+                f"{source}: {name} input {where[0]} holds {float(a[where]):.3g} (at index {where[1:]}), more than "
+                f"a 32-bit float holds ({FLOAT32_MAX:.3g}); rescale the inputs"
+            )
 
 
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str, *more: np.ndarray):

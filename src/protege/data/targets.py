@@ -71,7 +71,9 @@ def _real(value: object, source: str, split: str, row: int, column: str) -> floa
             "a regression target must be numeric (for classes use data.task: classification)"
         ) from None
     if not math.isfinite(number) or abs(number) > np.finfo(np.float32).max:
-        raise DataError(f"{source} ({split} split): example {row + 1}, target {column!r} is {value!r}; give a finite number")
+        raise DataError(
+            f"{source} ({split} split): example {row + 1}, target {column!r} is {value!r}; give a finite number"
+        )
     return number
 
 
@@ -131,7 +133,9 @@ def _list_encoder(names: list[str], delimiter: str, source: str) -> Encoder:
             for label in _split_labels(value, delimiter):
                 if label not in index:
                     shown = ", ".join(names[:10])
-                    raise DataError(f"{source} ({split} split): label {label!r} is not among the training labels ({shown})")
+                    raise DataError(
+                        f"{source} ({split} split): label {label!r} is not among the training labels ({shown})"
+                    )
                 out[row, index[label]] = 1.0
         return out
 

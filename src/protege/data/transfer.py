@@ -8,25 +8,30 @@ between the examples as well as on them (Beyer et al. 2022, "a good teacher is p
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
+from pydantic import Field, PositiveFloat
 
 from protege.data.build import load_unlabeled
 from protege.data.dataset import UNLABELED, ArrayDataset
-from protege.errors import DataError, did_you_mean
+from protege.errors import DataError
+from protege.options import check_options, signature_fields
 from protege.registry import Registry
 
 DERIVED: Registry[Callable[..., torch.Tensor]] = Registry("derived transfer set")
 
 
 @DERIVED.register("mixup")
-def mixup(x: torch.Tensor, seed: int, num_samples: int = 10000, alpha: float = 1.0) -> torch.Tensor:
+def mixup(
+    x: torch.Tensor,
+    seed: int,
+    num_samples: Annotated[int, Field(ge=1, le=1_000_000)] = 10000,
+    alpha: PositiveFloat = 1.0,
+) -> torch.Tensor:
     """``num_samples`` inputs λ·x_i + (1−λ)·x_j, pairs drawn uniformly, λ ~ Beta(alpha, alpha); seeded,
     so the same recipe yields the same set and the teacher cache stays exact."""
-    if num_samples < 1 or alpha <= 0:
-        raise DataError(f"mixup needs num_samples >= 1 and alpha > 0 (got {num_samples}, {alpha})")
     generator = torch.Generator().manual_seed(seed)
     i = torch.randint(len(x), (num_samples,), generator=generator)
     j = torch.randint(len(x), (num_samples,), generator=generator)
@@ -58,13 +63,8 @@ def build_transfer_set(
         if not train.x.is_floating_point():
             raise DataError(f"transfer set {source!r} mixes numeric inputs; token ids cannot be mixed")
         builder = DERIVED.get(source)
-        params = [p for p in inspect.signature(builder).parameters if p not in ("x", "seed")]
-        for option in options:
-            if option not in params:
-                raise DataError(
-                    f"transfer set {source!r} has no option {option!r}{did_you_mean(option, params)}; "
-                    f"valid: {', '.join(params)}"
-                )
+        fields = signature_fields(builder, skip=("x", "seed"))
+        options = check_options(f"transfer set {source!r}", fields, options, DataError)
         x = builder(train.x, seed, **options)
         x = x[:limit] if limit else x
         extra = ArrayDataset(x, torch.full((len(x),), UNLABELED, dtype=torch.long))

@@ -288,8 +288,7 @@ def _disk_cache(
     def table(name: str, path: Path, mode: str) -> np.memmap:
         return np.memmap(path, dtype=np.float32, mode=mode, shape=(len(dataset), *shapes[name]))
 
-    complete = meta_path.is_file() and all(f.is_file() for f in files.values())
-    if complete and _read_json(meta_path) == expected:
+    if _cache_matches(meta_path, files, expected):
         return {n: table(n, files[n], "r") for n in names}
     meta_path.unlink(missing_ok=True)
     partial_files = {n: files[n].with_name(f".{files[n].name}.partial{TEMPORARY_SUFFIX}") for n in names}
@@ -314,9 +313,13 @@ def weights_digest(module: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_json(path: Path) -> object:
-    """A cache's description, or None when it is unreadable (then the cache is computed again)."""
+def _cache_matches(meta_path: Path, files: dict[str, Path], expected: dict) -> bool:
+    """Whether the disk cache was completed for this data and these layers; a damaged or edited one (a
+    description that is not JSON, a table of another size) does not match and is computed again."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        if json.loads(meta_path.read_text(encoding="utf-8")) != expected:
+            return False
+        sizes = {name: 4 * math.prod(shape) for name, shape in expected["tables"].items()}
+        return all(files[name].stat().st_size == size for name, size in sizes.items())
+    except (OSError, ValueError):  # missing files, text that is not UTF-8 or not JSON
+        return False

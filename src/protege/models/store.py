@@ -14,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from protege.errors import CheckpointError
+from protege.files import read_text
+from protege.models.cards import check_card
 
 FORMAT = "protege-model"
 VERSION = 1
@@ -118,7 +120,7 @@ def read_card(directory: Path) -> ModelCard:
     meta_path = Path(directory) / "model.json"
     if not meta_path.is_file():
         raise CheckpointError(f"no model.json in {directory}: not a protege model directory")
-    return card_from_json(meta_path.read_text(encoding="utf-8"), str(meta_path))
+    return card_from_json(read_text(meta_path, CheckpointError), str(meta_path))
 
 
 def card_to_json(card: ModelCard) -> str:
@@ -134,8 +136,12 @@ def card_from_json(text: str, origin: str) -> ModelCard:
         raise CheckpointError(f"{origin} is not valid JSON ({exc.msg})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{origin} is not a protege model description")
-    if meta.get("version", 0) > VERSION:
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{origin}: version must be a whole number (got {version!r}); the card was damaged")
+    if version > VERSION:
         raise CheckpointError(f"{origin} was written by a newer protege (format {meta['version']}); upgrade protege")
+    check_card(meta, origin)
     fields = ModelCard.__dataclass_fields__
     return ModelCard(**{k: v for k, v in meta.items() if k in fields})
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from torch import nn
 
-from protege.errors import ConfigError, did_you_mean
+from protege.errors import ConfigError
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.ce import CrossEntropy
 from protege.objectives.crd import CRD
@@ -21,6 +18,7 @@ from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
 from protege.objectives.relational import ProbabilisticKT, RelationalKD
 from protege.objectives.self_distill import SelfDistillation
 from protege.objectives.tinybert import TinyBERT
+from protege.options import check_options, signature_fields
 from protege.registry import Registry
 
 __all__ = [
@@ -79,40 +77,18 @@ class ObjectiveSum(Objective):
         return terms
 
 
-def check_objective_options(name: str, options: dict) -> None:
-    """Fail early on an unknown objective, an unknown option (with a suggestion) or a wrong type,
-    checked against the objective's constructor signature."""
+def check_objective_options(name: str, options: dict) -> dict:
+    """Fail early on an unknown objective, an unknown option (with a suggestion), a wrong type or a value
+    out of the range its constructor declares; return the options as validated."""
     cls = OBJECTIVES.get(name)
-    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    for option in options:
-        if option not in params:
-            raise ConfigError(
-                f"objective {name!r} has no option {option!r}{did_you_mean(option, [*params, 'weight'])}; "
-                f"valid: {', '.join(params) or 'none'}"
-            )
-    try:
-        _options_model(cls).model_validate(options)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise ConfigError(f"objective {name!r}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
-
-
-def _options_model(cls: type[Objective]) -> type[BaseModel]:
-    """A pydantic model of the constructor's keyword arguments, from its annotations and defaults."""
-    hints = typing.get_type_hints(cls.__init__)
-    fields = {
-        name: (hints.get(name, typing.Any), param.default)
-        for name, param in inspect.signature(cls.__init__).parameters.items()
-        if name != "self"
-    }
-    return create_model(f"{cls.__name__}Options", __config__=ConfigDict(strict=False), **fields)
+    return check_options(f"objective {name!r}", signature_fields(cls.__init__), options, also_valid=["weight"])
 
 
 def build_objective(specs: Sequence[tuple[str, dict, float]]) -> ObjectiveSum:
     """Build the weighted sum of ``(name, options, weight)`` objectives."""
     parts = []
     for name, options, weight in specs:
-        check_objective_options(name, options)
+        options = check_objective_options(name, options)
         try:
             parts.append((name, OBJECTIVES.get(name)(**options), weight))
         except (TypeError, ValueError) as exc:

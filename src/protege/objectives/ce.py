@@ -5,15 +5,14 @@ from __future__ import annotations
 import torch
 
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
+from protege.options import DropRate
 
 
 class CrossEntropy(Objective):
     """Cross-entropy with the hard labels, optionally label-smoothed (Szegedy et al. 2016)."""
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: DropRate = 0.0):
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:

@@ -9,8 +9,10 @@ be contrasted against thousands of negatives.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 from torch import nn
 from torch.nn import functional as F
 
@@ -18,6 +20,7 @@ from protege.distributed import gather_rows, mean_across_processes
 from protege.errors import ConfigError
 from protege.models.taps import layer_output
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
+from protege.options import DropRate, Width
 
 EPSILON = 1e-7
 
@@ -51,18 +54,14 @@ class CRD(Objective):
         self,
         student_layer: str = "features",
         teacher_layer: str = "features",
-        feat_dim: int = 128,
-        negatives: int = 4096,
-        temperature: float = 0.07,
-        momentum: float = 0.5,
-        crd_weight: float = 0.8,
-        ce_weight: float = 1.0,
+        feat_dim: Width = 128,
+        negatives: Annotated[int, Field(ge=1, le=65536)] = 4096,
+        temperature: PositiveFloat = 0.07,
+        momentum: DropRate = 0.5,
+        crd_weight: NonNegativeFloat = 0.8,
+        ce_weight: NonNegativeFloat = 1.0,
     ):
         super().__init__()
-        if feat_dim < 1 or negatives < 1:
-            raise ValueError("feat_dim and negatives must be at least 1")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.student_layer, self.teacher_layer = student_layer, teacher_layer
         self.student_layers, self.teacher_layers = (student_layer,), (teacher_layer,)
         self.feat_dim, self.negatives = feat_dim, negatives

@@ -8,6 +8,7 @@ and per class across the batch (intra-class relation), eqs. 5-7.
 from __future__ import annotations
 
 import torch
+from pydantic import NonNegativeFloat, PositiveFloat
 
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.kd import _at_least_fp32
@@ -34,10 +35,14 @@ class DIST(Objective):
 
     needs_teacher = True
 
-    def __init__(self, beta: float = 1.0, gamma: float = 1.0, temperature: float = 1.0, ce_weight: float = 1.0):
+    def __init__(
+        self,
+        beta: NonNegativeFloat = 1.0,
+        gamma: NonNegativeFloat = 1.0,
+        temperature: PositiveFloat = 1.0,
+        ce_weight: NonNegativeFloat = 1.0,
+    ):
         super().__init__()
-        if temperature <= 0 or beta < 0 or gamma < 0 or ce_weight < 0:
-            raise ValueError("dist needs temperature > 0 and non-negative beta, gamma, ce_weight")
         self.beta, self.gamma, self.temperature, self.ce_weight = beta, gamma, temperature, ce_weight
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from pydantic import NonNegativeFloat, PositiveFloat
 from torch.nn import functional as F
 
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
@@ -38,10 +39,14 @@ class DecoupledKD(Objective):
 
     needs_teacher = True
 
-    def __init__(self, alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0, ce_weight: float = 1.0):
+    def __init__(
+        self,
+        alpha: NonNegativeFloat = 1.0,
+        beta: NonNegativeFloat = 8.0,
+        temperature: PositiveFloat = 4.0,
+        ce_weight: NonNegativeFloat = 1.0,
+    ):
         super().__init__()
-        if temperature <= 0 or alpha < 0 or beta < 0 or ce_weight < 0:
-            raise ValueError("dkd needs temperature > 0 and non-negative alpha, beta, ce_weight")
         self.alpha, self.beta, self.temperature, self.ce_weight = alpha, beta, temperature, ce_weight
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:

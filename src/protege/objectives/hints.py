@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from pydantic import NonNegativeFloat, NonNegativeInt
 from torch import nn
 from torch.nn import functional as F
 
@@ -41,13 +42,11 @@ class FitNet(Objective):
         self,
         student_layer: str = "features",
         teacher_layer: str = "features",
-        hint_weight: float = 1.0,
-        ce_weight: float = 1.0,
-        hint_epochs: int = 0,
+        hint_weight: NonNegativeFloat = 1.0,
+        ce_weight: NonNegativeFloat = 1.0,
+        hint_epochs: NonNegativeInt = 0,
     ):
         super().__init__()
-        if hint_epochs < 0:
-            raise ValueError(f"hint_epochs must be 0 or more, got {hint_epochs}")
         self.student_layer, self.teacher_layer = student_layer, teacher_layer
         self.student_layers, self.teacher_layers = (student_layer,), (teacher_layer,)
         self.hint_weight, self.ce_weight = hint_weight, ce_weight
@@ -110,8 +109,8 @@ class AttentionTransfer(Objective):
         self,
         student_layers: list[str] | None = None,
         teacher_layers: list[str] | None = None,
-        beta: float = 1000.0,
-        ce_weight: float = 1.0,
+        beta: NonNegativeFloat = 1000.0,
+        ce_weight: NonNegativeFloat = 1.0,
     ):
         super().__init__()
         if not student_layers or not teacher_layers or len(student_layers) != len(teacher_layers):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
+from pydantic import PositiveFloat
 from torch.nn import functional as F
 
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
+from protege.options import DropRate, Share
 
 
 def soft_target_loss(
@@ -68,12 +70,8 @@ class KnowledgeDistillation(Objective):
 
     needs_teacher = True
 
-    def __init__(self, temperature: float = 4.0, alpha: float = 0.9, label_smoothing: float = 0.0):
+    def __init__(self, temperature: PositiveFloat = 4.0, alpha: Share = 0.9, label_smoothing: DropRate = 0.0):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.temperature = temperature
         self.alpha = alpha
         self.label_smoothing = label_smoothing

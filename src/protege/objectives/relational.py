@@ -8,6 +8,7 @@ embedding of protege's builtin models); outputs are flattened to one vector per 
 from __future__ import annotations
 
 import torch
+from pydantic import NonNegativeFloat
 from torch.nn import functional as F
 
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
@@ -71,9 +72,9 @@ class RelationalKD(_EmbeddingObjective):
 
     def __init__(
         self,
-        distance_weight: float = 25.0,
-        angle_weight: float = 50.0,
-        ce_weight: float = 1.0,
+        distance_weight: NonNegativeFloat = 25.0,
+        angle_weight: NonNegativeFloat = 50.0,
+        ce_weight: NonNegativeFloat = 1.0,
         student_layer: str = "features",
         teacher_layer: str = "features",
     ):
@@ -110,8 +111,8 @@ class ProbabilisticKT(_EmbeddingObjective):
 
     def __init__(
         self,
-        pkt_weight: float = 1.0,
-        ce_weight: float = 1.0,
+        pkt_weight: NonNegativeFloat = 1.0,
+        ce_weight: NonNegativeFloat = 1.0,
         student_layer: str = "features",
         teacher_layer: str = "features",
     ):

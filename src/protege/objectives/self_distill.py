@@ -8,12 +8,14 @@ auxiliary heads are training aids only: they live in the objective, not in the e
 from __future__ import annotations
 
 import torch
+from pydantic import NonNegativeFloat, PositiveFloat
 from torch import nn
 
 from protege.errors import ConfigError
 from protege.models.taps import layer_output
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.kd import soft_target_loss
+from protege.options import Share
 
 
 def _pooled(x: torch.Tensor) -> torch.Tensor:
@@ -46,15 +48,13 @@ class SelfDistillation(Objective):
         self,
         layers: list[str] | None = None,
         deep_layer: str = "features",
-        temperature: float = 3.0,
-        alpha: float = 0.3,
-        feature_weight: float = 0.03,
+        temperature: PositiveFloat = 3.0,
+        alpha: Share = 0.3,
+        feature_weight: NonNegativeFloat = 0.03,
     ):
         super().__init__()
         if not layers:
             raise ValueError("self_distill needs layers: the shallow module paths that get auxiliary classifiers")
-        if temperature <= 0 or not 0.0 <= alpha <= 1.0:
-            raise ValueError("temperature must be positive and alpha in [0, 1]")
         self.layers, self.deep_layer = list(layers), deep_layer
         self.student_layers = (*self.layers, deep_layer)
         self.temperature, self.alpha, self.feature_weight = temperature, alpha, feature_weight

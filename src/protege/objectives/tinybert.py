@@ -10,6 +10,7 @@ student layer m (of M) learns from teacher layer m·N/M (of N), as in the paper.
 from __future__ import annotations
 
 import torch
+from pydantic import NonNegativeFloat, PositiveInt
 from torch import nn
 from torch.nn import functional as F
 
@@ -46,13 +47,13 @@ class TinyBERT(Objective):
     def __init__(
         self,
         layer_map: list[list[int]] | None = None,
-        student_depth: int | None = None,
-        teacher_depth: int | None = None,
+        student_depth: PositiveInt | None = None,
+        teacher_depth: PositiveInt | None = None,
         hidden_template: str = "encoder.layer.{}",
         attention_template: str | None = "encoder.layer.{}.attention.self:1",
-        hidden_weight: float = 1.0,
-        attention_weight: float = 1.0,
-        ce_weight: float = 0.0,
+        hidden_weight: NonNegativeFloat = 1.0,
+        attention_weight: NonNegativeFloat = 1.0,
+        ce_weight: NonNegativeFloat = 0.0,
     ):
         super().__init__()
         if layer_map is None:

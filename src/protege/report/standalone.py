@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from protege.config import EvaluateConfig, recipe_from_dict
+from protege.config import EvaluateConfig, load_recipe
 from protege.data.build import load_data, source_location
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
+from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
 from protege.models.compatibility import check_features, check_split
 from protege.models.hf import saved_text_encoder
@@ -56,6 +56,10 @@ def evaluate_saved(
     summary table, and write report.json (and report.html) into ``output_dir`` when given. Texts go through
     the models' saved tokenizer; ``trust_remote_code`` is the user's permission for their code."""
     started = time.perf_counter()
+    if output_dir is not None:
+        check_writable_dir(output_dir)
+        for name in ("report.json", "report.html") if config.html else ("report.json",):
+            check_writable_file(output_dir / name)
     path = Path(target.removeprefix("run:")).expanduser()
     stages = run_stages(path)
     if stages:
@@ -80,7 +84,7 @@ def evaluate_saved(
             check_split(card.data, bundle.split, f"{key} ({model_dirs[key]})")
         seed: int | None = data.seed
     elif stages:
-        recipe = recipe_from_dict(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")), str(path))
+        recipe = load_recipe(path / "config.yaml")
         bundle = split_recipe_data(recipe, encoder)
         seed = recipe.seed
     else:
@@ -165,7 +169,8 @@ def _prepare_like_training(bundle: DataBundle, preprocessing: list[dict], source
             )
     if not standardize:
         return bundle
-    mean = torch.tensor(standardize[0]["mean"], dtype=torch.float32)
-    std = torch.tensor(standardize[0]["std"], dtype=torch.float32)
+    shape = bundle.test.x.shape[1:]  # a card may store the statistics flat or shaped like one input
+    mean = torch.tensor(standardize[0]["mean"], dtype=torch.float32).reshape(shape)
+    std = torch.tensor(standardize[0]["std"], dtype=torch.float32).reshape(shape)
     test = ArrayDataset((bundle.test.x - mean) / std, bundle.test.y)
     return dataclasses.replace(bundle, test=test)

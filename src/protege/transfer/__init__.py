@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-import typing
-
-from pydantic import ConfigDict, ValidationError, create_model
-
-from protege.errors import ConfigError, did_you_mean
+from protege.errors import ConfigError
+from protege.options import Fields, check_options, signature_fields
 from protege.registry import Registry
 from protege.transfer.base import Strategy
 from protege.transfer.discriminative_lr import DiscriminativeLR
@@ -33,37 +29,23 @@ for _cls in (LinearProbe, Finetune, GradualUnfreeze, DiscriminativeLR, L2SP, LoR
     STRATEGIES.register(_cls.name)(_cls)
 
 
-def strategy_options(cls: type[Strategy]) -> dict[str, tuple[typing.Any, typing.Any]]:
-    """Every option of a strategy (its own and the common ones), as (type, default), from the constructors."""
-    options: dict[str, tuple[typing.Any, typing.Any]] = {}
+def strategy_options(cls: type[Strategy]) -> Fields:
+    """Every option of a strategy (its own and the common ones) as (annotation, default), from the constructors."""
+    options: Fields = {}
     for klass in reversed([k for k in cls.__mro__ if issubclass(k, Strategy)]):
-        hints = typing.get_type_hints(klass.__init__)
-        for name, param in inspect.signature(klass.__init__).parameters.items():
-            if name != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-                options[name] = (hints.get(name, typing.Any), param.default)
+        options.update(signature_fields(klass.__init__))
     return options
 
 
-def check_strategy_options(name: str, options: dict) -> None:
-    """Fail early on an unknown strategy, an unknown option (with a suggestion) or a wrong type."""
-    cls = STRATEGIES.get(name)
-    fields = strategy_options(cls)
-    for option in options:
-        if option not in fields:
-            raise ConfigError(
-                f"strategy {name!r} has no option {option!r}{did_you_mean(option, fields)}; valid: {', '.join(fields)}"
-            )
-    model = create_model(f"{cls.__name__}Options", __config__=ConfigDict(strict=False), **fields)
-    try:
-        model.model_validate(options)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise ConfigError(f"strategy {name!r}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+def check_strategy_options(name: str, options: dict) -> dict:
+    """Fail early on an unknown strategy, an unknown option (with a suggestion), a wrong type or a value out
+    of range; return the options as validated."""
+    return check_options(f"strategy {name!r}", strategy_options(STRATEGIES.get(name)), options)
 
 
 def build_strategy(name: str, options: dict) -> Strategy:
     """A strategy from its recipe name and options."""
-    check_strategy_options(name, options)
+    options = check_strategy_options(name, options)
     try:
         return STRATEGIES.get(name)(**options)
     except (TypeError, ValueError) as exc:

@@ -3,6 +3,7 @@ fine-tuning do: a group ``d`` blocks below the head trains at ``lr * decay**d``.
 
 from __future__ import annotations
 
+from protege.options import Scale
 from protege.transfer.base import Strategy
 from protege.transfer.split import Group
 
@@ -12,10 +13,8 @@ class DiscriminativeLR(Strategy):
 
     name = "discriminative_lr"
 
-    def __init__(self, decay: float = 0.75, **common):
+    def __init__(self, decay: Scale = 0.75, **common):
         super().__init__(**common)
-        if not 0 < decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], got {decay}")
         self.decay = decay
 
     def lr_scale(self, group: Group) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protege.options import Scale
 from protege.transfer.base import Strategy
 from protege.transfer.split import Group
 
@@ -11,10 +12,8 @@ class Finetune(Strategy):
 
     name = "finetune"
 
-    def __init__(self, backbone_lr_scale: float = 0.1, **common):
+    def __init__(self, backbone_lr_scale: Scale = 0.1, **common):
         super().__init__(**common)
-        if not 0 < backbone_lr_scale <= 1:
-            raise ValueError(f"backbone_lr_scale must be in (0, 1], got {backbone_lr_scale}")
         self.backbone_lr_scale = backbone_lr_scale
 
     def lr_scale(self, group: Group) -> float:

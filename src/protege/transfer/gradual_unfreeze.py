@@ -3,6 +3,9 @@ top down joins every ``every`` epochs, until the stem trains too."""
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
+
+from protege.options import Scale
 from protege.transfer.base import Strategy
 from protege.transfer.split import Group
 
@@ -13,12 +16,8 @@ class GradualUnfreeze(Strategy):
 
     name = "gradual_unfreeze"
 
-    def __init__(self, every: int = 1, lr_decay: float = 1.0, **common):
+    def __init__(self, every: PositiveInt = 1, lr_decay: Scale = 1.0, **common):
         super().__init__(**common)
-        if every < 1:
-            raise ValueError(f"every must be at least 1 epoch, got {every}")
-        if not 0 < lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
         self.every = every
         self.lr_decay = lr_decay
 

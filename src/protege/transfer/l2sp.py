@@ -10,8 +10,10 @@ replaces weight decay, so the optimizer applies none.
 from __future__ import annotations
 
 import torch
+from pydantic import NonNegativeFloat
 from torch import nn
 
+from protege.options import Scale
 from protege.transfer.finetune import Finetune
 
 
@@ -21,10 +23,10 @@ class L2SP(Finetune):
     name = "l2sp"
     replaces_weight_decay = True
 
-    def __init__(self, alpha: float = 0.1, beta: float = 0.01, backbone_lr_scale: float = 1.0, **common):
+    def __init__(
+        self, alpha: NonNegativeFloat = 0.1, beta: NonNegativeFloat = 0.01, backbone_lr_scale: Scale = 1.0, **common
+    ):
         super().__init__(backbone_lr_scale=backbone_lr_scale, **common)
-        if alpha < 0 or beta < 0:
-            raise ValueError(f"alpha and beta must be non-negative, got {alpha} and {beta}")
         self.alpha = alpha
         self.beta = beta
         self._anchored: list[tuple[nn.Parameter, torch.Tensor]] = []

@@ -8,9 +8,11 @@ weights, so the saved model is a plain model; the adapter alone is kept for ``ad
 from __future__ import annotations
 
 import torch
+from pydantic import PositiveFloat
 from torch import nn
 
 from protege.errors import ConfigError
+from protege.options import DropRate, Width
 from protege.transfer.base import Strategy
 from protege.transfer.batchnorm import batchnorm_layers
 from protege.transfer.checkpointing import enable_gradient_checkpointing
@@ -42,15 +44,13 @@ class LoRA(Strategy):
 
     def __init__(
         self,
-        r: int = 8,
-        alpha: float = 16,
-        dropout: float = 0.0,
+        r: Width = 8,
+        alpha: PositiveFloat = 16,
+        dropout: DropRate = 0.0,
         target_modules: list[str] | None = None,
         **common,
     ):
         super().__init__(**common)
-        if r < 1:
-            raise ValueError(f"r must be at least 1, got {r}")
         self.r = r
         self.alpha = alpha
         self.dropout = dropout
