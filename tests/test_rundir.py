@@ -159,3 +159,14 @@ def test_a_second_process_is_refused_while_the_first_holds_the_run(finished, cap
     else:
         pytest.fail("the lock outlived its process")
     run_recipe(recipe_from_dict(TINY), finished, resume=True)
+
+
+def test_a_run_refused_before_its_first_stage_can_be_run_again_without_overwrite(tmp_path, capsys):
+    bad = dict(TINY, data={"source": f"csv:{tmp_path / 'missing.csv'}"})
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["run", str(path), "-o", str(tmp_path / "run")]) == 2
+    path.write_text(yaml.safe_dump(TINY))
+    capsys.readouterr()
+    assert main(["run", str(path), "-o", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "report.json").is_file()

@@ -9,6 +9,7 @@ from protege.config import Recipe, StrategyConfig, TrainConfig
 from protege.console import out_console
 from protege.evaluate import count_parameters
 from protege.models import build_model
+from protege.models.compatibility import check_inputs
 from protege.objectives import OBJECTIVES
 from protege.pipeline import load_recipe_data, load_transfer_set, student_stage_names
 from protege.transfer import build_strategy
@@ -36,6 +37,8 @@ def describe(recipe: Recipe) -> None:
         built = build_model(
             stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess
         )
+        if built.trained:  # what the run refuses for a saved model, the dry run refuses too
+            check_inputs(built.card, data.preprocess, data.split, f"{name} {stage.model.source}")
         objectives = (
             ", ".join(
                 f"{o.weight:g}×{o.name}({', '.join(f'{k}={v}' for k, v in o.options.items())})"

@@ -125,7 +125,7 @@ def run_directory(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool) 
         raise ConfigError("--resume continues a run and --overwrite replaces it; pass one of them")
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} is a file; choose a folder with --output")
-    existing = run_dir.is_dir() and any(run_dir.iterdir())
+    existing = run_dir.is_dir() and rundir.holds_results(run_dir)
     if existing and not resume and not overwrite:
         raise ConfigError(f"run directory {run_dir} already exists; pass --resume to continue it or --overwrite")
     if existing and overwrite and not rundir.is_run_directory(run_dir):

@@ -37,6 +37,24 @@ def is_run_directory(path: Path) -> bool:
     return (Path(path) / MARKER).is_file()
 
 
+def holds_results(path: Path) -> bool:
+    """Whether a folder holds anything worth keeping: a run that stopped before its first stage wrote
+    anything (its data was refused, say) left only the marker, the lock and config.yaml, and a new run may
+    start there without --overwrite."""
+    bare = {MARKER, LOCK, "config.yaml"} if is_run_directory(path) else set()
+    return any(entry.name not in bare for entry in Path(path).iterdir())
+
+
+def run_containing(path: Path) -> Path | None:
+    """The run directory ``path`` is (or lies inside), or None: commands that only read a run must not
+    write into one."""
+    path = Path(path).expanduser().resolve()
+    for folder in (path, *path.parents):
+        if is_run_directory(folder):
+            return folder
+    return None
+
+
 def read_marker(path: Path) -> dict:
     """The marker's contents; a marker that is not protege's JSON is a one-line error."""
     marker = Path(path) / MARKER

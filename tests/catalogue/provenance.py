@@ -62,6 +62,10 @@ def teacher_split_with_another_seed(tmp: Path) -> list[str]:
     )
 
 
+def dry_run_of_a_teacher_split_with_another_seed(tmp: Path) -> list[str]:
+    return [*teacher_split_with_another_seed(tmp), "--dry-run"]
+
+
 def evaluate_on_a_split_that_leaks(tmp: Path) -> list[str]:
     run = trained_run(tmp, {"source": "digits"})
     return ["evaluate", str(run / "student" / "model"), "--data", "digits", "--seed", "3", "--no-latency"]
@@ -102,14 +106,18 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         teacher_split_with_another_seed,
         "with the test split drawn by seed 0 (test_fraction 0.2); a test split drawn by seed 1",
     ),
+    "dry run of a teacher whose test split was drawn with another seed": (
+        dry_run_of_a_teacher_split_with_another_seed,
+        "with the test split drawn by seed 0 (test_fraction 0.2); a test split drawn by seed 1",
+    ),
     "evaluate on a test split that holds the model's training examples": (
         evaluate_on_a_split_that_leaks,
         "holds its training examples: use seed 0 and test_fraction 0.2",
     ),
     "teacher with other class names": (teacher_with_other_class_names, "predicts class 'a', which the data does not"),
-    "JSON Lines row without a label": (jsonl_row_without_label, "row 10 has no label; give every row a label"),
-    "NaN label": (lambda t: csv_data(t, "a,label\n1,x\n2,nan\n3,y\n4,x\n"), "row 2 has a NaN label"),
-    "empty label cell": (lambda t: csv_data(t, "a,label\n1,x\n2, \n3,y\n4,x\n"), "row 2 has no label"),
+    "JSON Lines row without a label": (jsonl_row_without_label, "line 10 has no label; give every example a label"),
+    "NaN label": (lambda t: csv_data(t, "a,label\n1,x\n2,nan\n3,y\n4,x\n"), "line 3 has a NaN label"),
+    "empty label cell": (lambda t: csv_data(t, "a,label\n1,x\n2, \n3,y\n4,x\n"), "line 3 has no label"),
     "NaN label in an npz file": (
         lambda t: _npz_float_labels(t, [0.0, 1.0, np.nan, 1.0, 0.0, 1.0]),
         "example 3 has a NaN label",

@@ -28,6 +28,14 @@ def output_that_is_a_file(tmp: Path) -> list[str]:
     return argv
 
 
+def evaluate_into_the_run(tmp: Path) -> list[str]:
+    from protege.cli import main
+
+    argv = recipe(tmp)
+    assert main(argv) == 0
+    return ["evaluate", str(tmp / "run"), "--no-latency", "-o", str(tmp / "run" / "student")]
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "overwrite of a folder protege did not make": (project_folder, "is not a protege run directory (no .protege-run"),
     "demo into a folder that already exists": (demo_into_existing_folder, "already exists; pass --resume"),
@@ -36,4 +44,5 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "--resume continues a run and --overwrite replaces it; pass one of them",
     ),
     "run directory that is a file": (output_that_is_a_file, "is a file; choose a folder with --output"),
+    "evaluation written into the run it reads": (evaluate_into_the_run, "an evaluation never changes a run"),
 }

@@ -97,3 +97,16 @@ def test_predict_reads_image_files_like_training(tmp_path):
     _image(tmp_path / "big.png", size=(12, 10), mode="RGB", value=255)
     x = Preprocessor(card).from_image_file(tmp_path / "big.png")
     assert x.shape == (1, 1, 5, 6) and np.isfinite(x).all()
+
+
+def test_16_bit_grey_images_are_scaled_by_their_own_range(tmp_path):
+    from PIL import Image
+
+    from protege.data.images import load_image
+
+    values = np.array([[0, 16384], [32768, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    grey = load_image(tmp_path / "deep.png", None, "L")
+    np.testing.assert_allclose(grey[0], values / 65535, atol=1e-6)
+    colour = load_image(tmp_path / "deep.png", None, "RGB")
+    assert colour.shape == (3, 2, 2) and np.allclose(colour[2], values / 65535, atol=1e-6)

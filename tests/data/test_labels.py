@@ -46,12 +46,12 @@ def test_a_given_test_split_reads_its_labels_the_same_way(tmp_path):
 def test_a_jsonl_row_without_a_label_is_refused(tmp_path):
     rows = [{"a": 1, "label": "x"}, {"a": 2, "label": None}, {"a": 3, "label": "y"}]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    with pytest.raises(DataError, match="row 2 has no label"):
+    with pytest.raises(DataError, match="line 2 has no label"):
         load_data(f"jsonl:{tmp_path / 'd.jsonl'}")
 
 
 def test_nan_labels_are_refused_never_a_class(tmp_path):
-    with pytest.raises(DataError, match="row 3 has a NaN label"):
+    with pytest.raises(DataError, match="line 4 has a NaN label"):
         load_data(_csv(tmp_path / "d.csv", ["x", "y", "NaN", "x"]))
     np.savez(tmp_path / "d.npz", x=np.ones((4, 2)), y=np.array([0.0, 1.0, 1.0, np.nan]))
     with pytest.raises(DataError, match="example 4 has a NaN label"):

@@ -226,3 +226,13 @@ def test_a_transfer_set_from_another_source_is_standardised_like_the_training_da
     std = np.asarray(data.preprocess["standardize"]["std"])
     expected = (np.load(tmp_path / "more.npz")["x"] - mean) / std
     np.testing.assert_allclose(extra.x.numpy(), expected, atol=1e-5)
+
+
+def test_errors_name_the_real_line_when_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,label\n1,x\n\n\n2,y\nfoo,x\n")
+    with pytest.raises(DataError, match="line 6, column 'a': 'foo' is not a number"):
+        load_data(f"csv:{path}")
+    path.write_text("a,label\n1,x\n\n2,y,extra\n")
+    with pytest.raises(DataError, match=r"a row has 3 fields, the header has 2 \(line 4\)"):
+        load_data(f"csv:{path}")

@@ -32,6 +32,8 @@ Size = Annotated[list[Annotated[int, Field(ge=1, le=MAX_SIDE)]], Field(min_lengt
 MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
 """The largest image read, 8192×8192 (Pillow's own limit is looser), checked from the header before decoding."""
 SPLITS = ("train", "val", "test")
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""16-bit (and 32-bit integer) grey images: their values reach 65,535, not 255."""
 SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
 """Modes that become one of MODES when an image is read (palette images become RGB, 16-bit grey L...)."""
 
@@ -51,13 +53,21 @@ def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 image.load()
-            if mode is not None and image.mode != mode:
+            deep = image.mode in DEEP_MODES
+            if deep:  # 16-bit grey: scaled to [0, 1] by its own range, not clipped at 255 by convert("L")
+                scaled = np.asarray(image.convert("I"), dtype=np.float32) / 65535.0
+                image = Image.fromarray(scaled)  # float32 grey: mode F
+            elif mode is not None and image.mode != mode:
                 image = image.convert(mode)
             if size is not None and image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / 255.0
+            array = np.asarray(image, dtype=np.float32) if deep else np.asarray(image, dtype=np.float32) / 255.0
         except Exception as exc:  # Pillow's decoders raise many kinds of errors on damaged files
             raise DataError(_unreadable(file, exc)) from None
+    if deep and mode not in (None, "L"):  # a colour model reads the grey value in every channel
+        array = np.repeat(array[..., None], Image.getmodebands(mode), axis=-1)
+        if mode == "RGBA":
+            array[..., 3] = 1.0
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 

@@ -40,12 +40,16 @@ def canonical(value: object) -> str:
     return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
 
 
-def check_present(labels: Sequence[object], where: str, item: str = "example") -> None:
-    """Refuse the first missing label, naming its position (the ``item`` number) in ``where``."""
+def check_present(
+    labels: Sequence[object], where: str, item: str = "example", numbers: Sequence[int] | None = None
+) -> None:
+    """Refuse the first missing label, naming its position in ``where``: the ``item`` number, from
+    ``numbers`` (a file's line numbers) or counted from 1."""
     for i, value in enumerate(labels):
         if is_missing(value):
             shown = "a NaN label" if value is not None and str(value).strip() else "no label"
-            raise DataError(f"{where}: {item} {i + 1} has {shown}; give every {item} a label or drop it")
+            position = numbers[i] if numbers is not None else i + 1
+            raise DataError(f"{where}: {item} {position} has {shown}; give every example a label or drop it")
 
 
 def class_index(y: np.ndarray, class_names: list[str] | None, source: str) -> tuple[list[str], Encoder]:

@@ -173,9 +173,21 @@ def npz(path: Path) -> RawData:
 def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """The header and the rows (dicts) of a UTF-8 CSV file; a file that is not a clean table (no header,
     blank or repeated column names, rows of another width, other encodings) is a one-line DataError."""
+    header, rows, _ = read_csv_table(path)
+    return header, rows
+
+
+def read_csv_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[int]]:
+    """:func:`read_csv_rows` plus each row's line number in the file (blank lines are skipped, and a
+    quoted field may span lines, so a row's number is not its index + 2)."""
     text = read_text(path, DataError)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    table, numbers = [], []
     try:
-        table = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+        for row in reader:
+            if row:
+                table.append(row)
+                numbers.append(reader.line_num)
     except csv.Error as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     if not table:
@@ -188,12 +200,12 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise DataError(f"{path}: column {repeated[0]!r} appears more than once in the header")
-    for number, row in enumerate(table[1:], start=2):
+    for number, row in zip(numbers[1:], table[1:], strict=True):
         if len(row) != len(header):
-            raise DataError(f"{path}: a row has {len(row)} fields, the header has {len(header)} (row {number})")
+            raise DataError(f"{path}: a row has {len(row)} fields, the header has {len(header)} (line {number})")
     if len(table) == 1:
         raise DataError(f"{path}: no data rows under the header")
-    return header, [dict(zip(header, row, strict=True)) for row in table[1:]]
+    return header, [dict(zip(header, row, strict=True)) for row in table[1:]], numbers[1:]
 
 
 @SOURCES.register("csv")
@@ -210,8 +222,10 @@ def csv_file(
     ``split_column`` with values train/val/test keeps the file's own split; a ``group_column`` (not a
     feature) names each row's group, and the report gives accuracy per group. Texts become TF-IDF
     features (``max_features`` words) or, for a Hugging Face model, its tokenizer's ids."""
-    _, rows = read_csv_rows(path)
-    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features, group_column)
+    _, rows, lines = read_csv_table(path)
+    return table_rows(
+        rows, path, label_column, feature_columns, text_column, split_column, max_features, group_column, lines=lines
+    )
 
 
 @SOURCES.register("jsonl")
@@ -289,7 +303,7 @@ def table_rows(
                 f"{path}: no column {wanted!r}{did_you_mean(wanted, columns)}; columns: {', '.join(columns)}"
             )
     labels = np.array([row.get(label_column) for row in rows], dtype=object)
-    check_present(labels, f"{path}, column {label_column!r}", item="row")
+    check_present(labels, f"{path}, column {label_column!r}", "line", lines or range(2, len(rows) + 2))
     splits = np.array([str(row.get(split_column, "")).strip().lower() for row in rows]) if split_column else None
     groups = np.array([str(row.get(group_column, "")).strip() for row in rows]) if group_column else None
 

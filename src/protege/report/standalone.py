@@ -21,6 +21,7 @@ from protege.models.store import ModelCard, read_card
 from protege.pipeline import split_recipe_data
 from protege.report.html import write_html
 from protege.report.summary import assemble_report, print_summary, read_history, write_report
+from protege.rundir import run_containing
 
 STAGES = ("teacher", "student_baseline", "student")
 
@@ -57,6 +58,12 @@ def evaluate_saved(
     the models' saved tokenizer; ``trust_remote_code`` is the user's permission for their code."""
     started = time.perf_counter()
     if output_dir is not None:
+        inside = run_containing(output_dir)
+        if inside is not None:
+            raise ConfigError(
+                f"{output_dir} is in the run directory {inside}; an evaluation never changes a run: "
+                "write it elsewhere (-o reports/<name>)"
+            )
         check_writable_dir(output_dir)
         for name in ("report.json", "report.html") if config.html else ("report.json",):
             check_writable_file(output_dir / name)
