@@ -22,8 +22,8 @@ import torch
 
 os.environ.setdefault("PROTEGE_QUIET", "1")
 
-from protege.config import load_recipe
 from protege.pipeline import run_recipe
+from protege.recipe_reader import load_recipe
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "text_minilm.yaml"
 STRATEGIES = {

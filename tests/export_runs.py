@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.config import Recipe, recipe_from_dict
+from protege.config import Recipe
 from protege.pipeline import RunResult, run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 FEATURES = ["f2", "f0", "f3", "f1"]
 """The stored feature order, deliberately not the file's column order."""

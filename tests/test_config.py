@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from protege.config import load_recipe, recipe_from_dict
 from protege.errors import ConfigError
+from protege.recipe_reader import load_recipe, recipe_from_dict
 
 BASE = {
     "name": "t",

@@ -13,10 +13,10 @@ import pytest
 from tests.conftest import write_sentiment_csv, write_tiny_hf_model
 
 from protege.cli import main
-from protege.config import recipe_from_dict
 from protege.export import export_model
 from protege.pipeline import run_recipe
 from protege.predict import predict
+from protege.recipe_reader import recipe_from_dict
 
 TEXTS = ["the film was good", "awful food", "quite poor very bad", "great"]
 

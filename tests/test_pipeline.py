@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
-from protege.config import recipe_from_dict
 from protege.errors import ConfigError
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 TINY = {
     "name": "tiny",

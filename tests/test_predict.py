@@ -64,7 +64,7 @@ def text(tmp_path_factory):
 
 
 def _recipe_of(result):
-    from protege.config import load_recipe
+    from protege.recipe_reader import load_recipe
 
     return load_recipe(result.run_dir / "config.yaml")
 

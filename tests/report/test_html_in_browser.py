@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from protege.config import recipe_from_dict
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 FLAGS = [
     "--headless",

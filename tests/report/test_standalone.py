@@ -5,8 +5,8 @@ import json
 import pytest
 
 from protege.cli import main
-from protege.config import recipe_from_dict
 from protege.pipeline import run_recipe
+from protege.recipe_reader import recipe_from_dict
 
 RECIPE = {
     "name": "evalme",

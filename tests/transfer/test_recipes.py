@@ -3,12 +3,12 @@ alone next to the model, one-line errors, and the dry run's parameter groups."""
 
 import pytest
 
-from protege.config import recipe_from_dict
 from protege.dry_run import describe
 from protege.errors import ConfigError
 from protege.evaluate import predict_logits, quality
 from protege.models import build_model
 from protege.pipeline import load_recipe_data, run_recipe
+from protege.recipe_reader import recipe_from_dict
 from protege.transfer import load_trained_part
 
 DATA = {"source": "digits", "test_fraction": 0.3}

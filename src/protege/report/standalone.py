@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from protege.config import EvaluateConfig, load_recipe
+from protege.config import EvaluateConfig
 from protege.data.build import load_data, source_location
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
@@ -19,6 +19,7 @@ from protege.models.compatibility import check_features, check_split
 from protege.models.hf import saved_text_encoder
 from protege.models.store import ModelCard, read_card
 from protege.pipeline import split_recipe_data
+from protege.recipe_reader import load_recipe
 from protege.report.html import write_html
 from protege.report.summary import assemble_report, print_summary, read_history, write_report
 from protege.rundir import run_containing
