@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protege.config import Recipe, StageConfig
-from protege.data.sources import SOURCES
+from protege.data import SOURCES
 from protege.data.transfer import is_transfer_source
 from protege.errors import ConfigError, ProtegeError
 from protege.models import check_model_options

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from protege.data import call_source
 from protege.data.build import load_data, load_unlabeled
-from protege.data.sources import call_source
 from protege.data.text import TfidfEncoder
 from protege.errors import DataError
 

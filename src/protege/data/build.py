@@ -10,7 +10,8 @@ import torch
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
 from protege.data.labels import class_index
-from protege.data.sources import FLOAT32_MAX, RawData, call_source, read_csv_rows
+from protege.data.raw import FLOAT32_MAX, RawData, call_source
+from protege.data.sources import read_csv_rows
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
 

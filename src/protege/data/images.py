@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 from pydantic import Field
 
-from protege.data.sources import SOURCES, RawData
+from protege.data.raw import SOURCES, RawData
 from protege.errors import DataError
 from protege.options import MAX_INPUT_VALUES, MAX_SIDE, ImageMode
 

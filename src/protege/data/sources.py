@@ -1,18 +1,15 @@
-"""Data sources by name: ``digits``, ``mnist1d``, ``bbc_news``, ``csv:path``, ``jsonl:path``, ``npz:path``.
+"""The builtin data sources: ``digits``, ``mnist1d``, ``bbc_news``, ``csv:path``, ``jsonl:path``, ``npz:path``.
 
-A source returns :class:`RawData` (numpy arrays, labels of any type, splits it defines);
-:func:`protege.data.build.load_data` turns it into a :class:`DataBundle`.
+Each returns :class:`RawData` (protege.data.raw); :func:`protege.data.build.load_data` turns it into a
+:class:`DataBundle`. Image folders are in images.py.
 """
 
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -20,91 +17,9 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from protege.data.labels import check_present
+from protege.data.raw import FLOAT32_MAX, SOURCES, RawData
 from protege.errors import DataError, did_you_mean
 from protege.files import read_text
-from protege.options import MAX_INPUT_VALUES, check_options, signature_fields
-from protege.registry import Registry
-
-
-@dataclass
-class RawData:
-    """Arrays as a source gives them; ``x_test``/``x_val`` are set when the source defines splits."""
-
-    x: np.ndarray
-    y: np.ndarray
-    x_val: np.ndarray | None = None
-    y_val: np.ndarray | None = None
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    class_names: list[str] | None = None
-    preprocess: dict | None = None
-    text: dict | None = None
-    """Set when ``x`` holds raw strings: ``{"column": ..., "max_features": ...}``; the loader encodes them."""
-    groups: np.ndarray | None = None
-    groups_test: np.ndarray | None = None
-    """Group of each example of ``x`` / ``x_test`` (a csv ``group_column``), for per-group accuracy."""
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-SOURCES: Registry[Callable[..., RawData]] = Registry("data source")
-
-
-def call_source(spec: str, **options) -> RawData:
-    """Build raw data from ``name`` or ``name:argument`` (``csv:data/train.csv``)."""
-    name, _, argument = spec.partition(":")
-    builder = SOURCES.get(name)
-    options = check_options(f"data source {name!r}", signature_fields(builder, skip=("path",)), options, DataError)
-    if "path" in inspect.signature(builder).parameters:
-        if not argument:
-            raise DataError(f"data source {name!r} needs a path: write '{name}:path/to/file'")
-        path = Path(argument).expanduser()
-        if getattr(builder, "takes_directory", False):
-            if not path.is_dir():
-                raise DataError(f"data folder not found: {path}")
-            return builder(path=path, **options)
-        if not path.is_file():
-            raise DataError(f"data file not found: {path}")
-        if path.stat().st_size == 0:
-            raise DataError(f"data file is empty: {path}")
-        raw = builder(path=path, **options)
-    elif argument:
-        raise DataError(f"data source {name!r} takes no ':{argument}' argument")
-    else:
-        raw = builder(**options)
-    check_shapes(raw, spec)
-    return raw
-
-
-def check_shapes(raw: RawData, source: str) -> None:
-    """Refuse arrays a source handed over in shapes no model takes: inputs of one row per example, (N,
-    values...) with 1 to 3 axes per example (texts: one string each), one label per example, and splits
-    that pair inputs with labels and share the train split's shape."""
-    splits = {"": (raw.x, raw.y), "_val": (raw.x_val, raw.y_val), "_test": (raw.x_test, raw.y_test)}
-    for suffix, (x, y) in splits.items():
-        if (x is None) != (y is None):
-            given, missing = (f"x{suffix}", f"y{suffix}") if y is None else (f"y{suffix}", f"x{suffix}")
-            raise DataError(f"{source}: {given} is given without {missing}; give both or neither")
-        if x is None or y is None:
-            continue
-        if raw.text is None and not 2 <= np.ndim(x) <= 4:
-            raise DataError(
-                f"{source}: x{suffix} has shape {np.shape(x)}; give one row per example: (N, features), "
-                "(N, channels, length) or (N, channels, height, width)"
-            )
-        if raw.text is not None and np.ndim(x) != 1:
-            raise DataError(f"{source}: x{suffix} has shape {np.shape(x)}; texts come one string per example")
-        if np.ndim(y) != 1:
-            raise DataError(f"{source}: y{suffix} has shape {np.shape(y)}; give one label per example, shape (N,)")
-        if len(x) != len(y):
-            raise DataError(f"{source}: x{suffix} has {len(x)} examples but y{suffix} has {len(y)} labels")
-        if np.shape(x)[1:] != np.shape(raw.x)[1:]:
-            raise DataError(f"{source}: x{suffix} has inputs of shape {np.shape(x)[1:]}, x {np.shape(raw.x)[1:]}")
-    values = math.prod(np.shape(raw.x)[1:])
-    if raw.text is None and not 1 <= values <= MAX_INPUT_VALUES:
-        raise DataError(
-            f"{source}: each input holds {values:,} values; a model takes 1 to {MAX_INPUT_VALUES:,} (resize or crop)"
-        )
 
 
 @SOURCES.register("digits")
@@ -368,6 +283,3 @@ def numeric_columns(rows: list[dict], names: list[str], path: Path, lines: list[
                 )
             x[i, j] = value
     return x
-
-
-from protege.data import images  # noqa: E402,F401  (registers imagefolder)

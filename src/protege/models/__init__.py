@@ -4,7 +4,6 @@ and ``run:path`` (a model a previous run saved)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -12,8 +11,9 @@ from torch import nn
 from protege.errors import ModelError, did_you_mean
 from protege.models.builtin import BUILTIN
 from protege.models.compatibility import align_classes
-from protege.models.store import ModelCard, load_weights, read_card, save_model
-from protege.options import check_options, signature_fields
+from protege.models.store import ModelCard, load_weights, read_card, resolve_run_path, save_model
+from protege.options import Fields, signature_fields
+from protege.registry import Registry
 
 __all__ = [
     "BuiltModel",
@@ -68,17 +68,31 @@ def check_model_options(source: str, options: dict) -> dict:
         if not name:
             raise ModelError(f"model source {source!r} needs a name: {kind}:<name>")
         if kind == "hf":
-            from protege.models.hf import TokenizerEncoder, build_hf
-
-            fields = signature_fields(build_hf, skip=("reference", "input_shape", "num_classes", "preprocess"))
-            fields |= signature_fields(TokenizerEncoder.__init__, skip=("tokenizer", "source"))
-            return check_options(f"model {source!r}", fields, options, error=ModelError)
+            return MODELS.check_options("hf", options, label=repr(source))
         return options  # timm/torchvision pass other options to the library's constructor, which checks them
     if source not in BUILTIN:
         known = ", ".join([*BUILTIN, "timm:<name>", "torchvision:<name>", "hf:<id or folder>", "run:path"])
         raise ModelError(f"unknown model source {source!r}{did_you_mean(source, BUILTIN)}; known: {known}")
-    fields = signature_fields(BUILTIN[source], skip=("input_shape", "num_classes"))
-    return check_options(f"model {source!r}", fields, options, error=ModelError)
+    return MODELS.check_options(source, options)
+
+
+def _model_fields(builder) -> Fields:
+    """A model source's options: a builtin's constructor arguments, or for ``hf``, those of ``build_hf`` and
+    of its tokenizer encoder (the text options)."""
+    if builder == "hf":
+        from protege.models.hf import TokenizerEncoder, build_hf
+
+        fields = signature_fields(build_hf, skip=("reference", "input_shape", "num_classes", "preprocess"))
+        return fields | signature_fields(TokenizerEncoder.__init__, skip=("tokenizer", "source"))
+    return signature_fields(builder, skip=("input_shape", "num_classes"))
+
+
+MODELS: Registry = Registry("model", fields=_model_fields, error=ModelError)
+"""The model sources whose options protege checks: the builtins, and ``hf`` (timm and torchvision check
+their own; ``run:`` takes only ``trust_remote_code``)."""
+for _name, _builder in BUILTIN.items():
+    MODELS.register(_name)(_builder)
+MODELS.register("hf")("hf")
 
 
 def build_builtin(architecture: str, input_shape: tuple[int, ...], num_classes: int, options: dict) -> nn.Module:
@@ -127,15 +141,6 @@ def build_model(
     module = build_builtin(source, tuple(input_shape), len(class_names), options)
     card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
     return BuiltModel(module, card, trained=False)
-
-
-def resolve_run_path(source: str) -> Path:
-    """The model directory behind ``run:path``: a model dir, a stage dir, or a run dir (its final model)."""
-    path = Path(source.partition(":")[2]).expanduser()
-    for candidate in (path, path / "model", path / "student" / "model", path / "teacher" / "model"):
-        if (candidate / "model.json").is_file():
-            return candidate
-    raise ModelError(f"{source}: no saved model there (looked for model.json in {path} and its stage folders)")
 
 
 def load_run_model(

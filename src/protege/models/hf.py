@@ -223,8 +223,7 @@ def text_encoder(source: str, options: dict) -> TokenizerEncoder:
     (its own tokenizer files, at the length it was trained with); ``trust_remote_code`` from ``options``."""
     trust = options.get("trust_remote_code") is True
     if source.startswith("run:"):
-        from protege.models import resolve_run_path
-        from protege.models.store import read_card
+        from protege.models.store import read_card, resolve_run_path
 
         directory = resolve_run_path(source)
         card = read_card(directory)
@@ -369,8 +368,7 @@ def reads_tokens(source: str) -> bool:
     if source.startswith("hf:"):
         return True
     if source.startswith("run:"):
-        from protege.models import resolve_run_path
-        from protege.models.store import read_card
+        from protege.models.store import read_card, resolve_run_path
 
         try:
             return read_card(resolve_run_path(source)).architecture.startswith("hf:")

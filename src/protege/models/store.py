@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from protege.errors import CheckpointError
+from protege.errors import CheckpointError, ModelError
 from protege.files import read_text
 from protege.models.cards import check_card
 
@@ -157,3 +157,12 @@ def load_weights(model: nn.Module, path: Path) -> None:
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
         raise CheckpointError(f"weights {path} do not fit the model: {first}") from None
+
+
+def resolve_run_path(source: str) -> Path:
+    """The model directory behind ``run:path``: a model dir, a stage dir, or a run dir (its final model)."""
+    path = Path(source.partition(":")[2]).expanduser()
+    for candidate in (path, path / "model", path / "student" / "model", path / "teacher" / "model"):
+        if (candidate / "model.json").is_file():
+            return candidate
+    raise ModelError(f"{source}: no saved model there (looked for model.json in {path} and its stage folders)")

@@ -18,7 +18,6 @@ from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
 from protege.objectives.relational import ProbabilisticKT, RelationalKD
 from protege.objectives.self_distill import SelfDistillation
 from protege.objectives.tinybert import TinyBERT
-from protege.options import check_options, signature_fields
 from protege.registry import Registry
 
 __all__ = [
@@ -80,8 +79,7 @@ class ObjectiveSum(Objective):
 def check_objective_options(name: str, options: dict) -> dict:
     """Fail early on an unknown objective, an unknown option (with a suggestion), a wrong type or a value
     out of the range its constructor declares; return the options as validated."""
-    cls = OBJECTIVES.get(name)
-    return check_options(f"objective {name!r}", signature_fields(cls.__init__), options, also_valid=["weight"])
+    return OBJECTIVES.check_options(name, options, also_valid=["weight"])
 
 
 def build_objective(specs: Sequence[tuple[str, dict, float]]) -> ObjectiveSum:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protege.errors import ConfigError
-from protege.options import Fields, check_options, signature_fields
+from protege.options import Fields, signature_fields
 from protege.registry import Registry
 from protege.transfer.base import Strategy
 from protege.transfer.discriminative_lr import DiscriminativeLR
@@ -24,7 +24,7 @@ __all__ = [
     "strategy_options",
 ]
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", fields=lambda cls: strategy_options(cls))
 for _cls in (LinearProbe, Finetune, GradualUnfreeze, DiscriminativeLR, L2SP, LoRA):
     STRATEGIES.register(_cls.name)(_cls)
 
@@ -40,7 +40,7 @@ def strategy_options(cls: type[Strategy]) -> Fields:
 def check_strategy_options(name: str, options: dict) -> dict:
     """Fail early on an unknown strategy, an unknown option (with a suggestion), a wrong type or a value out
     of range; return the options as validated."""
-    return check_options(f"strategy {name!r}", strategy_options(STRATEGIES.get(name)), options)
+    return STRATEGIES.check_options(name, options)
 
 
 def build_strategy(name: str, options: dict) -> Strategy:
