@@ -27,6 +27,11 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
     if recipe.transfer is not None and not is_transfer_source(recipe.transfer.source):
         guard("transfer.source", SOURCES.get, recipe.transfer.source.partition(":")[0])
 
+    task = recipe.data.task
+    if task != "classification" and len(recipe.teacher_stages) > 1:
+        fail("teacher", f"several teachers average class probabilities; a {task} task takes one teacher")
+    if task != "classification" and recipe.student is not None and recipe.student.generations > 1:
+        fail("student.generations", f"born-again generations are for classification, not a {task} task")
     stages: list[tuple[str, StageConfig]] = list(recipe.teacher_stages)
     if recipe.student is not None:
         stages.append(("student", recipe.student))
@@ -47,9 +52,16 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
             where = f"{name}.objective" + (f"[{i}]" if isinstance(stage.objective, list) else "")
             guard(f"{where}.name", OBJECTIVES.get, spec.name)
             guard(where, check_objective_options, spec.name, spec.options)
-            if OBJECTIVES.get(spec.name).needs_teacher:
+            objective = OBJECTIVES.get(spec.name)
+            if task not in objective.tasks:
+                fitting = ", ".join(n for n in OBJECTIVES if task in OBJECTIVES.get(n).tasks)
+                fail(
+                    where,
+                    f"{spec.name!r} trains {' or '.join(objective.tasks)} outputs; a {task} task trains with {fitting}",
+                )
+            if objective.needs_teacher:
                 if name.startswith("teacher"):
-                    fail(where, f"{spec.name!r} distills from a teacher; the teacher stage trains with 'ce'")
+                    fail(where, f"{spec.name!r} distills from a teacher; the teacher stage trains without one")
                 if recipe.teacher is None:
                     fail(where, f"{spec.name!r} needs a teacher: add a 'teacher' stage")
                 distills = True

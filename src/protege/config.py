@@ -28,6 +28,10 @@ class DataConfig(Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of train held out for validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test, if the source has none")
     standardize: bool = Field(False, description="scale each input feature to zero mean, unit variance")
+    task: Literal["classification", "multilabel", "regression"] = Field(
+        "classification",
+        description="what the targets are: one class per example, several 0/1 labels, or real values (protege.tasks)",
+    )
 
 
 class TransferConfig(Strict):
@@ -101,7 +105,12 @@ class TrainConfig(Strict):
         "auto", description="channels-last memory for image models (auto: on a GPU)"
     )
     compile: bool = Field(False, description="torch.compile the model before training (pays off on a GPU)")
-    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    monitor: str = Field(
+        "val_accuracy",
+        pattern=r"^val_[a-z0-9_]+$",
+        description="the validation value that picks the best epoch and stops early: val_loss or val_<metric> "
+        "of the task (default: val_accuracy; a regression task's val_loss, a multi-label task's val_micro_f1)",
+    )
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement")
     restore_best: bool = Field(True, description="end with the weights of the best validation epoch")
     checkpoint_every: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
@@ -216,6 +225,29 @@ class Recipe(Strict):
             raise ValueError(
                 f"student.teacher_weights has {len(weights)} weights for {len(self.teacher_stages)} teacher(s)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> Recipe:
+        """What a recipe leaves out follows its task: the objective (``mse`` for regression, ``bce`` for
+        multi-label) and the value that picks the best epoch. Written into the resolved recipe, so the run's
+        config.yaml says what ran."""
+        if self.data.task == "classification":
+            return self
+        from protege.tasks import get_task
+
+        task = get_task(self.data.task)
+        stages = [stage for _, stage in self.teacher_stages] + ([self.student] if self.student else [])
+        for stage in stages:
+            if "objective" not in stage.model_fields_set:
+                stage.objective = ObjectiveConfig(name=task.default_objective)
+            blocks = [
+                stage.train,
+                *([stage.baseline] if isinstance(getattr(stage, "baseline", None), TrainConfig) else []),
+            ]
+            for train in blocks:
+                if train is not None and "monitor" not in train.model_fields_set:
+                    train.monitor = task.monitor
         return self
 
     @property

@@ -9,61 +9,71 @@ from protege.config import Recipe, StrategyConfig, TrainConfig
 from protege.console import out_console
 from protege.evaluate import count_parameters
 from protege.models import build_model
-from protege.models.compatibility import check_inputs
+from protege.models.compatibility import check_inputs, check_saved_task
 from protege.objectives import OBJECTIVES
-from protege.pipeline import load_recipe_data, load_transfer_set, student_stage_names
+from protege.pipeline import load_recipe_data, load_transfer_set
+from protege.plan import DistillationPlan, StageSpec
 from protege.transfer import build_strategy
 from protege.transfer.base import group_rows
 
 
 def describe(recipe: Recipe) -> None:
-    """Load the data and build the models (no training) and print the plan."""
+    """Load the data and build the models (no training) and print the plan: every stage it yields, in order."""
     data = load_recipe_data(recipe)
-    out_console.print(f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.describe()}")
+    out_console.print(f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.describe()}, task {data.task}")
     transfer_set = load_transfer_set(recipe, data)
     if recipe.transfer is not None and transfer_set is not None:
         options = recipe.transfer.options or ""
         out_console.print(f"transfer set: {len(transfer_set)} unlabeled inputs from {recipe.transfer.source} {options}")
     table = Table(title="stages")
     group_tables = []
-    for column in ("stage", "model", "parameters", "objective", "training"):
+    for column in ("stage", "role", "model", "parameters", "objective", "training"):
         table.add_column(column)
-    stages: list = list(recipe.teacher_stages)
-    if recipe.student is not None:
-        if recipe.student.baseline_stage() is not None:
-            stages.append(("student_baseline", recipe.student.baseline_stage()))
-        stages += [(name, recipe.student) for name in student_stage_names(recipe.student.generations)]
-    for name, stage in stages:
-        built = build_model(
-            stage.model.source, stage.model.options, data.input_shape, data.class_names, data.preprocess
-        )
-        if built.trained:  # what the run refuses for a saved model, the dry run refuses too
-            check_inputs(built.card, data.preprocess, data.split, f"{name} {stage.model.source}")
-        objectives = (
-            ", ".join(
-                f"{o.weight:g}×{o.name}({', '.join(f'{k}={v}' for k, v in o.options.items())})"
-                for o in stage.objectives
-            )
-            or "1×ce()"
-        )
-        needs_teacher = any(OBJECTIVES.get(o.name).needs_teacher for o in stage.objectives)
-        if needs_teacher:
-            objectives += f"; teacher cache: {getattr(stage, 'teacher_cache', 'auto')}"
-        train = stage.train
-        training = (
-            f"{train.epochs} epochs, batch {train.batch_size}, {train.optimizer} lr {train.lr:g}, {train.schedule}"
-            if train is not None
-            else "load only"
-        )
-        source = stage.model.source + "".join(f" {k}={v}" for k, v in stage.model.options.items())
-        parameters = f"{count_parameters(built.module):,}"  # before a strategy adds adapters
-        if stage.strategy is not None and train is not None:
-            training += f"; strategy {stage.strategy.name}"
-            group_tables.append(strategy_table(name, stage.strategy, built.module, train))
-        table.add_row(name, source, parameters, objectives, training)
+    built_models: dict[str, object] = {}
+    for spec in DistillationPlan(recipe).stages({}):
+        row, groups = _stage_row(spec, data, built_models)
+        table.add_row(*row)
+        group_tables += groups
     out_console.print(table)
     for group_table in group_tables:
         out_console.print(group_table)
+
+
+def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], list[Table]]:
+    """One stage of the plan as a table row (its model built, checked against the data, and counted), and
+    its strategy's parameter groups."""
+    if spec.is_ensemble:
+        members = ", ".join(spec.members)
+        return [spec.name, spec.role, f"ensemble of {members}", "–", f"soft targets at T={spec.temperature:g}", "–"], []
+    if spec.model_from is not None:
+        module, source = built_models[spec.model_from], f"continues {spec.model_from}"
+    else:
+        assert spec.model is not None
+        check_saved_task(spec.model.source, data.task, f"{spec.name} {spec.model.source}")
+        built = build_model(spec.model.source, spec.model.options, data.input_shape, data.class_names, data.preprocess)
+        if built.trained:  # what the run refuses for a saved model, the dry run refuses too
+            check_inputs(built.card, data.preprocess, data.split, f"{spec.name} {spec.model.source}")
+        module = built.module
+        source = spec.model.source + "".join(f" {k}={v}" for k, v in spec.model.options.items())
+    built_models[spec.name] = module
+    objectives = ", ".join(
+        f"{weight:g}×{name}({', '.join(f'{k}={v}' for k, v in options.items())})"
+        for name, options, weight in spec.objectives
+    )
+    if any(OBJECTIVES.get(name).needs_teacher for name, _, _ in spec.objectives):
+        objectives += f"; teacher {spec.teacher}, cache: {spec.teacher_cache}"
+    train = spec.train
+    training = "load only"
+    if train is not None:
+        training = (
+            f"{train.epochs} epochs, batch {train.batch_size}, {train.optimizer} lr {train.lr:g}, {train.schedule}"
+        )
+    parameters = f"{count_parameters(module):,}"  # before a strategy adds adapters
+    groups = []
+    if spec.strategy is not None and train is not None:
+        training += f"; strategy {spec.strategy.name}"
+        groups.append(strategy_table(spec.name, spec.strategy, module, train))
+    return [spec.name, spec.role, source, parameters, objectives, training], groups
 
 
 def strategy_table(stage: str, config: StrategyConfig, model: nn.Module, train: TrainConfig) -> Table:

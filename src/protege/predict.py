@@ -30,15 +30,24 @@ TEXT_SUFFIXES = (".txt", ".text")
 
 @dataclass
 class Prediction:
-    """The ``top_k`` classes for one input, most probable first."""
+    """What a model says of one input: the ``top_k`` classes (or labels) with their probabilities, most
+    probable first; for a multi-label model also every label it predicts (probability at least 0.5); for a
+    regression model the value of each target instead."""
 
     input: str
     classes: list[str]
     probabilities: list[float]
+    labels: list[str] | None = None
+    values: dict[str, float] | None = None
 
     def to_json(self) -> dict:
+        if self.values is not None:
+            return {"input": self.input, "values": self.values}
         ranked = [{"class": c, "probability": p} for c, p in zip(self.classes, self.probabilities, strict=True)]
-        return {"input": self.input, "predictions": ranked}
+        out: dict = {"input": self.input, "predictions": ranked}
+        if self.labels is not None:
+            out["labels"] = self.labels
+        return out
 
 
 @dataclass
@@ -50,10 +59,15 @@ class Predictor:
     logits: Callable[[np.ndarray], np.ndarray]
     preprocessor: Preprocessor
 
+    @property
+    def task(self) -> str:
+        """What the outputs are (protege.tasks), as the card's training data says (older cards: classes)."""
+        return self.card.data.get("task", "classification")
+
     def probabilities(self, x: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
-        """Softmax of the logits of preprocessed inputs ``x``, batch by batch. A model with another number
-        of outputs than its card has classes, or outputs that are not finite, is an error (never a table of
-        wrong or NaN probabilities)."""
+        """What the model gives for preprocessed inputs ``x``, batch by batch: class probabilities (softmax),
+        label probabilities (sigmoid) or the predicted values. A model with another number of outputs than
+        its card names, or outputs that are not finite, is an error (never a table of wrong or NaN values)."""
         parts = [self.logits(x[i : i + BATCH_SIZE]) for i in range(0, len(x), BATCH_SIZE)]
         logits = np.concatenate(parts).astype(np.float64)
         if logits.ndim != 2 or logits.shape[1] != self.card.num_classes:
@@ -69,6 +83,10 @@ class Predictor:
                 f"the model gives non-finite outputs (NaN or infinity) for {which} and {int(broken.sum()) - 1} "
                 "other input(s): its weights are broken, or those inputs are far outside what it was trained on"
             )
+        if self.task == "regression":
+            return logits
+        if self.task == "multilabel":
+            return 1.0 / (1.0 + np.exp(-logits))
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
@@ -185,13 +203,22 @@ def predict(
         names += [f"text {i}" for i in range(len(texts))]
     if not batches:
         raise DataError("no inputs given")
-    probabilities = predictor.probabilities(np.concatenate(batches), names)
-    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    outputs = predictor.probabilities(np.concatenate(batches), names)
     classes = predictor.card.class_names
-    return [
+    if predictor.task == "regression":
+        return [
+            Prediction(name, [], [], values=dict(zip(classes, map(float, row), strict=True)))
+            for name, row in zip(names, outputs, strict=True)
+        ]
+    order = np.argsort(-outputs, axis=1, kind="stable")[:, :top_k]
+    predictions = [
         Prediction(name, [classes[j] for j in ranks], [float(p[j]) for j in ranks])
-        for name, p, ranks in zip(names, probabilities, order, strict=True)
+        for name, p, ranks in zip(names, outputs, order, strict=True)
     ]
+    if predictor.task == "multilabel":
+        for prediction, p in zip(predictions, outputs, strict=True):
+            prediction.labels = [classes[j] for j in np.flatnonzero(p >= 0.5)]
+    return predictions
 
 
 def print_predictions(predictions: list[Prediction], as_json: bool = False) -> None:
@@ -205,11 +232,22 @@ def print_predictions(predictions: list[Prediction], as_json: bool = False) -> N
 
     table = Table()
     table.add_column("input")
+    if predictions and predictions[0].values is not None:  # regression: one column per target
+        for target in predictions[0].values:
+            table.add_column(Text(target), justify="right")
+        for prediction in predictions:
+            table.add_row(Text(prediction.input), *(f"{v:.6g}" for v in prediction.values.values()))
+        out_console.print(table)
+        return
+    if predictions and predictions[0].labels is not None:
+        table.add_column("labels (p ≥ 0.5)")
     ranks = max((len(p.classes) for p in predictions), default=0)
     for rank in range(ranks):
         table.add_column(f"#{rank + 1}", justify="left")
     for prediction in predictions:
         # Text cells: a class or file name such as "[red]" must not be read as rich markup
         cells = [Text(f"{c}  {p:.1%}") for c, p in zip(prediction.classes, prediction.probabilities, strict=True)]
+        if prediction.labels is not None:
+            cells.insert(0, Text(", ".join(prediction.labels) or "–"))
         table.add_row(Text(prediction.input), *cells)
     out_console.print(table)

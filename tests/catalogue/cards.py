@@ -122,7 +122,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "card with one class": (
         lambda t: predict(tampered(t, class_names=["only"])),
-        "model.json: class_names: List should have at least 2 items",
+        "model.json: class_names ['only']: a classifier has at least two classes",
     ),
     "card with numbers for class names": (
         lambda t: as_teacher(t, tampered(t, class_names=list(range(10)))),

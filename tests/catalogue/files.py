@@ -103,7 +103,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "npz inputs of rank 1": (lambda t: npz_data(t, x=np.arange(20.0), y=ROWS), "x has shape (20,); give one row"),
     "npz labels of rank 2": (
         lambda t: npz_data(t, x=np.ones((20, 3)), y=np.zeros((20, 2), dtype=int)),
-        "y has shape (20, 2); give one label per example, shape (N,)",
+        "2 label columns for a classification task; a multi-label task reads them",
     ),
     "npz with more labels than inputs": (
         lambda t: npz_data(t, x=np.ones((15, 3)), y=ROWS),

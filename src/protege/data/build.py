@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
-from protege.data.labels import class_index
 from protege.data.raw import FLOAT32_MAX, RawData, call_source
 from protege.data.sources import read_csv_rows
+from protege.data.targets import target_index
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
 
@@ -25,10 +25,12 @@ def load_data(
     standardize: bool = False,
     seed: int = 0,
     text_encoder: TextEncoder | None = None,
+    task: str = "classification",
 ) -> DataBundle:
-    """Load ``source`` and split it; a split the source defines is kept, others are drawn stratified
-    with ``seed``. Texts are encoded after the split, fitted on train: TF-IDF, or ``text_encoder`` (a
-    Hugging Face model's tokenizer)."""
+    """Load ``source`` and split it; a split the source defines is kept, others are drawn with ``seed``
+    (stratified by class for classification). Targets become the ``task``'s (protege.tasks): class ids,
+    0/1 per label, or real values. Texts are encoded after the split, fitted on train: TF-IDF, or
+    ``text_encoder`` (a Hugging Face model's tokenizer)."""
     raw = call_source(source, **(options or {}))
     if text_encoder is not None and raw.text is None:
         raise DataError(
@@ -36,7 +38,7 @@ def load_data(
             f"(csv:/jsonl: with text_column, bbc_news)"
         )
     _check_features(raw, source)
-    class_names, encode = class_index(raw.y, raw.class_names, source)
+    class_names, encode = target_index(task, raw.y, raw.class_names, source, raw.label_names, raw.label_delimiter)
     x, y = raw.x, encode(raw.y, "train")
     test_given = raw.x_test is not None and raw.y_test is not None
     val_given = raw.x_val is not None and raw.y_val is not None
@@ -89,8 +91,10 @@ def load_data(
         "val": "source" if val_given else "drawn" if val_fraction > 0 else "none",
         "val_fraction": None if val_given else val_fraction,
         "standardize": standardize,
+        "task": task,
     }
     return DataBundle(
+        task=task,
         split=split,
         train=dataset(x, y),
         test=dataset(x_test, y_test),
@@ -205,12 +209,14 @@ def _check_features(raw: RawData, source: str) -> None:
 
 
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, source: str, *more: np.ndarray):
-    """A seeded split, stratified by class when every class has at least two examples; ``more`` arrays
-    (aligned with ``x``) are split the same way."""
+    """A seeded split, stratified by class when the targets are class ids and every class has at least two
+    examples; ``more`` arrays (aligned with ``x``) are split the same way."""
     from sklearn.model_selection import train_test_split
 
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 else None
+    stratify = None
+    if y.ndim == 1 and not np.issubdtype(y.dtype, np.floating):  # class ids: keep each class's share
+        counts = np.bincount(y)
+        stratify = y if counts[counts > 0].min() >= 2 else None
     try:
         return train_test_split(x, y, *more, test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError as exc:

@@ -152,6 +152,8 @@ class DataBundle:
     """The fitted encoder of a text source (TF-IDF or a tokenizer), for transfer sets of the same kind."""
     test_groups: list[str] | None = None
     """The group of each test example (a csv ``group_column``), for per-group accuracy."""
+    task: str = "classification"
+    """What the targets are (protege.tasks); ``class_names`` names the outputs: classes, labels or targets."""
     split: dict = field(default_factory=dict)
     """Where the examples came from and how the splits were made (source, options, seed, fractions;
     ``test``: ``source`` when the source defines it, ``drawn`` when drawn with the seed). Saved in the
@@ -167,8 +169,10 @@ class DataBundle:
 
     def describe(self) -> str:
         sizes = self.sizes()
+        outputs = {"classification": "class", "multilabel": "label", "regression": "target"}[self.task]
+        outputs += "" if self.num_classes == 1 else "es" if outputs == "class" else "s"
         return (
-            f"{self.source}, {self.num_classes} classes, inputs {self.input_shape}, "
+            f"{self.source}, {self.num_classes} {outputs}, inputs {self.input_shape}, "
             f"train {sizes['train']} / val {sizes['val']} / test {sizes['test']}"
         )
 

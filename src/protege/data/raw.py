@@ -33,6 +33,10 @@ class RawData:
     groups: np.ndarray | None = None
     groups_test: np.ndarray | None = None
     """Group of each example of ``x`` / ``x_test`` (a csv ``group_column``), for per-group accuracy."""
+    label_names: list[str] | None = None
+    """The names of ``y``'s columns (several labels or targets), or of its one column (a regression target)."""
+    label_delimiter: str | None = None
+    """Set when each label is a list of labels in one string (``"news|sport"``), split at this."""
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -86,8 +90,11 @@ def check_shapes(raw: RawData, source: str) -> None:
             )
         if raw.text is not None and np.ndim(x) != 1:
             raise DataError(f"{source}: x{suffix} has shape {np.shape(x)}; texts come one string per example")
-        if np.ndim(y) != 1:
-            raise DataError(f"{source}: y{suffix} has shape {np.shape(y)}; give one label per example, shape (N,)")
+        if np.ndim(y) not in (1, 2):
+            raise DataError(
+                f"{source}: y{suffix} has shape {np.shape(y)}; give one label per example, shape (N,), or one "
+                "row of labels or targets per example, shape (N, outputs)"
+            )
         if len(x) != len(y):
             raise DataError(f"{source}: x{suffix} has {len(x)} examples but y{suffix} has {len(y)} labels")
         if np.shape(x)[1:] != np.shape(raw.x)[1:]:

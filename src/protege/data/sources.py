@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -60,7 +61,8 @@ def mnist1d(
 @SOURCES.register("npz")
 def npz(path: Path) -> RawData:
     """A NumPy ``.npz`` with arrays ``x``, ``y`` and optionally ``x_val``/``y_val``, ``x_test``/``y_test``,
-    ``class_names``."""
+    ``class_names``; for a multi-label or regression task ``y`` may hold a column per output, named by
+    ``label_names``."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             data = dict(arrays)
@@ -74,7 +76,11 @@ def npz(path: Path) -> RawData:
     names = data.get("class_names")
     if names is not None and names.ndim != 1:
         raise DataError(f"{path}: class_names has shape {names.shape}; give a list of names, shape (classes,)")
+    label_names = data.get("label_names")
+    if label_names is not None and label_names.ndim != 1:
+        raise DataError(f"{path}: label_names has shape {label_names.shape}; give a list of names, shape (outputs,)")
     return RawData(
+        label_names=[str(n) for n in label_names] if label_names is not None else None,
         x=data["x"],
         y=data["y"],
         x_val=data.get("x_val"),
@@ -123,30 +129,62 @@ def read_csv_table(path: Path) -> tuple[list[str], list[dict[str, str]], list[in
     return header, [dict(zip(header, row, strict=True)) for row in table[1:]], numbers[1:]
 
 
+@dataclass(frozen=True)
+class Columns:
+    """Which columns of a table (CSV, JSON Lines) are what: the label (one column, a column of label lists
+    split at ``label_delimiter``, or several ``label_columns`` for multi-label and multi-target tasks), the
+    numeric features or one text column, and optionally a split and a group column."""
+
+    label_column: str = "label"
+    label_columns: list[str] | None = None
+    label_delimiter: str | None = None
+    feature_columns: list[str] | None = None
+    text_column: str | None = None
+    split_column: str | None = None
+    group_column: str | None = None
+    max_features: int = 2000
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.label_columns) if self.label_columns else [self.label_column]
+
+    def named(self) -> list[str]:
+        """Every column these options name (each must exist)."""
+        extra = [self.text_column, self.split_column, self.group_column, *(self.feature_columns or [])]
+        return [*self.labels, *(c for c in extra if c is not None)]
+
+
 @SOURCES.register("csv")
 def csv_file(
     path: Path,
     label_column: str = "label",
+    label_columns: Annotated[list[str], Field(min_length=1)] | None = None,
+    label_delimiter: Annotated[str, Field(min_length=1)] | None = None,
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     split_column: str | None = None,
     group_column: str | None = None,
     max_features: PositiveInt = 2000,
 ) -> RawData:
-    """A CSV file with a header: numeric feature columns, or one text column, and a label column. A
-    ``split_column`` with values train/val/test keeps the file's own split; a ``group_column`` (not a
-    feature) names each row's group, and the report gives accuracy per group. Texts become TF-IDF
-    features (``max_features`` words) or, for a Hugging Face model, its tokenizer's ids."""
+    """A CSV file with a header: numeric feature columns, or one text column, and a label column (or, for a
+    multi-label or several-target task, ``label_columns``, or one column of labels separated by
+    ``label_delimiter``). A ``split_column`` with values train/val/test keeps the file's own split; a
+    ``group_column`` (not a feature) names each row's group, and the report gives accuracy per group. Texts
+    become TF-IDF features (``max_features`` words) or, for a Hugging Face model, its tokenizer's ids."""
     _, rows, lines = read_csv_table(path)
-    return table_rows(
-        rows, path, label_column, feature_columns, text_column, split_column, max_features, group_column, lines=lines
-    )
+    columns = Columns(
+        label_column, label_columns, label_delimiter, feature_columns, text_column, split_column, group_column,
+        max_features,
+    )  # fmt: skip
+    return table_rows(rows, path, columns, lines)
 
 
 @SOURCES.register("jsonl")
 def jsonl_file(
     path: Path,
     label_column: str = "label",
+    label_columns: Annotated[list[str], Field(min_length=1)] | None = None,
+    label_delimiter: Annotated[str, Field(min_length=1)] | None = None,
     feature_columns: list[str] | None = None,
     text_column: str | None = None,
     split_column: str | None = None,
@@ -166,7 +204,10 @@ def jsonl_file(
             raise DataError(f"{path}: line {number} is not a JSON object")
         rows.append({key: json.dumps(v) if isinstance(v, (list, dict)) else v for key, v in row.items()})
         lines.append(number)
-    return table_rows(rows, path, label_column, feature_columns, text_column, split_column, max_features, lines=lines)
+    columns = Columns(
+        label_column, label_columns, label_delimiter, feature_columns, text_column, split_column, None, max_features
+    )
+    return table_rows(rows, path, columns, lines)
 
 
 @SOURCES.register("bbc_news")
@@ -196,54 +237,73 @@ def bbc_news(per_class: Annotated[int, Field(ge=2)] | None = None, max_features:
     return RawData(x=x, y=np.array(labels), text={"column": "text", "max_features": max_features})
 
 
-def table_rows(
-    rows: list[dict],
-    path: Path,
-    label_column: str,
-    feature_columns: list[str] | None,
-    text_column: str | None,
-    split_column: str | None,
-    max_features: int,
-    group_column: str | None = None,
-    lines: list[int] | None = None,
-) -> RawData:
+def table_rows(rows: list[dict], path: Path, columns: Columns, lines: list[int] | None = None) -> RawData:
     """Rows of named columns (CSV or JSON Lines) as raw data: numeric features, or texts left as strings.
     ``lines`` are the rows' line numbers in the file, for errors (default: a CSV's, from 2 under the header)."""
     if not rows:
         raise DataError(f"{path}: no data rows")
-    columns = list(rows[0])
-    for wanted in [label_column, text_column, split_column, group_column, *(feature_columns or [])]:
-        if wanted is not None and wanted not in columns:
+    present = list(rows[0])
+    for wanted in columns.named():
+        if wanted not in present:
             raise DataError(
-                f"{path}: no column {wanted!r}{did_you_mean(wanted, columns)}; columns: {', '.join(columns)}"
+                f"{path}: no column {wanted!r}{did_you_mean(wanted, present)}; columns: {', '.join(present)}"
             )
-    labels = np.array([row.get(label_column) for row in rows], dtype=object)
-    check_present(labels, f"{path}, column {label_column!r}", "line", lines or range(2, len(rows) + 2))
-    splits = np.array([str(row.get(split_column, "")).strip().lower() for row in rows]) if split_column else None
-    groups = np.array([str(row.get(group_column, "")).strip() for row in rows]) if group_column else None
+    numbers = lines or list(range(2, len(rows) + 2))
+    labels = _labels(rows, path, columns, numbers)
+    x, preprocess, text = _inputs(rows, path, columns, present, numbers)
+    groups = (
+        np.array([str(row.get(columns.group_column, "")).strip() for row in rows]) if columns.group_column else None
+    )
+    label_names = columns.label_columns or [columns.label_column]
+    common = {
+        "preprocess": preprocess,
+        "text": text,
+        "label_names": label_names,
+        "label_delimiter": columns.label_delimiter,
+    }
+    if columns.split_column is None:
+        return RawData(x=x, y=labels, groups=groups, **common)
+    return _by_split(x, labels, groups, [str(row.get(columns.split_column, "")) for row in rows], path, columns, common)
 
-    text = None
-    if text_column is not None:
-        x = np.array([str(row.get(text_column) or "") for row in rows], dtype=object)
-        preprocess: dict = {}
-        text = {"column": text_column, "max_features": max_features}
-    else:
-        skip = {label_column, split_column, group_column}
-        names = feature_columns or [c for c in columns if c not in skip]
-        if not names:
-            raise DataError(f"{path}: no feature columns besides the label column {label_column!r}")
-        x = numeric_columns(rows, names, path, lines)
-        preprocess = {"features": names}
 
-    if splits is None:
-        return RawData(x=x, y=labels, preprocess=preprocess, text=text, groups=groups)
+def _labels(rows: list[dict], path: Path, columns: Columns, numbers: list[int]) -> np.ndarray:
+    """One label per row (missing ones refused), or a row of values per row for several label columns."""
+    if columns.label_columns:
+        return np.array([[row.get(c) for c in columns.label_columns] for row in rows], dtype=object)
+    labels = np.array([row.get(columns.label_column) for row in rows], dtype=object)
+    check_present(labels, f"{path}, column {columns.label_column!r}", "line", numbers)
+    return labels
+
+
+def _inputs(
+    rows: list[dict], path: Path, columns: Columns, present: list[str], numbers: list[int]
+) -> tuple[np.ndarray, dict, dict | None]:
+    """The texts of the text column, or the numeric feature columns (all but the label, split and group
+    columns unless named)."""
+    if columns.text_column is not None:
+        x = np.array([str(row.get(columns.text_column) or "") for row in rows], dtype=object)
+        return x, {}, {"column": columns.text_column, "max_features": columns.max_features}
+    skip = {*columns.labels, columns.split_column, columns.group_column}
+    names = columns.feature_columns or [c for c in present if c not in skip]
+    if not names:
+        raise DataError(f"{path}: no feature columns besides the label column(s) {', '.join(columns.labels)}")
+    return numeric_columns(rows, names, path, numbers), {"features": names}, None
+
+
+def _by_split(
+    x: np.ndarray, labels: np.ndarray, groups, split_values: list[str], path: Path, columns: Columns, common: dict
+) -> RawData:
+    """The file's own train/val/test split from its split column."""
+    splits = np.array([value.strip().lower() for value in split_values])
     unknown = sorted(set(splits) - {"train", "val", "test"})
     if unknown:
-        raise DataError(f"{path}: split column {split_column!r} has value {unknown[0]!r}; use train, val or test")
+        raise DataError(
+            f"{path}: split column {columns.split_column!r} has value {unknown[0]!r}; use train, val or test"
+        )
     part = lambda name: (x[splits == name], labels[splits == name]) if (splits == name).any() else (None, None)  # noqa: E731
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = part("train"), part("val"), part("test")
     if x_tr is None:
-        raise DataError(f"{path}: split column {split_column!r} marks no row as 'train'")
+        raise DataError(f"{path}: split column {columns.split_column!r} marks no row as 'train'")
     in_split = lambda name: groups[splits == name] if groups is not None else None  # noqa: E731
     return RawData(
         x=x_tr,
@@ -252,10 +312,9 @@ def table_rows(
         y_val=y_va,
         x_test=x_te,
         y_test=y_te,
-        preprocess=preprocess,
-        text=text,
         groups=in_split("train"),
         groups_test=in_split("test") if x_te is not None else None,
+        **common,
     )
 
 

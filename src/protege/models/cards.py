@@ -66,9 +66,10 @@ class _Card(_Block):
     architecture: Annotated[StrictStr, Field(min_length=1)]
     options: dict[str, Any]
     input_shape: Annotated[list[Annotated[StrictInt, Field(ge=1)]], Field(min_length=1, max_length=4)]
-    class_names: Annotated[list[StrictStr], Field(min_length=2)]
+    class_names: Annotated[list[StrictStr], Field(min_length=1)]
     preprocess: _Preprocess = Field(default_factory=_Preprocess)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sizes_fit(self) -> _Card:
@@ -77,6 +78,11 @@ class _Card(_Block):
             raise ValueError(f"input_shape {self.input_shape} holds {values:,} values, at most {MAX_INPUT_VALUES:,}")
         if len(set(self.class_names)) != len(self.class_names):
             raise ValueError("class_names holds a name twice")
+        task = self.data.get("task", "classification")
+        if task not in ("classification", "multilabel", "regression"):
+            raise ValueError(f"data.task {task!r} is not a task type (classification, multilabel, regression)")
+        if task == "classification" and len(self.class_names) < 2:
+            raise ValueError(f"class_names {self.class_names}: a classifier has at least two classes")
         _check_preprocess(self.preprocess, values)
         return self
 

@@ -45,7 +45,8 @@ def align_classes(module: nn.Module, card: ModelCard, class_names: list[str], wh
 
 
 def check_inputs(card: ModelCard, preprocess: dict, split: dict, who: str) -> None:
-    """Refuse data whose features, preprocessing or test split differ from what the model was trained on."""
+    """Refuse data whose task, features, preprocessing or test split differ from what the model was trained on."""
+    check_task(card, split.get("task", "classification"), who)
     check_features(card.preprocess.get("features"), preprocess.get("features"), who)
     _check_standardize(card.preprocess.get("standardize"), preprocess.get("standardize"), who)
     if "tfidf" in card.preprocess and card.preprocess["tfidf"] != preprocess.get("tfidf"):
@@ -54,6 +55,25 @@ def check_inputs(card: ModelCard, preprocess: dict, split: dict, who: str) -> No
             "use a model that reads the texts itself (an hf: model) or retrain it on this data"
         )
     check_split(card.data, split, who)
+
+
+def check_task(card: ModelCard, task: str, who: str) -> None:
+    """Refuse a model whose outputs mean something else than the data's targets (classes, labels, values)."""
+    trained = card.data.get("task", "classification")
+    if trained != task:
+        raise ModelError(
+            f"{who} was trained for a {trained} task, and this data is a {task} task: its outputs mean something "
+            f"else; use a model trained for {task} (or set data.task: {trained})"
+        )
+
+
+def check_saved_task(source: str, task: str, who: str) -> None:
+    """For a ``run:`` source, :func:`check_task` on its card before anything is built (a classifier's ten
+    outputs never meet a regression task's one target)."""
+    if source.startswith("run:"):
+        from protege.models.store import read_card, resolve_run_path
+
+        check_task(read_card(resolve_run_path(source)), task, who)
 
 
 def check_features(trained: list[str] | None, given: list[str] | None, who: str) -> None:

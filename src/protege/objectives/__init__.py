@@ -15,6 +15,8 @@ from protege.objectives.dist import DIST
 from protege.objectives.dkd import DecoupledKD
 from protege.objectives.hints import AttentionTransfer, FitNet
 from protege.objectives.kd import KnowledgeDistillation, soft_target_loss
+from protege.objectives.multilabel import BinaryCrossEntropy, SigmoidKD
+from protege.objectives.regression import Huber, MeanSquaredError, OutputMatching
 from protege.objectives.relational import ProbabilisticKT, RelationalKD
 from protege.objectives.self_distill import SelfDistillation
 from protege.objectives.tinybert import TinyBERT
@@ -43,6 +45,11 @@ OBJECTIVES.register("attention")(AttentionTransfer)
 OBJECTIVES.register("crd")(CRD)
 OBJECTIVES.register("self_distill")(SelfDistillation)
 OBJECTIVES.register("tinybert")(TinyBERT)
+OBJECTIVES.register("bce")(BinaryCrossEntropy)
+OBJECTIVES.register("sigmoid_kd")(SigmoidKD)
+OBJECTIVES.register("mse")(MeanSquaredError)
+OBJECTIVES.register("huber")(Huber)
+OBJECTIVES.register("match")(OutputMatching)
 
 
 class ObjectiveSum(Objective):

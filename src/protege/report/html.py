@@ -9,7 +9,8 @@ from html import escape
 from pathlib import Path
 
 from protege.models.store import atomic_write_text
-from protege.report import plots
+from protege.report import plots, task_views
+from protege.report.summary import report_reference
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
@@ -34,32 +35,21 @@ def render_html(report: dict) -> str:
     class_names = report["data"]["class_names"]
     titles = {name: entry.get("title", name) for name, entry in models.items()}
     parts = [_header(report), _summary_table(report)]
+    task = report.get("task", "classification")
     batch_sizes = [str(b) for b in (report.get("evaluation") or {}).get("latency_batch_sizes") or []]
+    headline = next(c for c in task_views.QUALITY[task] if c.key == task_views.HEADLINE[task])
     if batch_sizes:
-        chart = plots.accuracy_vs_latency(models, batch_sizes[0])
+        chart = plots.quality_vs_latency(models, batch_sizes[0], headline.key, headline.heading)
         if chart is not None:
-            parts.append(_section("Accuracy versus latency", _figure(chart, "Test accuracy against CPU latency.")))
-    curves = plots.learning_curves(report.get("history") or {}, titles)
+            name = headline.heading.removeprefix("test ")
+            caption = f"{headline.heading[0].upper()}{headline.heading[1:]} against CPU latency."
+            parts.append(_section(f"{name[0].upper()}{name[1:]} versus latency", _figure(chart, caption)))
+    metric = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "mae"}[task]
+    curves = plots.learning_curves(report.get("history") or {}, titles, metric)
     if curves is not None:
-        note = "Per epoch: training (solid) and validation (dashed) loss and accuracy of every stage trained here."
+        note = f"Per epoch: training (solid) and validation (dashed) loss and {metric} of every stage trained here."
         parts.append(_section("Learning curves", _figure(curves, note)))
-    parts.append(
-        _section(
-            "Calibration",
-            _figure(
-                plots.reliability_diagram(models),
-                "Reliability diagram: accuracy of the test examples in each confidence bin; points below the "
-                "diagonal are over-confident. ECE is the count-weighted mean gap.",
-            ),
-        )
-    )
-    parts.append(
-        _section(
-            "Confusion matrices",
-            _figure(plots.confusion_matrices(models, class_names), "Rows: true class; numbers: test examples."),
-        )
-    )
-    parts.append(_section("Accuracy per class", _figure(plots.per_class_bars(models, class_names), "")))
+    parts += TASK_SECTIONS[task](models, class_names)
     fairness = report.get("fairness") or {}
     if fairness:
         parts.append(_fairness(report, fairness))
@@ -72,6 +62,46 @@ def render_html(report: dict) -> str:
     )
 
 
+def _classification_sections(models: dict, class_names: list[str]) -> list[str]:
+    return [
+        _section(
+            "Calibration",
+            _figure(
+                plots.reliability_diagram(models),
+                "Reliability diagram: accuracy of the test examples in each confidence bin; points below the "
+                "diagonal are over-confident. ECE is the count-weighted mean gap.",
+            ),
+        ),
+        _section(
+            "Confusion matrices",
+            _figure(plots.confusion_matrices(models, class_names), "Rows: true class; numbers: test examples."),
+        ),
+        _section("Accuracy per class", _figure(plots.per_class_bars(models, class_names), "")),
+    ]
+
+
+def _regression_sections(models: dict, target_names: list[str]) -> list[str]:
+    first = next(iter(models.values()))["scatter"]["target"]
+    caption = (
+        f"Predicted against true {first} on (up to {task_views.SCATTER_POINTS}) test examples; on the diagonal a "
+        "prediction is exact."
+    )
+    return [_section("Predictions", _figure(plots.prediction_scatter(models), caption))]
+
+
+def _multilabel_sections(models: dict, label_names: list[str]) -> list[str]:
+    bars = plots.per_class_bars(models, label_names, key="per_label_f1", ylabel="test F1")
+    caption = "F1 of each label (a label is predicted when its probability passes 0.5)."
+    return [_section("F1 per label", _figure(bars, caption))]
+
+
+TASK_SECTIONS: dict[str, Callable[[dict, list[str]], list[str]]] = {
+    "classification": _classification_sections,
+    "multilabel": _multilabel_sections,
+    "regression": _regression_sections,
+}
+
+
 def write_html(path: Path, report: dict) -> None:
     atomic_write_text(path, render_html(report))
 
@@ -81,7 +111,7 @@ def _header(report: dict) -> str:
     sizes = data["sizes"]
     return (
         f"<h1>protege · {escape(str(report['recipe']))}</h1>"
-        f"<p class='meta'>data {escape(data['source'])}: {data['num_classes']} classes, inputs "
+        f"<p class='meta'>data {escape(data['source'])}: {data['num_classes']} {_outputs(report)}, inputs "
         f"{escape(str(tuple(data['input_shape'])))}, train {sizes['train']} / val {sizes['val']} / "
         f"test {sizes['test']} · seed {report.get('seed')} · protege {escape(report['protege_version'])}</p>"
     )
@@ -90,25 +120,19 @@ def _header(report: dict) -> str:
 def _summary_table(report: dict) -> str:
     """Two tables under one ``#summary``: what each model kept, and what it costs."""
     models = report["models"]
-    has_teacher = "teacher" in models
+    has_teacher = report_reference(report) is not None
     batch_sizes = [str(b) for b in (report.get("evaluation") or {}).get("latency_batch_sizes") or []]
     measured = [b for b in batch_sizes if any(b in e.get("latency_ms", {}) for e in models.values())]
     name_columns: list[tuple[str, Callable]] = [
         ("model", lambda e: e["title"]),
         ("architecture", lambda e: e["architecture"]),
     ]
+    task = report.get("task", "classification")
     kept: list[tuple[str, Callable]] = [
-        ("test accuracy", lambda e: _pct(e["accuracy"])),
-        ("macro-F1", lambda e: _num(e.get("macro_f1"), 3)),
-        ("NLL", lambda e: _num(e["nll"], 3)),
-        ("ECE", lambda e: _num(e.get("ece"), 3)),
+        (c.heading, lambda e, c=c: c.format(e.get(c.key))) for c in task_views.QUALITY[task]
     ]
     if has_teacher:
-        kept += [
-            ("agreement with teacher", lambda e: _pct(e.get("agreement"))),
-            ("KL to teacher", lambda e: _num(e.get("kl_to_teacher"), 3)),
-            ("accuracy retained", lambda e: _pct(e.get("accuracy_retained"))),
-        ]
+        kept += [(c.heading, lambda e, c=c: c.format(e.get(c.key))) for c in task_views.AGAINST_TEACHER[task]]
     kept.append(("train time", lambda e: _seconds((e.get("training") or {}).get("train_seconds"))))
     cost: list[tuple[str, Callable]] = [
         ("parameters", lambda e: f"{e['parameters']:,}"),
@@ -139,6 +163,10 @@ def _summary_table(report: dict) -> str:
         + f"</div><p class='note'>{escape(note)}</p>"
     )
     return _section("Summary", body)
+
+
+def _outputs(report: dict) -> str:
+    return {"multilabel": "labels", "regression": "targets"}.get(report.get("task", ""), "classes")
 
 
 def _table(css_class: str, columns: list[tuple[str, Callable]], entries) -> str:

@@ -27,22 +27,22 @@ def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list
     return figure, axes
 
 
-def learning_curves(history: dict[str, list[dict]], titles: dict[str, str]) -> str | None:
-    """Loss and accuracy per epoch for each stage: train solid, validation dashed."""
+def learning_curves(history: dict[str, list[dict]], titles: dict[str, str], metric: str = "accuracy") -> str | None:
+    """Loss and ``metric`` per epoch for each stage: train solid, validation dashed."""
     if not any(history.values()):
         return None
     figure, (loss_ax, acc_ax) = _figure(11, 3.6, columns=2)
     for i, (stage, records) in enumerate(history.items()):
         color = COLORS[i % len(COLORS)]
         label = titles.get(stage, stage)
-        for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        for ax, key in ((loss_ax, "loss"), (acc_ax, metric)):
             for split, style in (("train", "-"), ("val", "--")):
                 points = [(r["epoch"], r[f"{split}_{key}"]) for r in records if r.get(f"{split}_{key}") is not None]
                 if points:
                     xs, ys = zip(*points, strict=True)
                     ax.plot(xs, ys, style, color=color, linewidth=1.5, label=f"{label} ({split})")
     loss_ax.set(title="loss", xlabel="epoch", yscale="log")
-    acc_ax.set(title="accuracy", xlabel="epoch")
+    acc_ax.set(title=metric.replace("_", "-"), xlabel="epoch")
     handles, labels = acc_ax.get_legend_handles_labels()
     figure.legend(handles, labels, fontsize=8, frameon=False, loc="outside right upper")
     return to_svg(figure)
@@ -93,25 +93,29 @@ def confusion_matrices(models: dict[str, dict], class_names: list[str]) -> str:
     return to_svg(figure)
 
 
-def per_class_bars(models: dict[str, dict], class_names: list[str]) -> str:
-    """Accuracy of every class, one bar per model side by side."""
+def per_class_bars(
+    models: dict[str, dict], class_names: list[str], key: str = "per_class_accuracy", ylabel: str = "test accuracy"
+) -> str:
+    """A score of every class (or label), one bar per model side by side: accuracy, or ``key``'s values."""
     figure, (ax,) = _figure(min(14, max(6, 0.45 * len(class_names) * len(models))), 3.4)
     width = 0.8 / len(models)
     for i, entry in enumerate(models.values()):
-        values = [a if a is not None else 0 for a in entry["per_class_accuracy"]]
+        values = [a if a is not None else 0 for a in entry[key]]
         positions = [c + (i - (len(models) - 1) / 2) * width for c in range(len(class_names))]
         ax.bar(positions, values, width, color=COLORS[i % len(COLORS)], label=entry["title"])
-    low = min((a for e in models.values() for a in e["per_class_accuracy"] if a is not None), default=0)
+    low = min((a for e in models.values() for a in e[key] if a is not None), default=0)
     ax.set_ylim(max(0, low - 0.1), 1.0)
     ax.set_xticks(range(len(class_names)), class_names, fontsize=8, rotation=0 if len(class_names) <= 20 else 90)
-    ax.set(xlabel="class", ylabel="test accuracy")
+    ax.set(xlabel="class" if key == "per_class_accuracy" else "label", ylabel=ylabel)
     figure.legend(fontsize=8, frameon=False, ncols=len(models), loc="outside upper center")
     return to_svg(figure)
 
 
-def accuracy_vs_latency(models: dict[str, dict], batch_size: str) -> str | None:
-    """Each model as a point: CPU latency at ``batch_size`` (log scale) against test accuracy."""
-    points = [(e["latency_ms"][batch_size], e["accuracy"], e["title"]) for e in models.values() if "latency_ms" in e]
+def quality_vs_latency(
+    models: dict[str, dict], batch_size: str, key: str = "accuracy", label: str = "test accuracy"
+) -> str | None:
+    """Each model as a point: CPU latency at ``batch_size`` (log scale) against its ``key`` score."""
+    points = [(e["latency_ms"][batch_size], e[key], e["title"]) for e in models.values() if "latency_ms" in e]
     if not points:
         return None
     figure, (ax,) = _figure(5.2, 3.8)
@@ -121,6 +125,19 @@ def accuracy_vs_latency(models: dict[str, dict], batch_size: str) -> str | None:
     ax.set_xscale("log")
     latencies = [p[0] for p in points]
     ax.set_xlim(min(latencies) / 2, max(latencies) * 3)
-    ax.set(xlabel=f"CPU latency, batch {batch_size} (ms, log scale)", ylabel="test accuracy")
-    ax.set_title("accuracy versus latency (up and left is better)")
+    ax.set(xlabel=f"CPU latency, batch {batch_size} (ms, log scale)", ylabel=label)
+    ax.set_title(f"{label.removeprefix('test ')} versus latency (up and left is better)")
+    return to_svg(figure)
+
+
+def prediction_scatter(models: dict[str, dict]) -> str:
+    """Predicted against true values of a regression target, one panel per model, the diagonal drawn."""
+    figure, axes = _figure(min(16, 3.6 * len(models)), 3.6, columns=len(models))
+    for i, (ax, entry) in enumerate(zip(axes, models.values(), strict=True)):
+        scatter = entry["scatter"]
+        true, predicted = scatter["true"], scatter["predicted"]
+        ax.scatter(true, predicted, s=6, alpha=0.5, color=COLORS[i % len(COLORS)])
+        low, high = min(true + predicted), max(true + predicted)
+        ax.plot([low, high], [low, high], color="#555", linewidth=0.8)
+        ax.set(title=entry["title"], xlabel=f"true {scatter['target']}", ylabel="predicted")
     return to_svg(figure)

@@ -15,14 +15,14 @@ from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
 from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
-from protege.models.compatibility import check_features, check_split
+from protege.models.compatibility import check_features, check_split, check_task
 from protege.models.hf import saved_text_encoder
 from protege.models.store import ModelCard, read_card
 from protege.pipeline import split_recipe_data
 from protege.recipe_reader import load_recipe
 from protege.report.html import write_html
-from protege.report.summary import assemble_report, print_summary, read_history, write_report
-from protege.rundir import run_containing
+from protege.report.summary import assemble_report, model_titles, print_summary, read_history, write_report
+from protege.rundir import is_run_directory, read_marker, run_containing
 
 STAGES = ("teacher", "student_baseline", "student")
 
@@ -37,13 +37,25 @@ class DataRequest:
     """None: the fraction the models' training used on this source, else 0.2."""
     seed: int | None = None
     """None: the seed the models' training split this source with, else 0."""
+    task: str = "classification"
+    """What the targets are: the task the models were trained for (their cards say)."""
 
 
 def run_stages(path: Path) -> dict[str, Path]:
-    """The stage model directories of a run directory, in pipeline order; empty for anything else."""
+    """The saved stage models of a run directory, in the order the run made them (the marker's entries;
+    a run made before the marker: teacher, student_baseline, student); empty for anything else."""
     if not (path / "config.yaml").is_file():
         return {}
-    return {name: path / name / "model" for name in STAGES if (path / name / "model" / "model.json").is_file()}
+    names = [e for e in read_marker(path)["entries"]] if is_run_directory(path) else list(STAGES)
+    return {name: path / name / "model" for name in names if (path / name / "model" / "model.json").is_file()}
+
+
+def card_role(name: str, card: ModelCard) -> str:
+    """A saved model's role: recorded in its card; for cards older than roles, read from its stage name."""
+    role = card.metrics.get("role")
+    if role:
+        return role
+    return {"teacher": "teacher", "student_baseline": "baseline"}.get(name, "student")
 
 
 def evaluate_saved(
@@ -86,8 +98,11 @@ def evaluate_saved(
         cards = {key: read_card(directory) for key, directory in model_dirs.items()}
         data = like_training(data, cards)
         options = _with_text_column(data, model_dirs) if encoder is not None else data.options
-        bundle = load_data(data.source, options, test_fraction=data.test_fraction, seed=data.seed, text_encoder=encoder)
+        bundle = load_data(
+            data.source, options, test_fraction=data.test_fraction, seed=data.seed, text_encoder=encoder, task=data.task
+        )
         for key, card in cards.items():
+            check_task(card, data.task, key)
             check_features(card.preprocess.get("features"), bundle.preprocess.get("features"), key)
             check_split(card.data, bundle.split, f"{key} ({model_dirs[key]})")
         seed: int | None = data.seed
@@ -104,9 +119,13 @@ def evaluate_saved(
     }
     if data is not None:
         bundle = _prepare_like_training(bundle, [m.card.preprocess for m in loaded.values()], data.source)
-    titles = {"teacher": "teacher", "student_baseline": "student alone", "student": "student"}
-    if "student" in loaded and loaded["student"].card.metrics.get("teacher_mode") is not None:
-        titles["student"] = "student distilled"
+    roles = {key: "teacher" if key == "teacher" and teacher else card_role(key, m.card) for key, m in loaded.items()}
+    if teacher is not None:  # the teacher named on the command line is the reference, not the run's
+        roles = {
+            key: "teacher" if key == "teacher" else ("teacher_member" if r == "teacher" else r)
+            for key, r in roles.items()
+        }
+    titles = model_titles(roles, {key: m.card for key, m in loaded.items()})
     report = assemble_report(
         {key: (m.module, m.card, model_dirs[key]) for key, m in loaded.items()},
         bundle,
@@ -116,6 +135,7 @@ def evaluate_saved(
         seconds=0.0,
         titles=titles,
         history=read_history(path / "metrics.jsonl") if stages else {},
+        roles=roles,
     )
     report["wall_seconds"] = time.perf_counter() - started
     if output_dir is not None:
@@ -138,10 +158,16 @@ def like_training(request: DataRequest, cards: dict[str, ModelCard]) -> DataRequ
             f"{sorted(drawn)}); evaluate them one at a time"
         )
     seed, fraction = next(iter(drawn)) if drawn else (0, 0.2)
+    tasks = {c.data.get("task", "classification") for c in cards.values()}
+    if len(tasks) > 1:
+        raise DataError(
+            f"the models were trained for different tasks ({', '.join(sorted(tasks))}); evaluate them apart"
+        )
     request = dataclasses.replace(
         request,
         seed=seed if request.seed is None else request.seed,
         test_fraction=fraction if request.test_fraction is None else request.test_fraction,
+        task=next(iter(tasks)),
     )
     features = {tuple(c.preprocess["features"]) for c in cards.values() if "features" in c.preprocess}
     kind = request.source.partition(":")[0]

@@ -32,24 +32,32 @@ from protege.evaluate import (
 )
 from protege.metrics_file import read_records
 from protege.models.store import atomic_write_text
+from protege.report import task_views
 from protege.report.fairness import compare_to_teacher, slice_accuracy
 
 REPORT_VERSION = 2
 """Bumped when a key changes meaning or disappears; new keys may appear within a version (docs/report.md)."""
 
-CURVE_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+METRIC_NAMES = ("accuracy", "micro_f1", "macro_f1", "mae", "rmse", "r2")
+CURVE_KEYS = (
+    "epoch", "lr", "seconds", "train_loss", "val_loss", *(f"{s}_{m}" for s in ("train", "val") for m in METRIC_NAMES)
+)  # fmt: skip
+"""What the learning curves keep of each metrics.jsonl record."""
 
 
 def evaluate_model(model, data: DataBundle, config: EvaluateConfig) -> tuple[dict, torch.Tensor]:
     """Test-split quality and cost of one model; returns the entry and the test logits."""
     logits = predict_logits(model, data.test)
-    entry = quality(logits, data.test.y)
-    matrix = confusion_matrix(logits, data.test.y)
-    entry["per_class_accuracy"] = per_class_accuracy(matrix)
-    entry["confusion_matrix"] = matrix
-    entry["reliability"] = reliability_bins(logits, data.test.y)
-    if data.test_groups is not None:
-        entry["per_group_accuracy"] = slice_accuracy(data.test_groups, logits.argmax(-1) == data.test.y)
+    if data.task == "classification":
+        entry = quality(logits, data.test.y)
+        matrix = confusion_matrix(logits, data.test.y)
+        entry["per_class_accuracy"] = per_class_accuracy(matrix)
+        entry["confusion_matrix"] = matrix
+        entry["reliability"] = reliability_bins(logits, data.test.y)
+        if data.test_groups is not None:
+            entry["per_group_accuracy"] = slice_accuracy(data.test_groups, logits.argmax(-1) == data.test.y)
+    else:
+        entry = task_views.quality(data.task, logits, data.test.y, data.class_names)
     entry["parameters"] = count_parameters(model)
     entry["flops_per_example"] = flops_per_example(model, data.input_shape)
     if config.latency:
@@ -68,10 +76,11 @@ def build_report(
     stages: dict,
     config: EvaluateConfig,
     seconds: float,
-    titles: dict[str, str] | None = None,
     history: dict[str, list[dict]] | None = None,
 ) -> dict:
-    """Evaluate every stage's model on the test split and gather the run's numbers."""
+    """Evaluate every stage's model on the test split and gather the run's numbers; the stage whose role
+    is ``teacher`` is the reference the others are compared with."""
+    roles = {name: stage.role for name, stage in stages.items()}
     return assemble_report(
         {name: (stage.model, stage.card, stage.model_dir) for name, stage in stages.items()},
         data,
@@ -79,9 +88,37 @@ def build_report(
         name=recipe.name,
         seed=recipe.seed,
         seconds=seconds,
-        titles=titles,
+        titles=model_titles(roles, {name: stage.card for name, stage in stages.items()}),
         history=history,
+        roles=roles,
     )
+
+
+def model_titles(roles: dict[str, str], cards: dict) -> dict[str, str]:
+    """How the summary names each model, from its role: the teacher (or teacher ensemble), the student
+    alone, the student distilled, born-again generations by number, a teacher of several by its name."""
+    generations = sum(role == "generation" for role in roles.values())
+    titles = {}
+    for name, role in roles.items():
+        card = cards[name]
+        if role == "teacher":
+            titles[name] = "teacher ensemble" if card.architecture == "ensemble" else "teacher"
+        elif role == "baseline":
+            titles[name] = "student alone"
+        elif role == "generation":
+            titles[name] = name.replace("student_gen", "student gen ")
+        elif role == "student" and generations:
+            titles[name] = f"student gen {generations + 1}"
+        elif role == "student" and name.startswith("student"):
+            titles[name] = "student distilled" if card.metrics.get("teacher_mode") is not None else "student"
+        else:
+            titles[name] = name.replace("_", " ")
+    return titles
+
+
+def reference_of(roles: dict[str, str]) -> str | None:
+    """The model the others are compared with: the one whose role is ``teacher``."""
+    return next((name for name, role in roles.items() if role == "teacher"), None)
 
 
 def assemble_report(
@@ -94,15 +131,18 @@ def assemble_report(
     seconds: float,
     titles: dict[str, str] | None = None,
     history: dict[str, list[dict]] | None = None,
+    roles: dict[str, str] | None = None,
 ) -> dict:
-    """The report of ``models_in`` ({name: (module, card, model dir or None)}); a model named ``teacher``
-    is the reference every other model is compared with."""
+    """The report of ``models_in`` ({name: (module, card, model dir or None)}); the model whose role is
+    ``teacher`` (without roles: the one named ``teacher``) is the reference every other one is compared with."""
+    roles = roles or {key: "teacher" if key == "teacher" else "student" for key in models_in}
     models: dict[str, dict] = {}
     logits_by_model: dict[str, torch.Tensor] = {}
     for key, (module, card, model_dir) in models_in.items():
         log(f"evaluating {key} on {len(data.test)} test examples")
         entry, logits = evaluate_model(module, data, config)
         entry["title"] = (titles or {}).get(key, key)
+        entry["role"] = roles.get(key, "student")
         entry["architecture"] = card.architecture
         entry["options"] = card.options
         entry["training"] = card.metrics
@@ -110,30 +150,11 @@ def assemble_report(
             entry["file_bytes"] = (Path(model_dir) / "model.safetensors").stat().st_size
         models[key] = entry
         logits_by_model[key] = logits
-    fairness = {}
-    if "teacher" in logits_by_model:
-        teacher = models["teacher"]
-        for key, entry in models.items():
-            if key == "teacher":
-                continue
-            entry.update(agreement(logits_by_model[key], logits_by_model["teacher"]))
-            entry["accuracy_retained"] = entry["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None
-            entry["compression"] = teacher["parameters"] / entry["parameters"]
-            entry["flops_reduction"] = teacher["flops_per_example"] / max(entry["flops_per_example"], 1)
-            if "file_bytes" in entry and "file_bytes" in teacher:
-                entry["file_compression"] = teacher["file_bytes"] / entry["file_bytes"]
-            if "latency_ms" in entry and "latency_ms" in teacher:
-                entry["speedup"] = {b: teacher["latency_ms"][b] / ms for b, ms in entry["latency_ms"].items()}
-            fairness[key] = compare_to_teacher(
-                data.class_names,
-                data.test.y,
-                logits_by_model["teacher"],
-                logits_by_model[key],
-                config.fairness_margin,
-                data.test_groups,
-            )
+    reference = reference_of(roles)
+    fairness = _compare_with_teacher(models, logits_by_model, reference, data, config) if reference else {}
     data_section = {
         "source": data.source,
+        "task": data.task,
         "num_classes": data.num_classes,
         "class_names": data.class_names,
         "input_shape": list(data.input_shape),
@@ -141,11 +162,63 @@ def assemble_report(
     }
     if data.test_groups is not None:
         data_section["groups"] = sorted(set(data.test_groups))
+    return _report(name, seed, data_section, models, reference, fairness, history, config, seconds)
+
+
+def _compare_with_teacher(
+    models: dict[str, dict], logits_by_model: dict, reference: str, data: DataBundle, config: EvaluateConfig
+) -> dict:
+    """Each model against the reference: agreement, what it kept, compression, speed-up; and, for
+    classification, the fairness check per class and group."""
+    fairness = {}
+    teacher = models[reference]
+    for key, entry in models.items():
+        if key == reference:
+            continue
+        if data.task == "classification":
+            entry.update(agreement(logits_by_model[key], logits_by_model[reference]))
+            entry["accuracy_retained"] = entry["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None
+        else:
+            entry.update(
+                task_views.against_teacher(data.task, logits_by_model[key], logits_by_model[reference], entry, teacher)
+            )
+        entry["compression"] = teacher["parameters"] / entry["parameters"]
+        entry["flops_reduction"] = teacher["flops_per_example"] / max(entry["flops_per_example"], 1)
+        if "file_bytes" in entry and "file_bytes" in teacher:
+            entry["file_compression"] = teacher["file_bytes"] / entry["file_bytes"]
+        if "latency_ms" in entry and "latency_ms" in teacher:
+            entry["speedup"] = {b: teacher["latency_ms"][b] / ms for b, ms in entry["latency_ms"].items()}
+        if data.task == "classification":
+            fairness[key] = compare_to_teacher(
+                data.class_names,
+                data.test.y,
+                logits_by_model[reference],
+                logits_by_model[key],
+                config.fairness_margin,
+                data.test_groups,
+            )
+    return fairness
+
+
+def _report(
+    name: str,
+    seed: int | None,
+    data_section: dict,
+    models: dict,
+    reference: str | None,
+    fairness: dict,
+    history: dict | None,
+    config: EvaluateConfig,
+    seconds: float,
+) -> dict:
+    """The report's document: its keys are documented in docs/report.md."""
     return {
         "report_version": REPORT_VERSION,
         "protege_version": protege.__version__,
         "recipe": name,
         "seed": seed,
+        "task": data_section["task"],
+        "reference": reference,
         "data": data_section,
         "models": models,
         "fairness": fairness,
@@ -189,12 +262,16 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
     if quiet():
         return
     table = Table(title=f"protege · {report['recipe']} · {report['data']['source']} test set")
-    has_teacher = "teacher" in report["models"]
+    task = report.get("task", "classification")
+    has_teacher = report_reference(report) is not None
+    quality = task_views.QUALITY[task]
+    agreement_column = task_views.AGAINST_TEACHER[task][0]
     batch_sizes = [str(b) for b in report.get("evaluation", {}).get("latency_batch_sizes", [])]
     if not batch_sizes:  # a report without the evaluation block: take what the entries measured
         batch_sizes = list(next(iter(report["models"].values()), {}).get("latency_ms", {}))
-    columns = ["model", "arch", "test acc", "macro-F1", "NLL", "ECE"]
-    columns += ["agreement"] if has_teacher else []
+    short = {"test accuracy": "test acc", "agreement with teacher": "agreement"}
+    columns = ["model", "arch", *(short.get(c.heading, c.heading) for c in quality)]
+    columns += [short.get(agreement_column.heading, agreement_column.heading)] if has_teacher else []
     columns += ["params", "FLOPs/ex", *(f"latency b{b}" for b in batch_sizes)]
     columns += [f"speed-up b{batch_sizes[0]}"] if has_teacher and batch_sizes else []
     columns += ["train time"]
@@ -206,13 +283,10 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         row = [
             (titles or {}).get(name) or entry.get("title", name),
             entry["architecture"],
-            f"{entry['accuracy']:.1%}",
-            _fmt(entry.get("macro_f1"), "{:.3f}"),
-            f"{entry['nll']:.3f}",
-            _fmt(entry.get("ece"), "{:.3f}"),
+            *(column.format(entry.get(column.key)) for column in quality),
         ]
         if has_teacher:
-            row.append(_fmt(entry.get("agreement"), "{:.1%}"))
+            row.append(agreement_column.format(entry.get(agreement_column.key)))
         row += [f"{entry['parameters']:,}", _si(entry["flops_per_example"])]
         row += [f"{latency[b]:.3f} ms" if b in latency else "–" for b in batch_sizes]
         if has_teacher and batch_sizes:
@@ -229,6 +303,13 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
                 f"[yellow]fairness[/]: {escape(title)} lost more than {section['per_class']['margin']:.0%} beyond "
                 f"its average drop on: {escape(', '.join(flagged))}"
             )
+
+
+def report_reference(report: dict) -> str | None:
+    """The model a report compares the others with (reports before roles: the one named ``teacher``)."""
+    if "reference" in report:
+        return report["reference"]
+    return "teacher" if "teacher" in report["models"] else None
 
 
 def _fmt(value: float | None, pattern: str) -> str:

@@ -1,0 +1,58 @@
+"""Data sets generated offline from scikit-learn's generators, of any size: a regression task
+(Friedman #1) and a multi-label one. Another ``seed`` (or ``offset``) draws new inputs of the same task,
+so either also gives a transfer set."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from pydantic import Field, NonNegativeInt
+
+from protege.data.raw import SOURCES, RawData
+
+Count = Annotated[int, Field(ge=2, le=10_000_000)]
+
+
+@SOURCES.register("friedman1")
+def friedman1(
+    num_samples: Count = 2000,
+    features: Annotated[int, Field(ge=5, le=1000)] = 10,
+    noise: Annotated[float, Field(ge=0)] = 1.0,
+    seed: NonNegativeInt = 0,
+) -> RawData:
+    """Friedman #1 (Friedman 1991; scikit-learn's ``make_friedman1``): inputs uniform on [0, 1]^features,
+    target y = 10 sin(π x₁ x₂) + 20 (x₃ − 0.5)² + 10 x₄ + 5 x₅ + ``noise`` · N(0, 1); the other features
+    are irrelevant. A regression task (``data.task: regression``)."""
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=num_samples, n_features=features, noise=noise, random_state=seed)
+    return RawData(x=x.astype(np.float32), y=y.astype(np.float32), label_names=["y"])
+
+
+@SOURCES.register("multilabel_synthetic")
+def multilabel_synthetic(
+    num_samples: Count = 2000,
+    features: Annotated[int, Field(ge=1, le=10_000)] = 20,
+    labels: Annotated[int, Field(ge=2, le=1000)] = 5,
+    labels_per_example: Annotated[int, Field(ge=1, le=1000)] = 2,
+    seed: NonNegativeInt = 0,
+    offset: NonNegativeInt = 0,
+) -> RawData:
+    """A multi-label task (``data.task: multilabel``) from scikit-learn's ``make_multilabel_classification``:
+    bag-of-words counts over ``features`` words drawn from each present label's word distribution, about
+    ``labels_per_example`` labels per example. ``seed`` fixes the task (its label and word distributions);
+    examples ``offset`` to ``offset + num_samples`` of its sequence are returned, so another offset draws
+    new examples of the same task."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(
+        n_samples=offset + num_samples,
+        n_features=features,
+        n_classes=labels,
+        n_labels=labels_per_example,
+        allow_unlabeled=False,
+        random_state=seed,
+    )
+    names = [f"label_{i}" for i in range(labels)]
+    return RawData(x=x[offset:].astype(np.float32), y=y[offset:].astype(np.int64), label_names=names)

@@ -1,0 +1,198 @@
+"""Runs a plan's stages into one run directory: each stage builds (or loads, or continues) its model,
+trains it with the one loop when it has a ``train`` block, and saves it under ``<folder>/model``.
+With ``resume``, finished stages are loaded and the interrupted one continues from its checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelerate.utils import set_seed
+
+from protege.config import TrainConfig
+from protege.console import log
+from protege.data.dataset import ArrayDataset, DataBundle, concat
+from protege.distill.ensemble import EnsembleTeacher
+from protege.distributed import is_main_process, wait_for_everyone
+from protege.engine import FitResult, fit
+from protege.errors import ConfigError
+from protege.models import BuiltModel, ModelCard, build_model, resolve_run_path, save_model, trusts_remote_code
+from protege.models.compatibility import check_inputs, check_saved_task
+from protege.objectives import build_objective
+from protege.plan.spec import StageResult, StageSpec
+from protege.transfer import build_strategy, save_trained_part
+
+ENSEMBLE = "ensemble"
+"""The architecture name the report gives several teachers averaged into one."""
+
+
+@dataclass
+class StageContext:
+    """What every stage of one run shares: the data, the transfer set, where to write, the results so far."""
+
+    data: DataBundle
+    run_dir: Path
+    resume: bool = False
+    transfer_set: ArrayDataset | None = None
+    on_epoch: list[Callable[[dict], None]] = field(default_factory=list)
+    results: dict[str, StageResult] = field(default_factory=dict)
+    cleared: set[str] = field(default_factory=set)
+    """Folders this process has started afresh (a stage and its hint stage share one)."""
+
+
+def run_plan(specs: Iterable[StageSpec], context: StageContext) -> dict[str, StageResult]:
+    """Every stage the plan yields, in order; each result is visible to the plan before it yields the next."""
+    for spec in specs:
+        result = run_stage(spec, context)
+        if result is not None:
+            context.results[spec.name] = result
+    return context.results
+
+
+def run_stage(spec: StageSpec, context: StageContext) -> StageResult | None:
+    """One stage: an ensemble of earlier ones, a saved model loaded, or a model trained and saved. None for
+    a stage that is part of one already finished (nothing to do on resume)."""
+    if spec.is_ensemble:
+        return ensemble(spec, context)
+    folder = context.run_dir / spec.workdir
+    if context.resume and spec.part_of is not None and _finished(context.run_dir / spec.part_of):
+        return None
+    if context.resume and spec.save and _finished(folder):
+        return _reload(spec, context, folder / "model")
+    built = _model(spec, context)
+    if spec.train is None:
+        log(f"[bold]{spec.name}[/]: loaded {spec.model.source}")
+        return StageResult(
+            spec.name, built.module, built.card, model_dir=resolve_run_path(spec.model.source), role=spec.role
+        )
+    return _train(spec, context, built, folder)
+
+
+def _finished(folder: Path) -> bool:
+    return (folder / "model" / "model.json").is_file()
+
+
+def _reload(spec: StageSpec, context: StageContext, model_dir: Path) -> StageResult:
+    # the recipe being resumed is the user's: its permission for the model's code carries over
+    trust = {"trust_remote_code": True} if spec.model is not None and trusts_remote_code(spec.model.options) else {}
+    built = build_model(f"run:{model_dir}", trust, context.data.input_shape, context.data.class_names)
+    log(f"[bold]{spec.name}[/]: finished in an earlier run, loaded from {model_dir}")
+    return StageResult(spec.name, built.module, built.card, model_dir=model_dir, role=spec.role)
+
+
+def _model(spec: StageSpec, context: StageContext) -> BuiltModel:
+    """The stage's model: continued from an earlier stage, or built (and checked against the data when
+    it is a saved one). ``seed`` sets the initial weights."""
+    data = context.data
+    if spec.model_from is not None:  # a copy: the earlier stage's result keeps its own weights
+        earlier = context.results[spec.model_from]
+        return BuiltModel(copy.deepcopy(earlier.model), copy.deepcopy(earlier.card), trained=False)
+    set_seed(spec.seed)
+    assert spec.model is not None
+    check_saved_task(spec.model.source, data.task, f"{spec.name} {spec.model.source}")
+    built = build_model(spec.model.source, spec.model.options, data.input_shape, data.class_names, data.preprocess)
+    if built.trained:  # a saved model meets this run's data: same features, preprocessing, no test leak
+        check_inputs(built.card, data.preprocess, data.split, f"{spec.name} {spec.model.source}")
+    return built
+
+
+def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Path) -> StageResult:
+    data, train = context.data, spec.train
+    assert train is not None
+    if is_main_process():
+        check_free_space(context.run_dir, spec.name, built.module, train)
+    objective = build_objective(list(spec.objectives))
+    train_set = data.train
+    if spec.transfer and objective.needs_teacher and context.transfer_set is not None:
+        train_set = concat(data.train, context.transfer_set)
+        if spec.save:
+            log(f"[bold]{spec.name}[/]: transfer set of {len(context.transfer_set)} unlabeled examples added "
+                f"({len(train_set)} in all)")  # fmt: skip
+    _start_folder(context, folder, spec)
+    strategy = build_strategy(spec.strategy.name, spec.strategy.options) if spec.strategy is not None else None
+    teacher = context.results[spec.teacher].model if spec.teacher is not None else None
+    outcome = fit(
+        built.module,
+        train_set,
+        objective,
+        train,
+        val=data.val if spec.save else None,
+        teacher=teacher,
+        teacher_cache=spec.teacher_cache,
+        seed=spec.seed,
+        stage=spec.name,
+        workdir=folder,
+        metrics_path=context.run_dir / "metrics.jsonl",
+        resume=context.resume,
+        strategy=strategy,
+        on_epoch=context.on_epoch if spec.save else [],
+        task=data.task,
+    )
+    model = outcome.model.cpu()
+    if not spec.save:
+        return StageResult(spec.name, model, built.card, outcome, role=spec.role)
+    built.card.metrics = training_summary(outcome, train, spec.role)
+    built.card.data = dict(data.split)
+    model_dir = folder / "model"
+    if is_main_process():
+        save_model(model, built.card, model_dir)
+        if strategy is not None:
+            save_trained_part(strategy, model, model_dir)  # head.safetensors or adapter.safetensors
+    wait_for_everyone()
+    return StageResult(spec.name, model, built.card, outcome, model_dir, role=spec.role)
+
+
+def _start_folder(context: StageContext, folder: Path, spec: StageSpec) -> None:
+    """A fresh run removes what an earlier run left in the stage's folder, once (the hint stage and its
+    stage share the folder of the stage)."""
+    top = context.run_dir / spec.workdir.split("/")[0]
+    if context.resume or top.name in context.cleared:
+        return
+    context.cleared.add(top.name)
+    if top.exists() and is_main_process():
+        shutil.rmtree(top)
+
+
+def ensemble(spec: StageSpec, context: StageContext) -> StageResult:
+    """The teachers as one model whose soft targets are their weighted average at the student's
+    distillation temperature (see distill/ensemble.py)."""
+    members = [context.results[name] for name in spec.members]
+    module = EnsembleTeacher([m.model for m in members], list(spec.weights), spec.temperature)
+    first = members[0].card
+    options = {"members": list(spec.members), "weights": list(spec.weights), "temperature": spec.temperature}
+    card = ModelCard(ENSEMBLE, options, first.input_shape, first.class_names, first.preprocess, data=first.data)
+    log(f"teacher: ensemble of {', '.join(spec.members)}, soft targets averaged at T={spec.temperature:g}")
+    return StageResult(spec.name, module, card, role=spec.role)
+
+
+def check_free_space(run_dir: Path, stage: str, model, config: TrainConfig) -> None:
+    """Refuse to start a stage whose checkpoints cannot fit on the disk: each one holds the weights and
+    up to two optimizer moments, ``keep_checkpoints`` of them are kept, plus the best and the final model."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    needed = weight_bytes * (3 * (config.keep_checkpoints + 1) + 2) + 1024**2
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise ConfigError(
+            f"stage {stage!r} needs about {needed / 1024**2:.0f} MB for checkpoints and the model in {run_dir}, "
+            f"and only {free / 1024**2:.0f} MB are free; free some space or set output_dir on another disk"
+        )
+
+
+def training_summary(outcome: FitResult, config: TrainConfig, role: str) -> dict:
+    """What the card records of the training: epochs, time, the best epoch and its validation scores."""
+    summary = {
+        "role": role,
+        "epochs": len(outcome.history),
+        "train_seconds": outcome.seconds,
+        "best_epoch": outcome.best_epoch,
+        "stopped_early": outcome.stopped_early,
+    }
+    if outcome.teacher_mode is not None:
+        summary["teacher_mode"] = outcome.teacher_mode
+    if outcome.best_epoch is not None and config.restore_best:
+        best = outcome.history[outcome.best_epoch - 1]
+        summary.update({key: value for key, value in best.items() if key.startswith("val_")})
+    return summary

@@ -1,0 +1,73 @@
+"""What one stage of a plan is (:class:`StageSpec`) and what it produced (:class:`StageResult`).
+
+A spec names its model (to build, to load, or to continue from an earlier stage), how it trains (or
+that it only loads), its objectives and strategy, which earlier stage teaches it, and its ``role``:
+the report and the summary table read roles, never literal stage names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from torch import nn
+
+from protege.config import ModelConfig, StrategyConfig, TrainConfig
+from protege.engine import FitResult
+from protege.models import ModelCard
+
+Role = Literal["teacher", "teacher_member", "baseline", "student", "generation", "hint"]
+"""``teacher``: the model every other one is compared with (one teacher, or the ensemble of several);
+``teacher_member``: one of several teachers; ``baseline``: the student trained alone; ``student``: the
+run's final model; ``generation``: an earlier born-again generation; ``hint``: a pre-training stage
+that is part of another (FitNet's hint stage), neither saved nor reported."""
+
+ObjectiveSpec = tuple[str, dict, float]
+"""(objective name, options, weight)."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage to run. ``folder`` (relative to the run directory) holds its checkpoints and its saved
+    model; a stage ``part_of`` another is skipped once that one has finished (on resume)."""
+
+    name: str
+    role: Role
+    model: ModelConfig | None = None
+    train: TrainConfig | None = None
+    objectives: tuple[ObjectiveSpec, ...] = ()
+    strategy: StrategyConfig | None = None
+    teacher: str | None = None
+    model_from: str | None = None
+    seed: int = 0
+    transfer: bool = False
+    teacher_cache: str = "auto"
+    folder: str = ""
+    save: bool = True
+    part_of: str | None = None
+    members: tuple[str, ...] = ()
+    """An ensemble's teachers (earlier stages); with ``weights`` and ``temperature``."""
+    weights: tuple[float, ...] = ()
+    temperature: float = 1.0
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
+
+    @property
+    def workdir(self) -> str:
+        return self.folder or self.name
+
+
+@dataclass
+class StageResult:
+    """A stage's model, its card, its role, and (when it trained here) how training went."""
+
+    name: str
+    model: nn.Module
+    card: ModelCard
+    fit: FitResult | None = None
+    model_dir: Path | None = None
+    role: Role = "student"
+    details: dict = field(default_factory=dict)

@@ -1,0 +1,59 @@
+"""The metric registry against scikit-learn, and summable statistics that add up to the whole-split value."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score, mean_absolute_error, mean_squared_error, r2_score
+
+from protege.metrics import get_metric, metrics_of
+from protege.tasks import get_task
+
+rng = np.random.default_rng(0)
+REG_Y = torch.tensor(rng.normal(size=(40, 2)), dtype=torch.float32)
+REG_P = REG_Y + torch.tensor(rng.normal(scale=0.5, size=(40, 2)), dtype=torch.float32)
+ML_Y = torch.tensor(rng.integers(0, 2, size=(40, 4)), dtype=torch.float32)
+ML_P = torch.tensor(rng.normal(size=(40, 4)), dtype=torch.float32) + 2 * (ML_Y - 0.5)
+
+
+def test_regression_metrics_match_scikit_learn():
+    y, p = REG_Y.numpy(), REG_P.numpy()
+    assert get_metric("regression", "mae").compute(REG_P, REG_Y) == pytest.approx(mean_absolute_error(y, p), rel=1e-5)
+    rmse = mean_squared_error(y, p) ** 0.5
+    assert get_metric("regression", "rmse").compute(REG_P, REG_Y) == pytest.approx(rmse, rel=1e-5)
+    assert get_metric("regression", "r2").compute(REG_P, REG_Y) == pytest.approx(r2_score(y, p), rel=1e-5)
+
+
+def test_multilabel_f1_matches_scikit_learn():
+    y, predicted = ML_Y.numpy(), (ML_P > 0).numpy()
+    for average in ("micro", "macro"):
+        value = get_metric("multilabel", f"{average}_f1").compute(ML_P, ML_Y)
+        assert value == pytest.approx(f1_score(y, predicted, average=average, zero_division=0), rel=1e-5)
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
+def test_summed_batch_statistics_equal_the_whole_split(task):
+    if task == "classification":
+        outputs, target = torch.randn(40, 3), torch.arange(40) % 3
+    else:
+        outputs, target = (REG_P, REG_Y) if task == "regression" else (ML_P, ML_Y)
+    mask = torch.ones(40, dtype=torch.bool)
+    for metric in metrics_of(task):
+        if not metric.sums:
+            continue
+        pieces = [metric.stats(outputs[i : i + 7], target[i : i + 7], mask[i : i + 7]) for i in range(0, 40, 7)]
+        assert metric.from_stats(sum(pieces)) == pytest.approx(metric.compute(outputs, target), rel=1e-5), metric.name
+
+
+def test_unlabelled_examples_do_not_count():
+    metric = get_metric("regression", "mae")
+    mask = torch.tensor([True] * 20 + [False] * 20)
+    expected = metric.compute(REG_P[:20], REG_Y[:20])
+    assert metric.from_stats(metric.stats(REG_P, REG_Y, mask)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_each_task_monitors_a_metric_it_measures():
+    for name in ("classification", "multilabel", "regression"):
+        task = get_task(name)
+        key, _ = task.monitored(task.monitor)
+        assert key == task.monitor
+        assert all(task.metric(m).sums for m in task.val_metrics)
