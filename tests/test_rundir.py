@@ -170,3 +170,14 @@ def test_a_run_refused_before_its_first_stage_can_be_run_again_without_overwrite
     capsys.readouterr()
     assert main(["run", str(path), "-o", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     assert (tmp_path / "run" / "report.json").is_file()
+
+
+def test_a_config_written_before_a_field_existed_still_resumes(finished):
+    config = finished / "config.yaml"
+    text = config.read_text()
+    assert "task: classification" in text
+    config.write_text(text.replace("  task: classification\n", ""))  # as an older protege wrote it
+    run_recipe(recipe_from_dict(TINY), finished, resume=True)
+    other = dict(TINY, seed=3)
+    with pytest.raises(ConfigError, match="made by a different recipe"):
+        run_recipe(recipe_from_dict(other), finished, resume=True)

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+from pydantic import ValidationError
+
 from protege import rundir
 from protege.config import Recipe, dump_recipe
 from protege.console import log
@@ -109,18 +112,26 @@ def run_directory(run_dir: Path, recipe: Recipe, resume: bool, overwrite: bool) 
 
 def _check_resumable(run_dir: Path, recipe: Recipe) -> None:
     """A run can be resumed where its config.yaml is this very recipe (marker or not: runs made before
-    the marker existed are adopted)."""
+    the marker existed are adopted). The two are compared as recipes, so a config.yaml written before a
+    field with a default existed still matches."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"nothing to resume in {run_dir}: no config.yaml there; run without --resume")
-    try:
-        same = config_path.read_text(encoding="utf-8") == dump_recipe(recipe)
-    except (OSError, UnicodeDecodeError):
-        same = False
-    if not same:
+    if not _same_recipe(config_path, recipe):
         raise ConfigError(
             f"{run_dir} was made by a different recipe; resume with the same recipe or use another output dir"
         )
+
+
+def _same_recipe(config_path: Path, recipe: Recipe) -> bool:
+    try:
+        text = config_path.read_text(encoding="utf-8")
+        if text == dump_recipe(recipe):
+            return True
+        earlier = Recipe.model_validate(yaml.safe_load(text))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError):
+        return False
+    return earlier.model_dump(mode="json") == recipe.model_dump(mode="json")
 
 
 def load_recipe_data(recipe: Recipe) -> DataBundle:
