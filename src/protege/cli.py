@@ -257,12 +257,28 @@ def _add_stage_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``protege`` command and its subcommands (each built by its own function below)."""
     from protege import __version__
 
     parser = argparse.ArgumentParser(prog="protege", description="Move knowledge between neural networks.")
     parser.add_argument("--version", action="version", version=f"protege {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _run_parser,
+        _demo_parser,
+        _train_parser,
+        _distill_parser,
+        _export_parser,
+        _predict_parser,
+        _rank_parser,
+        _evaluate_parser,
+    ):
+        add(sub)
+    return parser
 
+
+def _run_parser(sub) -> None:
+    """The ``protege run`` command's arguments."""
     p = sub.add_parser("run", help="run a recipe (teacher, student, evaluate) into one run directory")
     p.add_argument("recipe", help="recipe file, or the name of a bundled recipe (demo, mnist1d, text_minilm)")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
@@ -270,12 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_dir_flags(p)
     p.set_defaults(func=cmd_run)
 
+
+def _demo_parser(sub) -> None:
+    """The ``protege demo`` command's arguments."""
     p = sub.add_parser("demo", help="distill a CNN into a small MLP on scikit-learn's digits (about a minute)")
     p.add_argument("--output", "-o", help="run directory (default: runs/demo, replaced by each demo)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory given with -o")
     p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", help="override a recipe field")
     p.set_defaults(func=cmd_demo)
 
+
+def _train_parser(sub) -> None:
+    """The ``protege train`` command's arguments."""
     p = sub.add_parser("train", help="train one model with cross-entropy")
     p.add_argument("--model", required=True, help="mlp, cnn1d, cnn2d, resnet or run:path")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="model option, e.g. hidden=64")
@@ -283,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_flags(p)
     p.set_defaults(func=cmd_train)
 
+
+def _distill_parser(sub) -> None:
+    """The ``protege distill`` command's arguments."""
     p = sub.add_parser("distill", help="distill a trained teacher into a student (Hinton KD)")
     p.add_argument("--teacher", required=True, help="a trained model: run:path")
     p.add_argument("--student", required=True, help="mlp, cnn1d, cnn2d, resnet or run:path")
@@ -296,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_flags(p)
     p.set_defaults(func=cmd_distill)
 
+
+def _export_parser(sub) -> None:
+    """The ``protege export`` command's arguments."""
     p = sub.add_parser("export", help="write a trained model as safetensors, ONNX or TorchScript (checked)")
     p.add_argument("model", help="a run directory (its final model), a stage directory or a model directory")
     p.add_argument("--format", "-f", choices=["safetensors", "onnx", "torchscript"], default="onnx")
@@ -307,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_flag(p)
     p.set_defaults(func=cmd_export)
 
+
+def _predict_parser(sub) -> None:
+    """The ``protege predict`` command's arguments."""
     p = sub.add_parser("predict", help="top classes with probabilities for CSV rows, text lines or .npy/.npz arrays")
     p.add_argument("model", help="a run or model directory, or an exported .onnx, .pt or .safetensors file")
     p.add_argument("inputs", nargs="+", help=".csv (feature or text columns), .txt (one text per line), .npy, .npz")
@@ -315,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_flag(p)
     p.set_defaults(func=cmd_predict)
 
+
+def _rank_parser(sub) -> None:
+    """The ``protege rank`` command's arguments."""
     p = sub.add_parser("rank", help="score how well candidate models' features fit a task, before training")
     p.add_argument(
         "--models",
@@ -332,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_flag(p)
     p.set_defaults(func=cmd_rank)
 
+
+def _evaluate_parser(sub) -> None:
+    """The ``protege evaluate`` command's arguments."""
     p = sub.add_parser("evaluate", help="score saved models: quality, agreement with a teacher, cost, fairness")
     p.add_argument("model", help="a run directory (every stage) or a model directory (run:path also accepted)")
     p.add_argument("--data", help="data source to score on (default for a run directory: the run's own test split)")
@@ -352,7 +389,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="write report.json only")
     _add_trust_flag(p)
     p.set_defaults(func=cmd_evaluate)
-    return parser
 
 
 def one_line(message: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,21 @@ from protege.data.sources import read_csv_rows
 from protege.data.targets import target_index
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
+
+
+@dataclass
+class Splits:
+    """The three splits as arrays (val may be absent), the test examples' groups, and how they were made."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    test_groups: np.ndarray | None
+    test_given: bool
+    val_given: bool
 
 
 def load_data(
@@ -39,6 +55,43 @@ def load_data(
         )
     _check_features(raw, source)
     class_names, encode = target_index(task, raw.y, raw.class_names, source, raw.label_names, raw.label_delimiter)
+    splits = _splits(raw, encode, source, test_fraction, val_fraction, seed)
+    preprocess = dict(raw.preprocess or {})
+    if raw.text is not None:
+        text_encoder = text_encoder or TfidfEncoder(raw.text["max_features"])
+        splits.x, (splits.x_val, splits.x_test) = encode_splits(text_encoder, splits.x, [splits.x_val, splits.x_test])
+        preprocess.update(text_encoder.describe())
+        preprocess["text_column"] = raw.text["column"]
+        if "tfidf" in preprocess:
+            preprocess["tfidf"]["column"] = raw.text["column"]
+    tokens = raw.text is not None and splits.x.dtype.kind in "iu"  # integers are token ids only from a tokenizer
+    if standardize:
+        if tokens:
+            raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
+        preprocess["standardize"] = _standardize(splits)
+
+    def dataset(a: np.ndarray, b: np.ndarray) -> ArrayDataset:
+        return ArrayDataset(
+            torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64 if tokens else np.float32)), torch.as_tensor(b)
+        )
+
+    return DataBundle(
+        task=task,
+        split=_provenance(source, options, seed, splits, test_fraction, val_fraction, standardize, task),
+        train=dataset(splits.x, splits.y),
+        test=dataset(splits.x_test, splits.y_test),
+        val=dataset(splits.x_val, splits.y_val) if splits.x_val is not None else None,
+        class_names=class_names,
+        source=source,
+        preprocess=preprocess,
+        text_encoder=text_encoder if raw.text is not None else None,
+        test_groups=[str(g) for g in splits.test_groups] if splits.test_groups is not None else None,
+    )
+
+
+def _splits(raw: RawData, encode, source: str, test_fraction: float, val_fraction: float, seed: int) -> Splits:
+    """The source's own splits where it gives them; the others drawn with ``seed`` (test) and ``seed + 1``
+    (validation, from what the test split left)."""
     x, y = raw.x, encode(raw.y, "train")
     test_given = raw.x_test is not None and raw.y_test is not None
     val_given = raw.x_val is not None and raw.y_val is not None
@@ -57,54 +110,32 @@ def load_data(
         x, x_val, y, y_val = _split(x, y, val_fraction, seed + 1, source)
     else:
         x_val = y_val = None
+    return Splits(x, y, x_val, y_val, x_test, y_test, test_groups, test_given, val_given)
 
-    preprocess = dict(raw.preprocess or {})
-    if raw.text is not None:
-        text_encoder = text_encoder or TfidfEncoder(raw.text["max_features"])
-        x, (x_val, x_test) = encode_splits(text_encoder, x, [x_val, x_test])
-        preprocess.update(text_encoder.describe())
-        preprocess["text_column"] = raw.text["column"]
-        if "tfidf" in preprocess:
-            preprocess["tfidf"]["column"] = raw.text["column"]
-    tokens = raw.text is not None and x.dtype.kind in "iu"  # integers are token ids only from a tokenizer
-    if standardize and tokens:
-        raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
-    if standardize:
-        mean = x.mean(axis=0)
-        std = feature_scale(x)
-        x, x_test = (x - mean) / std, (x_test - mean) / std
-        x_val = (x_val - mean) / std if x_val is not None else None
-        preprocess["standardize"] = {"mean": mean.tolist(), "std": std.tolist()}
 
-    def dataset(a: np.ndarray, b: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(
-            torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64 if tokens else np.float32)), torch.as_tensor(b)
-        )
+def _standardize(splits: Splits) -> dict:
+    """Every split scaled with the training split's mean and scale (in place); returns them."""
+    mean, std = splits.x.mean(axis=0), feature_scale(splits.x)
+    splits.x, splits.x_test = (splits.x - mean) / std, (splits.x_test - mean) / std
+    if splits.x_val is not None:
+        splits.x_val = (splits.x_val - mean) / std
+    return {"mean": mean.tolist(), "std": std.tolist()}
 
-    split = {
+
+def _provenance(source, options, seed, splits: Splits, test_fraction, val_fraction, standardize, task) -> dict:
+    """Where the examples came from and how they were split (``DataBundle.split``, saved in model cards)."""
+    return {
         "source": source,
         "location": source_location(source),
         "options": json.loads(json.dumps(options or {}, default=str)),
         "seed": seed,
-        "test": "source" if test_given else "drawn",
-        "test_fraction": None if test_given else test_fraction,
-        "val": "source" if val_given else "drawn" if val_fraction > 0 else "none",
-        "val_fraction": None if val_given else val_fraction,
+        "test": "source" if splits.test_given else "drawn",
+        "test_fraction": None if splits.test_given else test_fraction,
+        "val": "source" if splits.val_given else "drawn" if val_fraction > 0 else "none",
+        "val_fraction": None if splits.val_given else val_fraction,
         "standardize": standardize,
         "task": task,
     }
-    return DataBundle(
-        task=task,
-        split=split,
-        train=dataset(x, y),
-        test=dataset(x_test, y_test),
-        val=dataset(x_val, y_val) if x_val is not None else None,
-        class_names=class_names,
-        source=source,
-        preprocess=preprocess,
-        text_encoder=text_encoder if raw.text is not None else None,
-        test_groups=[str(g) for g in test_groups] if test_groups is not None else None,
-    )
 
 
 def source_location(source: str) -> str | None:

@@ -56,3 +56,22 @@ def multilabel_synthetic(
     )
     names = [f"label_{i}" for i in range(labels)]
     return RawData(x=x[offset:].astype(np.float32), y=y[offset:].astype(np.int64), label_names=names)
+
+
+@SOURCES.register("mnist1d_pairs")
+def mnist1d_pairs(num_samples: Count = 2000, seed: NonNegativeInt = 0) -> RawData:
+    """A multi-label task (``data.task: multilabel``) built from MNIST-1D (Greydanus 2020), as MultiMNIST is
+    from MNIST: each input is two MNIST-1D signals side by side (1 × 80 values), its labels the digits it
+    shows (one or two of ten). ``seed`` draws other signals and pairs: another seed gives a transfer set."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed, args.train_split = 2 * num_samples, seed, 1.0
+    signals = make_dataset(args)
+    x, digits = signals["x"].astype(np.float32), signals["y"]
+    left, right = np.arange(num_samples), np.arange(num_samples, 2 * num_samples)
+    inputs = np.concatenate([x[left], x[right]], axis=1)[:, None, :]
+    labels = np.zeros((num_samples, 10), dtype=np.int64)
+    labels[np.arange(num_samples), digits[left]] = 1
+    labels[np.arange(num_samples), digits[right]] = 1
+    return RawData(x=inputs, y=labels, label_names=[str(d) for d in range(10)])

@@ -71,29 +71,73 @@ def evaluate_saved(
     the models' saved tokenizer; ``trust_remote_code`` is the user's permission for their code."""
     started = time.perf_counter()
     if output_dir is not None:
-        inside = run_containing(output_dir)
-        if inside is not None:
-            raise ConfigError(
-                f"{output_dir} is in the run directory {inside}; an evaluation never changes a run: "
-                "write it elsewhere (-o reports/<name>)"
-            )
-        check_writable_dir(output_dir)
-        for name in ("report.json", "report.html") if config.html else ("report.json",):
-            check_writable_file(output_dir / name)
+        _check_output(output_dir, config)
     path = Path(target.removeprefix("run:")).expanduser()
+    model_dirs, name, is_run = _models_at(path, teacher)
+    bundle, seed = _data_for(target, path, data, model_dirs, is_run, trust_remote_code)
+    loaded = {
+        key: load_run_model(f"run:{d}", bundle.input_shape, bundle.class_names, trust_remote_code)
+        for key, d in model_dirs.items()
+    }
+    if data is not None:
+        bundle = _prepare_like_training(bundle, [m.card.preprocess for m in loaded.values()], data.source)
+    roles = {key: card_role(key, m.card) for key, m in loaded.items()}
+    if teacher is not None:  # the model named by --teacher is the reference, whatever it was in its own run
+        roles["teacher"] = "teacher"
+    report = assemble_report(
+        {key: (m.module, m.card, model_dirs[key]) for key, m in loaded.items()},
+        bundle,
+        config,
+        name=name,
+        seed=seed,
+        seconds=0.0,
+        titles=model_titles(roles, {key: m.card for key, m in loaded.items()}),
+        history=read_history(path / "metrics.jsonl") if is_run else {},
+        roles=roles,
+    )
+    report["wall_seconds"] = time.perf_counter() - started
+    if output_dir is not None:
+        write_report(output_dir / "report.json", report)
+        if config.html:
+            write_html(output_dir / "report.html", report)
+    print_summary(report)
+    return report
+
+
+def _check_output(output_dir: Path, config: EvaluateConfig) -> None:
+    """An output folder that can take the report, and is not in a run directory (evaluating never changes a run)."""
+    inside = run_containing(output_dir)
+    if inside is not None:
+        raise ConfigError(
+            f"{output_dir} is in the run directory {inside}; an evaluation never changes a run: "
+            "write it elsewhere (-o reports/<name>)"
+        )
+    check_writable_dir(output_dir)
+    for name in ("report.json", "report.html") if config.html else ("report.json",):
+        check_writable_file(output_dir / name)
+
+
+def _models_at(path: Path, teacher: str | None) -> tuple[dict[str, Path], str, bool]:
+    """The model directories to score (every stage of a run, or one model, and the ``--teacher``), the
+    report's name, and whether ``path`` is a run directory."""
     stages = run_stages(path)
     if stages:
-        model_dirs = dict(stages)
-        name = path.name
+        model_dirs, name = dict(stages), path.name
     else:
         model_dirs = {"model": resolve_run_path(f"run:{path}")}
         name = model_dirs["model"].parent.name if model_dirs["model"].name == "model" else model_dirs["model"].name
     if teacher is not None:
-        model_dirs = {"teacher": resolve_run_path(f"run:{teacher.removeprefix('run:')}")} | {
-            k: v for k, v in model_dirs.items() if k != "teacher"
-        }
+        named = resolve_run_path(f"run:{teacher.removeprefix('run:')}")
+        model_dirs = {"teacher": named} | {k: v for k, v in model_dirs.items() if k != "teacher"}
+    return model_dirs, name, bool(stages)
 
-    encoder = saved_text_encoder(model_dirs, trust_remote_code)
+
+def _data_for(
+    target: str, path: Path, data: DataRequest | None, model_dirs: dict[str, Path], is_run: bool, trust: bool
+) -> tuple[DataBundle, int | None]:
+    """The data to score on: ``data`` as the models were trained (their columns, split, task), or a run's
+    own test split; the split's seed."""
+    encoder = saved_text_encoder(model_dirs, trust)
     if data is not None:
         cards = {key: read_card(directory) for key, directory in model_dirs.items()}
         data = like_training(data, cards)
@@ -105,45 +149,11 @@ def evaluate_saved(
             check_task(card, data.task, key)
             check_features(card.preprocess.get("features"), bundle.preprocess.get("features"), key)
             check_split(card.data, bundle.split, f"{key} ({model_dirs[key]})")
-        seed: int | None = data.seed
-    elif stages:
+        return bundle, data.seed
+    if is_run:
         recipe = load_recipe(path / "config.yaml")
-        bundle = split_recipe_data(recipe, encoder)
-        seed = recipe.seed
-    else:
-        raise ConfigError(f"{target} is a single model; name the data to evaluate it on with --data")
-
-    loaded = {
-        key: load_run_model(f"run:{d}", bundle.input_shape, bundle.class_names, trust_remote_code)
-        for key, d in model_dirs.items()
-    }
-    if data is not None:
-        bundle = _prepare_like_training(bundle, [m.card.preprocess for m in loaded.values()], data.source)
-    roles = {key: "teacher" if key == "teacher" and teacher else card_role(key, m.card) for key, m in loaded.items()}
-    if teacher is not None:  # the teacher named on the command line is the reference, not the run's
-        roles = {
-            key: "teacher" if key == "teacher" else ("teacher_member" if r == "teacher" else r)
-            for key, r in roles.items()
-        }
-    titles = model_titles(roles, {key: m.card for key, m in loaded.items()})
-    report = assemble_report(
-        {key: (m.module, m.card, model_dirs[key]) for key, m in loaded.items()},
-        bundle,
-        config,
-        name=name,
-        seed=seed,
-        seconds=0.0,
-        titles=titles,
-        history=read_history(path / "metrics.jsonl") if stages else {},
-        roles=roles,
-    )
-    report["wall_seconds"] = time.perf_counter() - started
-    if output_dir is not None:
-        write_report(output_dir / "report.json", report)
-        if config.html:
-            write_html(output_dir / "report.html", report)
-    print_summary(report)
-    return report
+        return split_recipe_data(recipe, encoder), recipe.seed
+    raise ConfigError(f"{target} is a single model; name the data to evaluate it on with --data")
 
 
 def like_training(request: DataRequest, cards: dict[str, ModelCard]) -> DataRequest:
