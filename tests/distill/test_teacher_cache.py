@@ -69,26 +69,26 @@ def test_a_damaged_disk_cache_is_recomputed(damage, tmp_path):
     torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
 
 
+def _assert_disk_cache_is_fresh(teacher, data, tmp_path):
+    """The disk cache in ``tmp_path`` gives ``teacher``'s logits of ``data``, as a cache made now does."""
+    disk = prepare_teacher(teacher, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    fresh = prepare_teacher(teacher, data, "memory", torch.device("cpu"), nullcontext)
+    batch = data.__getitems__(list(range(len(data))))
+    torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
+
+
 def test_disk_cache_of_other_data_is_recomputed(tmp_path):
     teacher = _teacher()
     prepare_teacher(teacher, make_blobs(50, seed=0), "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
-    other = make_blobs(50, seed=5)
-    disk = prepare_teacher(teacher, other, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
-    fresh = prepare_teacher(teacher, other, "memory", torch.device("cpu"), nullcontext)
-    batch = other.__getitems__(list(range(50)))
-    torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
+    _assert_disk_cache_is_fresh(teacher, make_blobs(50, seed=5), tmp_path)
 
 
 def test_disk_cache_of_another_teacher_is_recomputed(tmp_path):
     data = make_blobs(50)
-    first = _teacher()
-    prepare_teacher(first, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
+    prepare_teacher(_teacher(), data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
     torch.manual_seed(7)
     second = mlp((6,), 3, hidden=16)  # same architecture, same data, other weights
-    disk = prepare_teacher(second, data, "disk", torch.device("cpu"), nullcontext, cache_dir=tmp_path)
-    fresh = prepare_teacher(second, data, "memory", torch.device("cpu"), nullcontext)
-    batch = data.__getitems__(list(range(50)))
-    torch.testing.assert_close(disk.logits(batch), fresh.logits(batch), rtol=0, atol=1e-6)
+    _assert_disk_cache_is_fresh(second, data, tmp_path)
 
 
 def test_a_cache_description_that_is_not_json_is_recomputed(tmp_path):

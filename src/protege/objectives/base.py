@@ -54,6 +54,11 @@ class Objective(nn.Module):
         return type(self).setup is not Objective.setup
 
 
+def labelled_mean(per_example: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of a per-example loss over the labelled examples (0 with no gradient when there are none)."""
+    return (per_example * mask).sum() / mask.sum().clamp(min=1)
+
+
 def hard_label_loss(
     logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0, labeled: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -13,14 +13,14 @@ import torch
 from pydantic import PositiveFloat
 from torch.nn import functional as F
 
-from protege.objectives.base import Objective, StepOutputs
+from protege.objectives.base import Objective, StepOutputs, labelled_mean
 from protege.options import Share
 
 
 def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """BCE with logits averaged over the labels and the labelled examples (0 when none is labelled)."""
     per_label = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
-    return (per_label.mean(-1) * mask).sum() / mask.sum().clamp(min=1)
+    return labelled_mean(per_label.mean(-1), mask)
 
 
 def sigmoid_soft_target_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 from pydantic import PositiveFloat
 from torch.nn import functional as F
 
-from protege.objectives.base import Objective, StepOutputs
+from protege.objectives.base import Objective, StepOutputs, labelled_mean
 from protege.options import Share
 
 Loss = Literal["mse", "huber"]
@@ -32,9 +32,7 @@ def regression_loss(
     else:
         per_value = (outputs - target).pow(2)
     per_example = per_value.reshape(len(outputs), -1).mean(-1)
-    if mask is None:
-        return per_example.mean()
-    return (per_example * mask).sum() / mask.sum().clamp(min=1)
+    return per_example.mean() if mask is None else labelled_mean(per_example, mask)
 
 
 class MeanSquaredError(Objective):
