@@ -15,9 +15,8 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from protege.data.dataset import ArrayDataset, batch_loader
-
-CALIBRATION_BINS = 15
-"""Equal-width confidence bins of the expected calibration error (Guo et al. 2017 use 15)."""
+from protege.metrics import metrics_of
+from protege.metrics.classification import CALIBRATION_BINS
 
 LATENCY_MIN_REPEATS = 15
 LATENCY_BLOCK_S = 0.0005
@@ -38,21 +37,9 @@ def predict_logits(model: nn.Module, dataset: ArrayDataset, batch_size: int = 51
 
 
 def quality(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Top-1 accuracy, macro-F1, mean negative log-likelihood and expected calibration error (torchmetrics)."""
-    from torchmetrics.functional.classification import (
-        multiclass_accuracy,
-        multiclass_calibration_error,
-        multiclass_f1_score,
-    )
-
-    num_classes = logits.shape[-1]
-    probs = logits.softmax(-1)
-    return {
-        "accuracy": multiclass_accuracy(logits, target, num_classes, average="micro").item(),
-        "macro_f1": multiclass_f1_score(logits, target, num_classes, average="macro").item(),
-        "nll": F.cross_entropy(logits, target).item(),
-        "ece": multiclass_calibration_error(probs, target, num_classes, n_bins=CALIBRATION_BINS, norm="l1").item(),
-    }
+    """Top-1 accuracy, macro-F1, mean negative log-likelihood and expected calibration error: the
+    classification metrics of the registry (protege.metrics, torchmetrics underneath)."""
+    return {metric.name: metric.compute(logits, target) for metric in metrics_of("classification")}
 
 
 def confusion_matrix(logits: torch.Tensor, target: torch.Tensor) -> list[list[int]]:
