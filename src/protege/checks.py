@@ -36,6 +36,8 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         checks.fail(
             "transfer", "a transfer set is only used when the student distills from a teacher (e.g. objective: kd)"
         )
+    if recipe.continual is not None:
+        _check_continual(checks, recipe)
     student = recipe.student
     if student is not None and student.baseline is True and student.train is None:
         checks.fail("student.baseline", "a baseline student needs a 'train' block")
@@ -43,6 +45,17 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         checks.fail(
             "student.generations", "born-again generations distil from each other: give the student a kd objective"
         )
+
+
+def _check_continual(checks: _Checks, recipe: Recipe) -> None:
+    """Each continual strategy's name and options."""
+    from protege.continual.strategies import CONTINUAL_STRATEGIES
+
+    assert recipe.continual is not None
+    for i, strategy in enumerate(recipe.continual.strategies):
+        where = f"continual.strategies[{i}]"
+        checks.guard(f"{where}.name", CONTINUAL_STRATEGIES.get, strategy.name)
+        checks.guard(where, CONTINUAL_STRATEGIES.check_options, strategy.name, strategy.options)
 
 
 class _Checks:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
 
 
@@ -211,6 +212,9 @@ class Recipe(Strict):
         None, description="one teacher stage, or a list of them whose soft targets are averaged"
     )
     student: StudentConfig | None = None
+    continual: ContinualConfig | None = Field(
+        None, description="learn the data as a stream of experiences, the student trained on each in turn"
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
 
@@ -225,6 +229,33 @@ class Recipe(Strict):
             raise ValueError(
                 f"student.teacher_weights has {len(weights)} weights for {len(self.teacher_stages)} teacher(s)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _continual_shape(self) -> Recipe:
+        """A continual recipe trains its student on each experience; the stream's strategies take the
+        place of teachers, transfer sets, baselines and generations."""
+        if self.continual is None:
+            return self
+        student = self.student
+        if student is None or student.train is None:
+            raise ValueError("continual: the stream trains the recipe's student; give a student block with train")
+        if self.teacher is not None:
+            raise ValueError("continual: a continual recipe has no teacher stage (LwF, iCaRL and DER teach from "
+                             "the model's own past); remove teacher")  # fmt: skip
+        unused = [
+            name
+            for name, used in (
+                ("transfer", self.transfer is not None),
+                ("student.baseline", student.baseline is not False),
+                ("student.generations", student.generations != 1),
+            )
+            if used
+        ]
+        if unused:
+            raise ValueError(f"continual: {unused[0]} does not apply to a continual stream; remove it")
+        if self.data.task != "classification":
+            raise ValueError(f"continual: streams are of classification data; data.task is {self.data.task!r}")
         return self
 
     @model_validator(mode="after")

@@ -61,7 +61,10 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "report.json", "report.html", "tens
 
 
 def run_entries(recipe: Recipe) -> list[str]:
-    """What a run of ``recipe`` writes at the top of its directory: the run files and one folder per stage."""
+    """What a run of ``recipe`` writes at the top of its directory: the run files and one folder per stage
+    (a continual recipe: one per strategy, holding its experiences)."""
+    if recipe.continual is not None:
+        return [*RUN_FILES, *(strategy.name for strategy in recipe.continual.strategies)]
     stages = [name for name, _ in recipe.teacher_stages]
     if recipe.student is not None:
         stages += ["student_baseline", *student_stage_names(recipe.student.generations)]
@@ -196,12 +199,18 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     transfer_set = load_transfer_set(recipe, data)  # before the teacher trains, so its problems show now
     tracker = start_tracking(recipe, run_dir)
     context = StageContext(data, run_dir, resume, transfer_set, [tracker.record] if tracker is not None else [])
-    stages = run_plan(DistillationPlan(recipe).stages(context.results), context)
-    result = RunResult(run_dir, {name: s for name, s in stages.items() if s.role != "hint"})
-    history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
-    result.report = build_report(
-        recipe, data, result.stages, recipe.evaluate, time.perf_counter() - started, history=history
-    )
+    if recipe.continual is not None:
+        from protege.continual.run import run_continual
+
+        finals, report = run_continual(recipe, context, time.perf_counter() - started)
+        result = RunResult(run_dir, finals, report)
+    else:
+        stages = run_plan(DistillationPlan(recipe).stages(context.results), context)
+        result = RunResult(run_dir, {name: s for name, s in stages.items() if s.role != "hint"})
+        history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
+        result.report = build_report(
+            recipe, data, result.stages, recipe.evaluate, time.perf_counter() - started, history=history
+        )
     if is_main_process():
         write_report(run_dir / "report.json", result.report)
         if recipe.evaluate.html:

@@ -21,6 +21,7 @@ from protege.errors import ConfigError, DataError, ModelError
 from protege.export import input_dtype, read_exported, torch_runtime
 from protege.files import read_text
 from protege.models import load_run_model, resolve_run_path
+from protege.models.compatibility import check_task_free
 from protege.models.store import ModelCard
 from protege.preprocess import Preprocessor
 
@@ -100,6 +101,7 @@ def load_predictor(model: str | Path, trust_remote_code: bool = False) -> Predic
     if path.is_dir():
         built = load_run_model(f"run:{path}", None, None, trust_remote_code)
         model_dir = resolve_run_path(f"run:{path}")
+        check_task_free(built.card, f"model {model_dir}")
         preprocessor = Preprocessor(built.card, model_dir, trust_remote_code=trust_remote_code)
         return Predictor(
             built.card, "pytorch", torch_runtime(built.module.eval(), input_dtype(built.card)), preprocessor

@@ -128,3 +128,15 @@ def check_split(trained: dict, split: dict, who: str) -> None:
 def _shown(names: list[str], limit: int = 6) -> str:
     head = ", ".join(str(n) for n in names[:limit])
     return head + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def check_task_free(card: ModelCard, who: str) -> None:
+    """Refuse a task-incremental continual model where no task ids exist: it answers within the classes of
+    a known experience (its head per task), and plain data says nothing about the experience."""
+    continual = card.metrics.get("continual") or {}
+    if continual.get("scenario") == "task_incremental":
+        raise ModelError(
+            f"{who} was trained task-incremental: it needs the task (experience) of each example at test time, "
+            "and this data has no task ids; its run's report.json has its accuracy per task, or train it "
+            "class-incremental to use it on plain data"
+        )

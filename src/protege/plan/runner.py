@@ -20,7 +20,8 @@ from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
 from protege.models import BuiltModel, ModelCard, build_model, resolve_run_path, save_model, trusts_remote_code
-from protege.models.compatibility import check_inputs, check_saved_task
+from protege.models.compatibility import check_inputs, check_saved_task, check_task_free
+from protege.models.growth import grow_classes
 from protege.objectives import build_objective
 from protege.plan.spec import StageResult, StageSpec
 from protege.transfer import build_strategy, save_trained_part
@@ -78,24 +79,34 @@ def _finished(folder: Path) -> bool:
 def _reload(spec: StageSpec, context: StageContext, model_dir: Path) -> StageResult:
     # the recipe being resumed is the user's: its permission for the model's code carries over
     trust = {"trust_remote_code": True} if spec.model is not None and trusts_remote_code(spec.model.options) else {}
-    built = build_model(f"run:{model_dir}", trust, context.data.input_shape, context.data.class_names)
+    built = build_model(f"run:{model_dir}", trust, context.data.input_shape, _class_names(spec, context))
     log(f"[bold]{spec.name}[/]: finished in an earlier run, loaded from {model_dir}")
     return StageResult(spec.name, built.module, built.card, model_dir=model_dir, role=spec.role)
 
 
+def _class_names(spec: StageSpec, context: StageContext) -> list[str]:
+    return list(spec.class_names) if spec.class_names is not None else context.data.class_names
+
+
 def _model(spec: StageSpec, context: StageContext) -> BuiltModel:
-    """The stage's model: continued from an earlier stage, or built (and checked against the data when
-    it is a saved one). ``seed`` sets the initial weights."""
+    """The stage's model: continued from an earlier stage (its head grown to the stage's classes), or
+    built (and checked against the data when it is a saved one). ``seed`` sets the initial weights."""
     data = context.data
     if spec.model_from is not None:  # a copy: the earlier stage's result keeps its own weights
         earlier = context.results[spec.model_from]
-        return BuiltModel(copy.deepcopy(earlier.model), copy.deepcopy(earlier.card), trained=False)
+        built = BuiltModel(copy.deepcopy(earlier.model), copy.deepcopy(earlier.card), trained=False)
+        if spec.class_names is not None:
+            set_seed(spec.seed)  # the new outputs' initial weights
+            grow_classes(built.module, built.card, list(spec.class_names), spec.name)
+        return built
     set_seed(spec.seed)
     assert spec.model is not None
     check_saved_task(spec.model.source, data.task, f"{spec.name} {spec.model.source}")
-    built = build_model(spec.model.source, spec.model.options, data.input_shape, data.class_names, data.preprocess)
+    names = _class_names(spec, context)
+    built = build_model(spec.model.source, spec.model.options, data.input_shape, names, data.preprocess)
     if built.trained:  # a saved model meets this run's data: same features, preprocessing, no test leak
         check_inputs(built.card, data.preprocess, data.split, f"{spec.name} {spec.model.source}")
+        check_task_free(built.card, f"{spec.name} {spec.model.source}")
     return built
 
 
@@ -105,7 +116,8 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     if is_main_process():
         check_free_space(context.run_dir, spec.name, built.module, train)
     objective = build_objective(list(spec.objectives))
-    train_set = data.train
+    train_set = spec.train_set if spec.train_set is not None else data.train
+    val_set = spec.val_set if spec.val_set is not None else data.val
     if spec.transfer and objective.needs_teacher and context.transfer_set is not None:
         train_set = concat(data.train, context.transfer_set)
         if spec.save:
@@ -117,9 +129,9 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     outcome = fit(
         built.module,
         train_set,
-        objective,
+        spec.step if spec.step is not None else objective,
         train,
-        val=data.val if spec.save else None,
+        val=val_set if spec.save else None,
         teacher=teacher,
         teacher_cache=spec.teacher_cache,
         seed=spec.seed,
@@ -128,13 +140,14 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
         metrics_path=context.run_dir / "metrics.jsonl",
         resume=context.resume,
         strategy=strategy,
+        hooks=spec.hooks,
         on_epoch=context.on_epoch if spec.save else [],
         task=data.task,
     )
     model = outcome.model.cpu()
     if not spec.save:
         return StageResult(spec.name, model, built.card, outcome, role=spec.role)
-    built.card.metrics = training_summary(outcome, train, spec.role)
+    built.card.metrics = {**training_summary(outcome, train, spec.role), **spec.notes}
     built.card.data = dict(data.split)
     model_dir = folder / "model"
     if is_main_process():

@@ -14,14 +14,18 @@ from typing import Literal
 from torch import nn
 
 from protege.config import ModelConfig, StrategyConfig, TrainConfig
+from protege.data.dataset import ArrayDataset
 from protege.engine import FitResult
+from protege.engine.step import Step
+from protege.hooks import Hook
 from protege.models import ModelCard
 
-Role = Literal["teacher", "teacher_member", "baseline", "student", "generation", "hint"]
+Role = Literal["teacher", "teacher_member", "baseline", "student", "generation", "hint", "experience"]
 """``teacher``: the model every other one is compared with (one teacher, or the ensemble of several);
 ``teacher_member``: one of several teachers; ``baseline``: the student trained alone; ``student``: the
 run's final model; ``generation``: an earlier born-again generation; ``hint``: a pre-training stage
-that is part of another (FitNet's hint stage), neither saved nor reported."""
+that is part of another (FitNet's hint stage), neither saved nor reported; ``experience``: one
+experience of a continual stream (protege.continual), reported through the stream's own measures."""
 
 ObjectiveSpec = tuple[str, dict, float]
 """(objective name, options, weight)."""
@@ -50,6 +54,17 @@ class StageSpec:
     """An ensemble's teachers (earlier stages); with ``weights`` and ``temperature``."""
     weights: tuple[float, ...] = ()
     temperature: float = 1.0
+    train_set: ArrayDataset | None = None
+    """What the stage trains on, when not the run's training split (an experience, with a replay buffer)."""
+    val_set: ArrayDataset | None = None
+    step: Step | None = None
+    """The stage's training step, in place of the supervised step over ``objectives``."""
+    hooks: tuple[Hook, ...] = ()
+    class_names: tuple[str, ...] | None = None
+    """The classes the stage's model predicts, when not all of the data's: a continued model whose head
+    has fewer outputs grows to these (protege.models.growth)."""
+    notes: dict = field(default_factory=dict)
+    """Recorded in the saved model's card with its training summary (a continual experience's place in the stream)."""
 
     @property
     def is_ensemble(self) -> bool:

@@ -3,13 +3,14 @@ network) rendered from the report dict alone, so any report.json can be turned i
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
 from protege.models.store import atomic_write_text
 from protege.report import plots, task_views
+from protege.report.html_parts import figure as _figure
+from protege.report.html_parts import section as _section
 from protege.report.summary import report_reference
 
 STYLE = """
@@ -53,6 +54,10 @@ def render_html(report: dict) -> str:
     fairness = report.get("fairness") or {}
     if fairness:
         parts.append(_fairness(report, fairness))
+    if "continual" in report:
+        from protege.report.continual import html_section
+
+        parts.append(html_section(report["continual"]))
     parts.append(_footer(report))
     title = f"protege report: {report['recipe']}"
     return (
@@ -221,17 +226,6 @@ def _footer(report: dict) -> str:
         "Every number on this page is in report.json next to it."
     )
     return f"<p class='note'>{escape(text)}</p>"
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{escape(title)}</h2>{body}</section>"
-
-
-def _figure(svg: str, caption: str) -> str:
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    caption_html = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
-    image = f"<img alt='{escape(caption) or 'figure'}' src='data:image/svg+xml;base64,{data}'>"
-    return f"<figure>{image}{caption_html}</figure>"
 
 
 def _pct(value: float | None) -> str:

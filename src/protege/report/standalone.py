@@ -15,7 +15,7 @@ from protege.data.dataset import ArrayDataset, DataBundle
 from protege.errors import ConfigError, DataError
 from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
-from protege.models.compatibility import check_features, check_split, check_task
+from protege.models.compatibility import check_features, check_split, check_task, check_task_free
 from protege.models.hf import saved_text_encoder
 from protege.models.store import ModelCard, read_card
 from protege.pipeline import split_recipe_data
@@ -47,7 +47,24 @@ def run_stages(path: Path) -> dict[str, Path]:
     if not (path / "config.yaml").is_file():
         return {}
     names = [e for e in read_marker(path)["entries"]] if is_run_directory(path) else list(STAGES)
-    return {name: path / name / "model" for name in names if (path / name / "model" / "model.json").is_file()}
+    found = {}
+    for name in names:
+        model = path / name / "model"
+        if not (model / "model.json").is_file():  # a continual strategy: its last experience's model
+            model = _last_experience(path / name)
+        if model is not None:
+            found[name] = model
+    return found
+
+
+def _last_experience(folder: Path) -> Path | None:
+    """``<strategy>/exp<k>/model`` of a continual run with the largest finished k, or None."""
+    finished = [
+        (int(child.name[3:]), child / "model")
+        for child in (folder.iterdir() if folder.is_dir() else [])
+        if child.name.startswith("exp") and child.name[3:].isdigit() and (child / "model" / "model.json").is_file()
+    ]
+    return max(finished)[1] if finished else None
 
 
 def card_role(name: str, card: ModelCard) -> str:
@@ -79,6 +96,8 @@ def evaluate_saved(
         key: load_run_model(f"run:{d}", bundle.input_shape, bundle.class_names, trust_remote_code)
         for key, d in model_dirs.items()
     }
+    for key, m in loaded.items():
+        check_task_free(m.card, f"model {key} ({model_dirs[key]})")
     if data is not None:
         bundle = _prepare_like_training(bundle, [m.card.preprocess for m in loaded.values()], data.source)
     roles = {key: card_role(key, m.card) for key, m in loaded.items()}

@@ -294,6 +294,10 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         row.append(f"{training['train_seconds']:.1f}s" if "train_seconds" in training else "–")
         table.add_row(*row)
     out_console.print(table)
+    if "continual" in report:
+        from protege.report.continual import continual_table
+
+        out_console.print(continual_table(report["continual"]))
     for name, section in report.get("fairness", {}).items():
         flagged = section["per_class"]["flagged"] + section.get("per_group", {}).get("flagged", [])
         if flagged:

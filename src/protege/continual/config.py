@@ -1,0 +1,72 @@
+"""The ``continual:`` block of a recipe: the scenario, how the data becomes experiences, and the
+strategies to compare on the same stream (each trains the recipe's student, experience after experience)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCENARIOS = ("class_incremental", "domain_incremental", "task_incremental")
+
+
+class ContinualStrategyConfig(BaseModel):
+    """A continual-learning strategy by name (naive, joint, replay, ewc, mas, lwf, icarl, der) and its options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ContinualConfig(BaseModel):
+    """A stream of experiences cut from the recipe's data, and the strategies that learn it."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    scenario: Literal["class_incremental", "domain_incremental", "task_incremental"] = Field(
+        "class_incremental",
+        description="class_incremental: new classes per experience, no task id at test; task_incremental: the "
+        "same split, the task id known at test (a head per task); domain_incremental: every class, a new "
+        "input distribution per experience",
+    )
+    experiences: int = Field(5, ge=2, le=100, description="how many experiences the stream has")
+    class_order: Literal["natural", "seeded"] | list[str | int] = Field(
+        "natural",
+        description="class and task incremental: the order classes arrive in: natural (the data's order), "
+        "seeded (shuffled with the recipe's seed), or a list of class names",
+    )
+    shift: Literal["permute", "rotate", "noise"] = Field(
+        "permute",
+        description="domain incremental: each experience permutes the input features (the first one keeps "
+        "them), rotates images, or adds Gaussian noise",
+    )
+    shift_amount: float | None = Field(
+        None,
+        gt=0,
+        description="rotate: degrees added per experience (default 180 / experiences); noise: the noise "
+        "standard deviation of the last experience, in units of the inputs' standard deviation (default 1)",
+    )
+    strategies: list[ContinualStrategyConfig] = Field(
+        default_factory=lambda: [ContinualStrategyConfig(name="naive")],
+        min_length=1,
+        description="strategies to run on the same stream, each from the same initial weights",
+    )
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _names_alone(cls, value: Any) -> Any:
+        """A strategy may be given by its name alone: ``[naive, replay, {name: ewc, lambda: 100}]``."""
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("strategies")
+    @classmethod
+    def _distinct(cls, value: list[ContinualStrategyConfig]) -> list[ContinualStrategyConfig]:
+        names = [strategy.name for strategy in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"strategy {twice[0]!r} is listed twice; each strategy runs once per recipe")
+        return value
