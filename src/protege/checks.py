@@ -50,12 +50,14 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
 def _check_continual(checks: _Checks, recipe: Recipe) -> None:
     """Each continual strategy's name and options."""
     from protege.continual.strategies import CONTINUAL_STRATEGIES
+    from protege.continual.strategies.base import check_scenario
 
     assert recipe.continual is not None
     for i, strategy in enumerate(recipe.continual.strategies):
         where = f"continual.strategies[{i}]"
         checks.guard(f"{where}.name", CONTINUAL_STRATEGIES.get, strategy.name)
         checks.guard(where, CONTINUAL_STRATEGIES.check_options, strategy.name, strategy.options)
+        checks.guard(where, check_scenario, CONTINUAL_STRATEGIES.get(strategy.name), recipe.continual.scenario)
 
 
 class _Checks:

@@ -25,6 +25,12 @@ def describe(recipe: Recipe) -> None:
     if recipe.transfer is not None and transfer_set is not None:
         options = recipe.transfer.options or ""
         out_console.print(f"transfer set: {len(transfer_set)} unlabeled inputs from {recipe.transfer.source} {options}")
+    if recipe.continual is not None:
+        from protege.continual.run import describe_plan
+
+        for table in describe_plan(recipe, data):
+            out_console.print(table)
+        return
     table = Table(title="stages")
     group_tables = []
     for column in ("stage", "role", "model", "parameters", "objective", "training"):

@@ -26,6 +26,7 @@ from protege.config import Recipe
 from protege.console import log
 from protege.continual.metrics import summarise
 from protege.continual.strategies import ContinualStrategy, build_continual_strategy
+from protege.continual.strategies.base import check_scenario
 from protege.continual.streams import Experience, Stream
 from protege.distributed import is_main_process
 from protege.evaluate import predict_logits
@@ -56,6 +57,8 @@ class ContinualPlan:
         assert recipe.continual is not None and recipe.student is not None
         self.recipe, self.stream, self.context = recipe, stream, context
         self.strategies = [(s.name, build_continual_strategy(s.name, s.options)) for s in recipe.continual.strategies]
+        for _, strategy in self.strategies:  # all refused before the first one trains
+            check_scenario(type(strategy), stream.scenario)
         self.records: dict[str, StrategyRecord] = {}
         self.untrained: list[float] = []
 

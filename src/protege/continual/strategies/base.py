@@ -11,9 +11,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from protege.continual.config import SCENARIOS
 from protege.continual.steps import ContinualStep
 from protege.continual.streams import Experience, Stream, TaggedDataset, join
 from protege.engine.step import Step
+from protege.errors import ConfigError
 from protege.hooks import Hook
 from protege.objectives import Objective
 
@@ -24,6 +26,9 @@ class ContinualStrategy:
     name: ClassVar[str] = "naive"
     previous_as_teacher: ClassVar[bool] = False
     """The previous experience's model teaches this one (its logits reach the step as the teacher's)."""
+    scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
+    why_not: ClassVar[str] = ""
+    """Why the strategy does not fit the other scenarios (the error says it)."""
 
     def __init__(self) -> None:
         self.stream: Stream | None = None
@@ -84,3 +89,12 @@ def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
 
 def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{key}": value for key, value in state.items()}
+
+
+def check_scenario(strategy: type[ContinualStrategy], scenario: str) -> None:
+    """Refuse a strategy on a scenario it is not made for, in one line."""
+    if scenario not in strategy.scenarios:
+        raise ConfigError(
+            f"continual strategy {strategy.name!r} does not fit a {scenario.replace('_', '-')} stream: "
+            f"{strategy.why_not}"
+        )

@@ -22,6 +22,11 @@ from protege.objectives import Objective
 class ICaRL(ContinualStrategy):
     name = "icarl"
     previous_as_teacher = True
+    scenarios = ("class_incremental", "task_incremental")
+    why_not = (
+        "it distils the old classes' outputs and keeps exemplars per class, and a domain stream has every class "
+        "from the start: use replay, der or lwf"
+    )
 
     def __init__(self, buffer_size: PositiveInt = 200):
         super().__init__()
