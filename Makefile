@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast fuzz lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-gpu clean
+.PHONY: demo test test-fast fuzz lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-continual bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,6 +46,13 @@ bench-scaling: $(VENV)/.installed
 bench-torchdistill: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[bench]" $(TORCH)
 	$(PY) benchmarks/vs_torchdistill.py
+
+# Avalanche is a benchmark-only extra too. Its wheel ships a top-level `tests` package that would shadow
+# this repository's tests/, so it is removed right after the install.
+bench-continual: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench-continual]" $(TORCH)
+	rm -rf "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
+	$(PY) benchmarks/vs_avalanche.py --seeds 0 1 2
 
 # On a machine with a GPU: timm ResNet-50 -> ResNet-18 throughput over precision, channels_last and compile.
 bench-gpu: $(VENV)/.installed

@@ -37,3 +37,14 @@ def test_overhead_benchmark_reports_both_ratios():
     cached = next(line for line in out.splitlines() if line.startswith("| distill, teacher cached"))
     online = next(line for line in out.splitlines() if line.startswith("| distill, teacher online"))
     assert "× plain" in cached and "× (plain + forward)" in online
+
+
+@pytest.mark.slow
+def test_avalanche_comparison_runs_both_libraries():
+    pytest.importorskip("avalanche", reason="Avalanche is the benchmark-only extra bench-continual")
+    out = _run("vs_avalanche.py", "--seeds", "0", "--epochs", "1", "--streams", "split_digits")
+    rows = [line for line in out.splitlines() if line.startswith(("| naive", "| replay", "| ewc", "| lwf"))]
+    assert len(rows) == 4
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert 0 <= float(cells[1].split(" ±")[0]) <= 1 and 0 <= float(cells[2].split(" ±")[0]) <= 1
