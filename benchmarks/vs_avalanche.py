@@ -40,7 +40,6 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("PROTEGE_QUIET", "1")
-warnings.filterwarnings("ignore")
 
 import torch
 from torch import nn
@@ -53,6 +52,8 @@ from protege.data.build import load_data
 from protege.evaluate import predict_logits
 from protege.models import build_model
 from protege.pipeline import run_recipe
+
+warnings.filterwarnings("ignore")  # Avalanche's deprecation notices, once per experience
 
 STREAMS = {
     "split_digits": {
@@ -79,8 +80,14 @@ def recipe_for(stream: str, seed: int, epochs: int, strategies: list) -> Recipe:
             "continual": {**spec["continual"], "strategies": strategies},
             "student": {
                 "model": {"source": "mlp", "hidden": HIDDEN, "layers": 2},
-                "train": {"epochs": epochs, "batch_size": BATCH, "lr": LR, "schedule": "constant",
-                          "weight_decay": 0.0, "restore_best": False},  # fmt: skip
+                "train": {
+                    "epochs": epochs,
+                    "batch_size": BATCH,
+                    "lr": LR,
+                    "schedule": "constant",
+                    "weight_decay": 0.0,
+                    "restore_best": False,
+                },
             },
             "evaluate": {"latency": False, "html": False},
         }
@@ -230,9 +237,10 @@ def measure(stream_name: str, seeds: list[int], epochs: int) -> dict:
             for library, outcome in (("protege", mine), ("avalanche", theirs)):
                 measures = summarise(outcome["matrix"], [0.0] * len(outcome["matrix"]))
                 results.setdefault((name, library), []).append({**measures, "seconds": outcome["seconds"]})
-            print(f"  {stream_name} {name} seed {seed}: protege {results[(name, 'protege')][-1]['average_accuracy']:.3f} "
-                  f"({mine['seconds']:.1f} s), avalanche {results[(name, 'avalanche')][-1]['average_accuracy']:.3f} "
-                  f"({theirs['seconds']:.1f} s)", flush=True)  # fmt: skip
+            ours, others = results[(name, "protege")][-1], results[(name, "avalanche")][-1]
+            print(f"  {stream_name} {name} seed {seed}: protege {ours['average_accuracy']:.3f} "
+                  f"({mine['seconds']:.1f} s), avalanche {others['average_accuracy']:.3f} ({theirs['seconds']:.1f} s)",
+                  flush=True)  # fmt: skip
     return {"lambdas": lambdas, "results": results}
 
 
@@ -271,6 +279,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    # the first optimizer a process builds imports torch._dynamo (about 2 s): pay it before any timing
+    torch.optim.AdamW([nn.Parameter(torch.zeros(1))])
     started = time.perf_counter()
     tables = [table(name, measure(name, args.seeds, args.epochs)) for name in args.streams]
     print(f"\nseeds {args.seeds}, {args.epochs} epochs per experience, {time.perf_counter() - started:.0f} s in all\n")

@@ -92,3 +92,31 @@ def test_joined_datasets_fill_missing_extras():
     batch = both.__getitems__([0, 2])
     assert batch["task"].tolist() == [0, 4]
     assert torch.isnan(batch["stored"][1]).all() and batch["stored"][0].tolist() == [1, 1, 1]
+
+
+def _csv_with_domains(tmp_path, rows=90):
+    lines = ["a,b,site,label"] + [
+        f"{i},{(i * 7) % 11},{['north', 'east', 'south'][i % 3]},{i % 2}" for i in range(rows)
+    ]
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_group_column_names_each_experiences_domain(tmp_path):
+    from protege.data.build import load_data
+
+    data = load_data(f"csv:{_csv_with_domains(tmp_path)}", {"label_column": "label", "group_column": "site"})
+    s = stream("domain_incremental", experiences=3, shift="column", data=data)
+    assert s.domains == ["east", "north", "south"]
+    for e, domain in zip(s.experiences, s.domains, strict=True):
+        rows = e.train.x[:, 0].long() % 3
+        assert set(rows.tolist()) == {["north", "east", "south"].index(domain)}
+    assert sum(len(e.test) for e in s.experiences) == len(data.test)
+    with pytest.raises(ConfigError, match="names 3 domains \\(east, north, south\\); set experiences to 3"):
+        stream("domain_incremental", experiences=2, shift="column", data=data)
+
+
+def test_a_domain_column_needs_the_group_column():
+    with pytest.raises(ConfigError, match=r"give the csv source options\.group_column"):
+        stream("domain_incremental", shift="column")

@@ -37,10 +37,11 @@ class ContinualConfig(BaseModel):
         description="class and task incremental: the order classes arrive in: natural (the data's order), "
         "seeded (shuffled with the recipe's seed), or a list of class names",
     )
-    shift: Literal["permute", "rotate", "noise"] = Field(
+    shift: Literal["permute", "rotate", "noise", "column"] = Field(
         "permute",
         description="domain incremental: each experience permutes the input features (the first one keeps "
-        "them), rotates images, or adds Gaussian noise",
+        "them), rotates images, adds Gaussian noise, or (column) is one domain named by the data's group "
+        "column (a csv group_column), domains in sorted order",
     )
     shift_amount: float | None = Field(
         None,

@@ -165,6 +165,7 @@ class ContinualPlan:
             "experiences": [
                 {
                     "name": e.name,
+                    **({"domain": stream.domains[e.number - 1]} if stream.domains else {}),
                     "classes": [stream.class_names[c] for c in e.classes],
                     "sizes": {
                         "train": len(e.train),

@@ -112,6 +112,8 @@ class Stream:
     class_names: list[str]
     data: DataBundle
     """The data with its classes renumbered in arrival order (every split, every experience's source)."""
+    domains: list[str] | None = None
+    """A domain stream read from a group column: each experience's domain."""
 
     @property
     def grows(self) -> bool:
@@ -224,6 +226,8 @@ def _domain_stream(data: DataBundle, config: ContinualConfig, seed: int) -> Stre
         raise ConfigError(
             "continual.class_order is for class and task incremental streams; a domain stream has every class"
         )
+    if config.shift == "column":
+        return _column_stream(data, config)
     shift = DomainShift(data, config, seed)
     experiences = []
     for number in range(1, config.experiences + 1):
@@ -234,6 +238,40 @@ def _domain_stream(data: DataBundle, config: ContinualConfig, seed: int) -> Stre
         classes = tuple(range(data.num_classes))
         experiences.append(Experience(number, classes, parts["train"], parts["val"], parts["test"]))
     return Stream(config.scenario, experiences, list(data.class_names), data)
+
+
+def _column_stream(data: DataBundle, config: ContinualConfig) -> Stream:
+    """One experience per domain the data names (its group column), in sorted order."""
+    if set(data.groups) != {"train", "val", "test"} - ({"val"} if data.val is None else set()):
+        raise ConfigError(
+            "continual.shift column reads each example's domain from the data's group column; give the csv "
+            "source options.group_column (the column naming each row's domain)"
+        )
+    domains = sorted(set(data.groups["train"]))
+    if len(domains) != config.experiences:
+        shown = ", ".join(domains[:10]) + (" ..." if len(domains) > 10 else "")
+        raise ConfigError(
+            f"continual.experiences is {config.experiences}, and the group column names {len(domains)} domains "
+            f"({shown}); set experiences to {len(domains)}"
+        )
+    splits = {"train": data.train, "val": data.val, "test": data.test}
+    experiences = []
+    for number, domain in enumerate(domains, start=1):
+        parts = {}
+        for split, dataset in splits.items():
+            if dataset is None:
+                parts[split] = None
+                continue
+            idx = torch.tensor([i for i, g in enumerate(data.groups[split]) if g == domain], dtype=torch.long)
+            if split != "val" and len(idx) == 0:
+                raise DataError(f"domain {domain!r} (experience {number}) has no {split} examples; "
+                                "use a larger test_fraction or merge it with another domain")  # fmt: skip
+            task = torch.full((len(idx),), number - 1, dtype=torch.long)
+            parts[split] = TaggedDataset(dataset.x[idx], dataset.y[idx], dataset.labeled[idx], {"task": task})
+        val = parts["val"] if parts["val"] is not None and len(parts["val"]) else None
+        classes = tuple(range(data.num_classes))
+        experiences.append(Experience(number, classes, parts["train"], val, parts["test"]))
+    return Stream(config.scenario, experiences, list(data.class_names), data, domains)
 
 
 class DomainShift:

@@ -30,6 +30,8 @@ class Splits:
     test_groups: np.ndarray | None
     test_given: bool
     val_given: bool
+    train_groups: np.ndarray | None = None
+    val_groups: np.ndarray | None = None
 
 
 def load_data(
@@ -86,31 +88,41 @@ def load_data(
         preprocess=preprocess,
         text_encoder=text_encoder if raw.text is not None else None,
         test_groups=[str(g) for g in splits.test_groups] if splits.test_groups is not None else None,
+        groups=_group_names(splits),
     )
+
+
+def _group_names(splits: Splits) -> dict[str, list[str]]:
+    """Each split's group names, for the splits that have them (a csv ``group_column``)."""
+    named = {"train": splits.train_groups, "val": splits.val_groups, "test": splits.test_groups}
+    return {split: [str(g) for g in groups] for split, groups in named.items() if groups is not None}
 
 
 def _splits(raw: RawData, encode, source: str, test_fraction: float, val_fraction: float, seed: int) -> Splits:
     """The source's own splits where it gives them; the others drawn with ``seed`` (test) and ``seed + 1``
     (validation, from what the test split left)."""
-    x, y = raw.x, encode(raw.y, "train")
+    x, y, groups = raw.x, encode(raw.y, "train"), raw.groups
     test_given = raw.x_test is not None and raw.y_test is not None
     val_given = raw.x_val is not None and raw.y_val is not None
     if test_given:
         x_test, y_test = raw.x_test, encode(raw.y_test, "test")
         test_groups = raw.groups_test
-    elif raw.groups is not None:
+    elif groups is not None:
         # the groups travel with the split: the same seeded permutation as without them
-        x, x_test, y, y_test, _, test_groups = _split(x, y, test_fraction, seed, source, raw.groups)
+        x, x_test, y, y_test, groups, test_groups = _split(x, y, test_fraction, seed, source, groups)
     else:
         x, x_test, y, y_test = _split(x, y, test_fraction, seed, source)
         test_groups = None
+    val_groups = None
     if val_given:
         x_val, y_val = raw.x_val, encode(raw.y_val, "val")
+    elif val_fraction > 0 and groups is not None:
+        x, x_val, y, y_val, groups, val_groups = _split(x, y, val_fraction, seed + 1, source, groups)
     elif val_fraction > 0:
         x, x_val, y, y_val = _split(x, y, val_fraction, seed + 1, source)
     else:
         x_val = y_val = None
-    return Splits(x, y, x_val, y_val, x_test, y_test, test_groups, test_given, val_given)
+    return Splits(x, y, x_val, y_val, x_test, y_test, test_groups, test_given, val_given, groups, val_groups)
 
 
 def _standardize(splits: Splits) -> dict:

@@ -158,6 +158,9 @@ class DataBundle:
     """Where the examples came from and how the splits were made (source, options, seed, fractions;
     ``test``: ``source`` when the source defines it, ``drawn`` when drawn with the seed). Saved in the
     card of every model trained on it."""
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    """The group of each example per split (``train``, ``val``, ``test``) where the source names them: a
+    continual stream's domains (``shift: column``)."""
 
     @property
     def num_classes(self) -> int:
