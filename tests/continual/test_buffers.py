@@ -56,3 +56,25 @@ def test_buffer_state_round_trips():
     copy.load_state_dict(buffer.state_dict())
     assert copy.seen == buffer.seen and torch.equal(copy.data.x, buffer.data.x)
     assert torch.equal(copy.data.extras["task"], buffer.data.extras["task"])
+
+
+def test_replay_batches_pair_new_and_replayed_examples():
+    from protege.continual.batches import ReplayBatches, with_replay
+    from protege.data.dataset import batch_loader
+
+    sampler = ReplayBatches(new=10, replayed=3, batch_size=4, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3
+    assert sorted(i for b in batches for i in b if i < 10) == list(range(10))  # every new example once
+    assert all(len([i for i in b if i >= 10]) == len([i for i in b if i < 10]) for b in batches)
+    sampler.start_epoch(0, skip_batches=1)
+    assert list(sampler) == batches[1:]  # a resumed epoch continues with the same batches
+    sampler.start_epoch(1)
+    assert list(sampler) != batches
+
+    new, buffer = _examples(2, 5), _examples(1, 3, start=5)
+    dataset = with_replay(new, buffer)
+    training = next(iter(batch_loader(dataset, 4, shuffle=True, seed=0)))
+    assert training["replayed"].tolist() == [False] * 4 + [True] * 4
+    in_order = [b["index"].tolist() for b in batch_loader(dataset, 4)]  # other passes read each example once
+    assert sum(in_order, []) == list(range(13))

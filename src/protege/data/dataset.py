@@ -119,12 +119,15 @@ def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def batch_loader(
     dataset: Dataset, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False
 ) -> DataLoader:
-    """A DataLoader over ``dataset`` with an :class:`EpochBatchSampler`.
+    """A DataLoader over ``dataset`` with an :class:`EpochBatchSampler` (or the one the dataset's own
+    ``batch_sampler(batch_size, shuffle, seed)`` returns, which must order batches by seed and epoch alone).
 
     ``ArrayDataset`` is sliced once per batch; any other map-style dataset goes through the
     default collation.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last)
+    own = getattr(dataset, "batch_sampler", None)  # a dataset that composes its batches itself (replay)
+    sampler = own(batch_size, shuffle, seed) if callable(own) else None
+    sampler = sampler or EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last)
     fast = hasattr(dataset, "__getitems__")
     # A private generator: creating the iterator draws a base seed from it, which must not consume
     # the global random state (a resumed run would then see different dropout masks).

@@ -12,10 +12,10 @@ import torch
 from pydantic import NonNegativeFloat, PositiveInt
 from torch import nn
 
+from protege.continual.batches import with_replay
 from protege.continual.buffers import ReplayBuffer
 from protege.continual.steps import DERStep
 from protege.continual.strategies.base import ContinualStrategy, prefixed, sub_state
-from protege.continual.strategies.replay import balanced_union
 from protege.continual.streams import Experience, TaggedDataset
 from protege.engine.step import Step
 from protege.evaluate import predict_logits
@@ -35,7 +35,7 @@ class DER(ContinualStrategy):
         self.buffer = ReplayBuffer(self.buffer_size, "reservoir", seed)
 
     def train_set(self, experience: Experience) -> TaggedDataset:
-        return balanced_union(experience.train, self.buffer.data)
+        return with_replay(experience.train, self.buffer.data)
 
     def step(self, objective: Objective, experience: Experience) -> Step:
         return DERStep(objective, self.alpha, self.beta, self.task_classes(experience))

@@ -13,8 +13,7 @@ from protege.continual.buffers import ReplayBuffer
 from protege.continual.features import NearestMeanClassifier, class_means, head_inputs
 from protege.continual.steps import ICaRLStep
 from protege.continual.strategies.base import ContinualStrategy, prefixed, sub_state
-from protege.continual.strategies.replay import balanced_union
-from protege.continual.streams import Experience, TaggedDataset
+from protege.continual.streams import Experience, TaggedDataset, join
 from protege.engine.step import Step
 from protege.objectives import Objective
 
@@ -39,7 +38,10 @@ class ICaRL(ContinualStrategy):
         self.buffer = ReplayBuffer(self.buffer_size, "herding", seed)
 
     def train_set(self, experience: Experience) -> TaggedDataset:
-        return balanced_union(experience.train, self.buffer.data)
+        """The new data joined with the exemplars, one training set (Alg. 3)."""
+        if self.buffer.data is None:
+            return experience.train
+        return join([experience.train, self.buffer.data])
 
     def step(self, objective: Objective, experience: Experience) -> Step:
         old = len(self.ready_stream.known_classes(experience.number - 1)) if experience.number > 1 else 0

@@ -1,7 +1,7 @@
 """``replay``: experience replay (Chaudhry et al. 2019, "On Tiny Episodic Memories in Continual
 Learning"; Rolnick et al. 2019): a fixed-size buffer of past examples joins each experience's training
-data. The buffer is repeated up to the size of the new data, so each batch is about half new, half
-replayed, as Avalanche's replay loader draws one batch from each."""
+data: each training step takes a batch of new examples and a batch of replayed ones
+(protege.continual.batches), as Avalanche's replay loader does."""
 
 from __future__ import annotations
 
@@ -11,21 +11,10 @@ import torch
 from pydantic import PositiveInt
 from torch import nn
 
+from protege.continual.batches import with_replay
 from protege.continual.buffers import ReplayBuffer
 from protege.continual.strategies.base import ContinualStrategy, prefixed, sub_state
-from protege.continual.streams import Experience, TaggedDataset, join
-
-
-def balanced_union(new: TaggedDataset, buffer: TaggedDataset | None) -> TaggedDataset:
-    """The new examples and the buffer, its examples repeated (in turn) up to as many as the new ones,
-    each replayed one flagged ``replayed``."""
-    flag = torch.zeros(len(new), dtype=torch.bool)
-    if buffer is None or len(buffer) == 0:
-        return TaggedDataset(new.x, new.y, new.labeled, {**new.extras, "replayed": flag})
-    repeats = torch.arange(max(len(new), len(buffer))) % len(buffer)
-    replayed = buffer.subset(repeats)
-    replayed.extras["replayed"] = torch.ones(len(replayed), dtype=torch.bool)
-    return join([TaggedDataset(new.x, new.y, new.labeled, {**new.extras, "replayed": flag}), replayed])
+from protege.continual.streams import Experience, TaggedDataset
 
 
 class Replay(ContinualStrategy):
@@ -43,7 +32,7 @@ class Replay(ContinualStrategy):
         self.buffer = ReplayBuffer(self.buffer_size, self.selection, seed)
 
     def train_set(self, experience: Experience) -> TaggedDataset:
-        return balanced_union(experience.train, self.buffer.data)
+        return with_replay(experience.train, self.buffer.data)
 
     def end(self, model: nn.Module, experience: Experience) -> None:
         self.buffer.add(experience.train, experience.number)
