@@ -104,7 +104,8 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path):
 
 
 def test_checkpoints_are_pruned_and_atomic(tmp_path):
-    fit(_model(), make_blobs(96), _ce(), TrainConfig(epochs=5, batch_size=16, keep_checkpoints=2), workdir=tmp_path)
+    config = TrainConfig(epochs=5, batch_size=16, keep_checkpoints=2, checkpoint_seconds=0)
+    fit(_model(), make_blobs(96), _ce(), config, workdir=tmp_path)
     saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
     assert len(saved) == 2
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
@@ -318,3 +319,10 @@ def test_optimizer_wrapper_is_bypassed_only_when_it_has_nothing_to_do():
     assert _lean_optimizer(accelerator, wrapped, accumulating) is wrapped
     wrapped.scaler = object()  # fp16: the wrapper unscales and steps through the scaler
     assert _lean_optimizer(accelerator, wrapped, one_step) is wrapped
+
+
+def test_epoch_checkpoints_are_spaced_in_time_but_the_last_epoch_always_has_one(tmp_path):
+    config = TrainConfig(epochs=5, batch_size=16, keep_checkpoints=5, checkpoint_seconds=3600)
+    fit(_model(), make_blobs(96), _ce(), config, workdir=tmp_path)
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
+    assert saved == ["step-00000030-e0005-b000000"]  # 6 steps per epoch; only the stage's end was due

@@ -115,6 +115,12 @@ class TrainConfig(Strict):
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without improvement")
     restore_best: bool = Field(True, description="end with the weights of the best validation epoch")
     checkpoint_every: int | None = Field(None, ge=1, description="also checkpoint every N optimizer steps")
+    checkpoint_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="epoch-end checkpoints at most this often (the last epoch of a stage always has one), so "
+        "short epochs do not spend their time writing; a kill then costs at most this much work; 0: every epoch",
+    )
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1, description="steps between progress-bar loss updates")
     skip_nonfinite_steps: int = Field(

@@ -77,4 +77,4 @@ def test_replay_batches_pair_new_and_replayed_examples():
     training = next(iter(batch_loader(dataset, 4, shuffle=True, seed=0)))
     assert training["replayed"].tolist() == [False] * 4 + [True] * 4
     in_order = [b["index"].tolist() for b in batch_loader(dataset, 4)]  # other passes read each example once
-    assert sum(in_order, []) == list(range(13))
+    assert [i for batch in in_order for i in batch] == list(range(13))

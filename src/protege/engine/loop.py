@@ -165,9 +165,17 @@ def end_epoch(run: TrainingRun, started: float) -> dict:
             state.best_weights = {k: v.detach().clone() for k, v in run.plain_model.state_dict().items()}
     if config.patience is not None and state.bad_epochs >= config.patience:
         state.stopped_early = True
-    if run.checkpointer is not None:
+    if run.checkpointer is not None and checkpoint_due(run):
         run.save_checkpoint()
     return record
+
+
+def checkpoint_due(run: TrainingRun) -> bool:
+    """An epoch-end checkpoint: after the stage's last epoch always, otherwise once ``checkpoint_seconds``
+    have passed since the last one (resume replays the epochs in between exactly)."""
+    config, state = run.config, run.state
+    last_epoch = state.epoch >= config.epochs or state.stopped_early
+    return last_epoch or time.perf_counter() - run.last_checkpoint >= config.checkpoint_seconds
 
 
 def finish(run: TrainingRun) -> FitResult:

@@ -88,6 +88,8 @@ class TrainingRun:
     sums: RunningSums | None = None
     extra_params: list[nn.Parameter] = field(default_factory=list)
     last_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    last_checkpoint: float = field(default_factory=time.perf_counter)
+    """When the last checkpoint was written (or the stage started): epoch-end checkpoints are spaced."""
 
     @property
     def plain_model(self) -> nn.Module:
@@ -97,6 +99,7 @@ class TrainingRun:
     def save_checkpoint(self) -> None:
         """A checkpoint of where training stands (main process writes, every process waits)."""
         assert self.checkpointer is not None and self.optimizer is not None
+        self.last_checkpoint = time.perf_counter()
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             self.checkpointer.save(
