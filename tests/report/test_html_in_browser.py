@@ -219,3 +219,22 @@ def test_missing_browser_skips_locally_and_fails_under_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match=r"\.ci/run installs"):
         chromium_binary()
+
+
+@pytest.mark.slow
+def test_continual_report_page_draws_its_matrices(tmp_path):
+    chromium_binary()
+    recipe = {
+        "name": "browser-continual",
+        "data": {"source": "digits"},
+        "continual": {"experiences": 3, "strategies": ["naive", {"name": "replay", "buffer_size": 60}]},
+        "student": {"model": {"source": "mlp", "hidden": 16}, "train": {"epochs": 1, "batch_size": 64}},
+        "evaluate": {"latency_batch_sizes": [1]},
+    }
+    run = run_recipe(recipe_from_dict(recipe), tmp_path / "run")
+    state, problems = open_page(run.run_dir / "report.html", tmp_path / "profile")
+    assert problems == []
+    assert "Continual learning" in state["headings"]
+    assert "replay" in state["summary"] and "naive" in state["summary"]
+    continual = [image for image in state["images"] if "experience" in image["alt"]]
+    assert len(continual) == 2 and all(image["ok"] for image in continual), state["images"]
