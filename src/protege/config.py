@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
+from protege.unlearning.config import UnlearningConfig
 
 
 class Strict(BaseModel):
@@ -221,6 +222,9 @@ class Recipe(Strict):
     continual: ContinualConfig | None = Field(
         None, description="learn the data as a stream of experiences, the student trained on each in turn"
     )
+    unlearning: UnlearningConfig | None = Field(
+        None, description="train the student, forget examples, and measure each method against retraining"
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
 
@@ -262,6 +266,32 @@ class Recipe(Strict):
             raise ValueError(f"continual: {unused[0]} does not apply to a continual stream; remove it")
         if self.data.task != "classification":
             raise ValueError(f"continual: streams are of classification data; data.task is {self.data.task!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _unlearning_shape(self) -> Recipe:
+        """An unlearning recipe trains its student (and the same model without the forgotten examples)."""
+        if self.unlearning is None:
+            return self
+        if self.continual is not None:
+            raise ValueError("unlearning and continual are two kinds of run; give one of them")
+        student = self.student
+        if student is None or student.train is None:
+            raise ValueError("unlearning: the model to forget with is the recipe's student; give it a train block")
+        unused = [
+            name
+            for name, used in (
+                ("teacher", self.teacher is not None),
+                ("transfer", self.transfer is not None),
+                ("student.baseline", student.baseline is not False),
+                ("student.generations", student.generations != 1),
+            )
+            if used
+        ]
+        if unused:
+            raise ValueError(f"unlearning: {unused[0]} does not apply to an unlearning run; remove it")
+        if self.data.task != "classification":
+            raise ValueError(f"unlearning: the measures are for classification; data.task is {self.data.task!r}")
         return self
 
     @model_validator(mode="after")

@@ -58,6 +58,10 @@ def render_html(report: dict) -> str:
         from protege.report.continual import html_section
 
         parts.append(html_section(report["continual"]))
+    if "unlearning" in report:
+        from protege.report.unlearning import html_section as unlearning_section
+
+        parts.append(unlearning_section(report["unlearning"]))
     parts.append(_footer(report))
     title = f"protege report: {report['recipe']}"
     return (

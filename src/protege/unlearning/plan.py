@@ -4,6 +4,7 @@ with ``sisa``, the shard models slice by slice and the deletion that retrains on
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 
 from accelerate.utils import set_seed
@@ -40,7 +41,8 @@ class UnlearningPlan:
         yield self._spec(RETRAINED, "student", train_set=self.split.retain)
         method_train = self._method_train()
         for name, method in self.methods:
-            teacher = method.teacher(results[ORIGINAL].model, self._fresh_model())
+            # a copy: freezing the teacher must not freeze the original, which later methods continue
+            teacher = method.teacher(copy.deepcopy(results[ORIGINAL].model), self._fresh_model())
             yield StageSpec(
                 name=name,
                 role="student",
@@ -51,7 +53,7 @@ class UnlearningPlan:
                 seed=self.recipe.seed,
                 teacher_cache=student.teacher_cache,
                 train_set=method.train_set(self.split, self.recipe.seed),
-                step=method.step(_objective(student)),
+                step=method.step(_objective(student), self.split),
                 teacher_module=teacher,
                 notes={"unlearning": {"method": name, "paper": method.paper, "forgot": self.split.how}},
             )

@@ -62,13 +62,14 @@ class NegGradStep(Step):
 class ScrubStep(Step):
     """SCRUB (Kurmanji et al. 2023, eq. 4–6): the student starts as the trained model (the teacher) and stays
     close to it on retained examples, α·KL(t ‖ s) + γ·CE, while moving away from it on forgotten ones,
-    −KL(t ‖ s); the "max" (forget) term is used in the first ``max_epochs`` epochs only, then only the "min"
-    steps, as the paper alternates and stops."""
+    −KL(t ‖ s) (weighted by ``forget_weight``); the "max" (forget) term is used in the first ``max_epochs``
+    epochs only, then only the "min" steps, as the paper alternates and stops."""
 
     needs_teacher = True
 
-    def __init__(self, alpha: float, gamma: float, temperature: float, max_epochs: int):
+    def __init__(self, alpha: float, gamma: float, temperature: float, max_epochs: int, forget_weight: float = 1.0):
         self.alpha, self.gamma, self.temperature, self.max_epochs = alpha, gamma, temperature, max_epochs
+        self.forget_weight = forget_weight
 
     def __call__(self, model: nn.Module, batch: dict, run: TrainingRun) -> StepResult:
         logits, teacher = model(batch["x"]), batch[TEACHER_LOGITS]
@@ -78,7 +79,7 @@ class ScrubStep(Step):
             "retain_ce": self.gamma * hard_label_loss(logits, only(batch["y"], retain), 0.0, retain),
         }
         if run is None or run.state.epoch < self.max_epochs:
-            terms["forget_kl"] = -mean_kl(logits, teacher, forget, self.temperature)
+            terms["forget_kl"] = -self.forget_weight * mean_kl(logits, teacher, forget, self.temperature)
         return StepResult(terms, logits, only(batch["y"], retain), retain)
 
 

@@ -8,6 +8,7 @@ from pydantic import PositiveFloat
 from torch import nn
 
 from protege.engine.step import Step
+from protege.unlearning.forget_set import ForgetSplit
 from protege.unlearning.methods.base import UnlearningMethod
 from protege.unlearning.steps import BadTeacherStep, TwoTeachers
 
@@ -19,7 +20,7 @@ class BadTeacher(UnlearningMethod):
     def __init__(self, temperature: PositiveFloat = 1.0):
         self.temperature = temperature
 
-    def step(self, objective) -> Step:
+    def step(self, objective, split: ForgetSplit) -> Step:
         return BadTeacherStep(self.temperature)
 
     def teacher(self, original: nn.Module, fresh: nn.Module) -> nn.Module:

@@ -27,7 +27,7 @@ class UnlearningMethod(abc.ABC):
         return paired(split)
 
     @abc.abstractmethod
-    def step(self, objective) -> Step:
+    def step(self, objective, split: ForgetSplit) -> Step:
         """The training step (the recipe's objective where the method trains with it)."""
 
     def teacher(self, original: nn.Module, fresh: nn.Module) -> nn.Module | None:

@@ -17,5 +17,5 @@ class Finetune(UnlearningMethod):
     def train_set(self, split: ForgetSplit, seed: int) -> ArrayDataset:
         return split.retain
 
-    def step(self, objective) -> Step:
+    def step(self, objective, split: ForgetSplit) -> Step:
         return SupervisedStep(objective)

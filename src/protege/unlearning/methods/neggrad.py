@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, PositiveFloat
 
 from protege.engine.step import Step
+from protege.unlearning.forget_set import ForgetSplit
 from protege.unlearning.methods.base import UnlearningMethod
 from protege.unlearning.steps import NegGradStep
 
@@ -19,5 +20,5 @@ class NegGrad(UnlearningMethod):
     def __init__(self, beta: Annotated[float, Field(gt=0, lt=1)] = 0.9, cap: PositiveFloat = 5.0):
         self.beta, self.cap = beta, cap
 
-    def step(self, objective) -> Step:
+    def step(self, objective, split: ForgetSplit) -> Step:
         return NegGradStep(self.beta, self.cap)

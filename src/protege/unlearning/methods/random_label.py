@@ -23,5 +23,5 @@ class RandomLabel(UnlearningMethod):
         wrong = (forget.y + shift) % classes  # never the true class
         return concat(split.retain, ArrayDataset(forget.x, wrong, forget.labeled))
 
-    def step(self, objective) -> Step:
+    def step(self, objective, split: ForgetSplit) -> Step:
         return SupervisedStep(objective)
