@@ -30,7 +30,8 @@ def _cell(entry: dict, key: str, pattern: str) -> str:
 
 def unlearning_table(block: dict) -> Table:
     """Per model: the three accuracies, the membership-inference AUC, agreement with the retrained model, time."""
-    table = Table(title=f"unlearning · forgot {block['forgot']} · reference: retrained without them")
+    reference = "retrained without them" if "retrained" in block["models"] else "none (protege forget --retrain)"
+    table = Table(title=f"unlearning · forgot {block['forgot']} · reference: {reference}")
     table.add_column("model", justify="left", no_wrap=True)
     for _, heading, _ in COLUMNS:
         table.add_column(heading, justify="right", no_wrap=True)
@@ -58,7 +59,8 @@ def html_section(block: dict) -> str:
         note += (
             f"<p class='note'>SISA: {sisa['shards']} shards × {sisa['slices']} slices ({sisa['aggregate']}); the "
             f"deletion retrained {sisa['shards_retrained']} shards ({sisa['slices_retrained']} slices) in "
-            f"{sisa['deletion_seconds']:.2f} s against {sisa['retraining_seconds']:.2f} s for full retraining"
+            f"{sisa['deletion_seconds']:.2f} s against {sisa['retraining_seconds'] or 0:.2f} s for "
+            f"{'full retraining' if sisa.get('retraining_measured', True) else 'the original training'}"
             f"{f' ({speedup:.2f}× faster)' if speedup else ''}.</p>"
         )
     table = f"<div class='scroll'><table><tr><th>model</th>{head}</tr>{rows}</table></div>"

@@ -12,7 +12,7 @@ class ForgetConfig(BaseModel):
     """The examples to forget: a seeded share of the training split, every training example of one class,
     or source rows (ids) listed in the recipe or in a file (one per line)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     fraction: float | None = Field(None, gt=0, lt=1, description="forget this share of the training examples")
     class_name: str | None = Field(None, alias="class", description="forget every training example of this class")
     rows: list[int] | None = Field(None, min_length=1, description="source rows (ids) of training examples")

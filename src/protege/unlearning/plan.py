@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from accelerate.utils import set_seed
 
-from protege.config import Recipe, TrainConfig
+from protege.config import ModelConfig, Recipe, TrainConfig
+from protege.errors import ConfigError
 from protege.models import build_model
 from protege.plan.distillation import objective_specs
 from protege.plan.runner import StageContext
@@ -24,9 +26,19 @@ ORIGINAL, RETRAINED = "original", "retrained"
 class UnlearningPlan:
     """Yields the stages in order; ``sisa_models`` names the shard stages before and after the deletion."""
 
-    def __init__(self, recipe: Recipe, split: ForgetSplit, context: StageContext):
+    def __init__(
+        self,
+        recipe: Recipe,
+        split: ForgetSplit,
+        context: StageContext,
+        trained_run: Path | None = None,
+        retrain: bool = True,
+    ):
+        """``trained_run``: the run whose model (and SISA shards) were trained already (``protege forget``);
+        ``retrain``: also train the reference without the forgotten examples."""
         assert recipe.unlearning is not None and recipe.student is not None
         self.recipe, self.split, self.context = recipe, split, context
+        self.trained_run, self.retrain = trained_run, retrain
         self.config = recipe.unlearning
         self.methods = [(m.name, build_method(m.name, m.options)) for m in self.config.methods]
         self.sisa_before: list[str] = []
@@ -37,8 +49,12 @@ class UnlearningPlan:
     def stages(self, results: Mapping[str, StageResult]) -> Iterator[StageSpec]:
         student = self.recipe.student
         assert student is not None
-        yield self._spec(ORIGINAL, "student", train_set=self.context.data.train)
-        yield self._spec(RETRAINED, "student", train_set=self.split.retain)
+        if self.trained_run is not None:
+            yield self._loaded(ORIGINAL, self.trained_run / original_stage(self.trained_run) / "model")
+        else:
+            yield self._spec(ORIGINAL, "student", train_set=self.context.data.train)
+        if self.retrain:
+            yield self._spec(RETRAINED, "student", train_set=self.split.retain)
         method_train = self._method_train()
         for name, method in self.methods:
             # a copy: freezing the teacher must not freeze the original, which later methods continue
@@ -74,6 +90,10 @@ class UnlearningPlan:
             **fields,
         )
 
+    def _loaded(self, name: str, model_dir: Path) -> StageSpec:
+        """A stage whose model an earlier run trained: loaded (and checked against the data), not trained."""
+        return StageSpec(name=name, role="student", model=ModelConfig(source=f"run:{model_dir}"), save=False)
+
     def _method_train(self) -> TrainConfig:
         """The student's training settings with the methods' budget (epochs, learning rate), no selection
         of a best epoch (the forget set must not steer it)."""
@@ -107,6 +127,11 @@ class UnlearningPlan:
             for number in range(1, sisa.slices + 1):
                 name = f"sisa_shard{shard + 1}_slice{number}"
                 previous = f"sisa_shard{shard + 1}_slice{number - 1}" if number > 1 else None
+                if self.trained_run is not None:
+                    yield self._loaded(
+                        name, self.trained_run / "sisa" / f"shard{shard + 1}" / f"slice{number}" / "model"
+                    )
+                    continue
                 yield self._sisa_spec(name, per_slice, subset(train, shards.upto(shard, number)), previous, shard)
             self.sisa_before.append(f"sisa_shard{shard + 1}_slice{sisa.slices}")
         for shard in range(sisa.shards):
@@ -145,3 +170,12 @@ def _objective(student):
     from protege.objectives import build_objective
 
     return build_objective(list(objective_specs(student)))
+
+
+def original_stage(run: Path) -> str:
+    """The stage of a finished run whose model a ``forget`` request starts from: an unlearning run's
+    ``original``, otherwise its ``student``."""
+    for name in (ORIGINAL, "student"):
+        if (run / name / "model" / "model.json").is_file():
+            return name
+    raise ConfigError(f"{run} has no finished original or student model to forget from; give a run that trained one")

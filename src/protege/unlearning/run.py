@@ -23,19 +23,28 @@ from protege.unlearning.sisa import aggregate
 AUDIT_FILE = "unlearning.json"
 
 
-def run_unlearning(recipe: Recipe, context: StageContext, seconds_so_far: float, base: Path | None = None):
-    """Train, forget, measure; returns the stages to report and the report."""
+def run_unlearning(
+    recipe: Recipe,
+    context: StageContext,
+    seconds_so_far: float,
+    trained_run: Path | None = None,
+    retrain: bool = True,
+):
+    """Train (or load, from ``trained_run``), forget, measure; returns the stages to report and the report."""
     assert recipe.unlearning is not None
     data = context.data
-    positions, how = forget_positions(data, recipe.unlearning.forget, recipe.seed, base)
+    positions, how = forget_positions(data, recipe.unlearning.forget, recipe.seed)
     split = split_training(data, positions, how)
     log(f"forget: {how}; {len(split.forget)} forgotten, {len(split.retain)} retained")
-    plan = UnlearningPlan(recipe, split, context)
+    plan = UnlearningPlan(recipe, split, context, trained_run, retrain)
     results = run_plan(plan.stages(context.results), context)
-    models = {name: results[name] for name in (ORIGINAL, RETRAINED, *(n for n, _ in plan.methods))}
-    extra = _sisa_models(plan, results)
-    block = measure(models, extra, split, data.test, plan, results)
-    report_models = {name: (r.model, r.card, r.model_dir) for name, r in models.items()}
+    names = (ORIGINAL, *([RETRAINED] if retrain else []), *(n for n, _ in plan.methods))
+    models = {name: results[name] for name in names}
+    block = measure(models, _sisa_models(plan, results), split, data.test, plan, results)
+    if trained_run is not None:
+        block["trained_run"] = str(trained_run)
+    shown = {name: r for name, r in models.items() if not (trained_run is not None and name == ORIGINAL)}
+    report_models = {name: (r.model, r.card, r.model_dir) for name, r in (shown or models).items()}
     report = assemble_report(
         report_models, data, recipe.evaluate, name=recipe.name, seed=recipe.seed, seconds=seconds_so_far,
         titles={name: name for name in report_models}, roles={name: "student" for name in report_models},
@@ -57,21 +66,26 @@ def _sisa_models(plan: UnlearningPlan, results: dict[str, StageResult]) -> dict[
 
 def measure(models, extra, split, test, plan: UnlearningPlan, results) -> dict:
     """The table of the report: each model's measures, its time, and SISA's costs."""
-    reference_entry, reference_logits = evaluate_forgetting(models[RETRAINED].model, split, test, None)
+    reference_entry, reference_logits = (
+        evaluate_forgetting(models[RETRAINED].model, split, test, None) if RETRAINED in models else ({}, None)
+    )
     entries = {}
     for name, result in {**{k: v.model for k, v in models.items()}, **extra}.items():
         entry, _ = evaluate_forgetting(result, split, test, reference_logits)
         entry["seconds"] = _seconds(name, plan, results)
         entries[name] = entry
-    retrain_seconds = entries[RETRAINED]["seconds"]
+    retrain_seconds = entries[RETRAINED]["seconds"] if RETRAINED in entries else None
     for entry in entries.values():
         if entry["seconds"] is not None and retrain_seconds:
             entry["share_of_retraining"] = entry["seconds"] / retrain_seconds
         for key in ("forget_accuracy", "retain_accuracy", "test_accuracy", "mia_auc"):
-            entry[f"{key}_gap"] = entry[key] - reference_entry[key]
+            if reference_entry:
+                entry[f"{key}_gap"] = entry[key] - reference_entry[key]
     block = {"forgot": split.how, "forget_size": len(split.forget), "retain_size": len(split.retain), "models": entries}
     if plan.config.sisa is not None:
-        block["sisa"] = _sisa_costs(plan, results, retrain_seconds)
+        # without a retrained reference, the original's training (on every example) stands for retraining
+        block["sisa"] = _sisa_costs(plan, results, retrain_seconds or entries[ORIGINAL]["seconds"])
+        block["sisa"]["retraining_measured"] = retrain_seconds is not None
     return block
 
 
@@ -101,7 +115,7 @@ def _sisa_costs(plan: UnlearningPlan, results, retrain_seconds: float) -> dict:
         "slices_retrained": len(plan.deletion_stages),
         "deletion_seconds": deletion,
         "retraining_seconds": retrain_seconds,
-        "speedup_over_retraining": retrain_seconds / deletion if deletion else None,
+        "speedup_over_retraining": retrain_seconds / deletion if deletion and retrain_seconds else None,
     }
 
 
@@ -119,6 +133,8 @@ def write_audit(path: Path, split, block: dict, recipe: Recipe) -> None:
         "methods": [m.name for m in recipe.unlearning.methods] + (["sisa"] if recipe.unlearning.sisa else []),
         "reference": "retrained: the same model and seed trained from scratch without the forgotten examples",
         "evaluation": summary,
-        "best_mia_gap": min((abs(e["mia_auc_gap"]) for n, e in summary.items() if n != RETRAINED), default=None),
+        "best_mia_gap": min(
+            (abs(e["mia_auc_gap"]) for n, e in summary.items() if n != RETRAINED and "mia_auc_gap" in e), default=None
+        ),
     }
     atomic_write_text(path, json.dumps(audit, indent=2) + "\n")
