@@ -12,6 +12,7 @@ from protege.console import log
 from protege.errors import ConfigError
 from protege.plan import StageContext
 from protege.unlearning.config import ForgetConfig
+from protege.unlearning.forget_set import forget_positions
 
 EXACT = "sisa"
 
@@ -42,9 +43,11 @@ def forget_run(
     if run_containing(target.resolve()) == run.resolve() or target.resolve() == run.resolve():
         raise ConfigError(f"{target} is inside {run}; forgetting never writes into the run it starts from")
     started = time.perf_counter()
+    data = load_recipe_data(recipe)
+    assert recipe.unlearning is not None
+    forget_positions(data, recipe.unlearning.forget, recipe.seed)  # a bad id is refused before anything is written
     with run_directory(target, recipe, resume=False, overwrite=overwrite):
         log(f"forget: from {run} into {target} with {method}")
-        data = load_recipe_data(recipe)
         context = StageContext(data, target)
         stages, report = run_unlearning(recipe, context, time.perf_counter() - started, run, retrain)
         from protege.report.html import write_html
