@@ -26,11 +26,16 @@ def only(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, target, torch.full_like(target, UNLABELED))
 
 
-def mean_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T² · KL(softmax(t/T) ‖ softmax(s/T)) averaged over the examples of ``mask`` (0 without any)."""
+def mean_kl(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, temperature: float, cap: float | None = None
+) -> torch.Tensor:
+    """T² · KL(softmax(t/T) ‖ softmax(s/T)) averaged over the examples of ``mask`` (0 without any); with
+    ``cap``, each example's KL counts at most ``cap`` nats (a term to maximise stays bounded)."""
     log_s = F.log_softmax(student.float() / temperature, dim=1)
     log_t = F.log_softmax(teacher.float() / temperature, dim=1)
     per_example = (log_t.exp() * (log_t - log_s)).sum(1)
+    if cap is not None:
+        per_example = per_example.clamp(max=cap)
     return temperature * temperature * (per_example * mask).sum() / mask.sum().clamp(min=1)
 
 
@@ -62,14 +67,23 @@ class NegGradStep(Step):
 class ScrubStep(Step):
     """SCRUB (Kurmanji et al. 2023, eq. 4–6): the student starts as the trained model (the teacher) and stays
     close to it on retained examples, α·KL(t ‖ s) + γ·CE, while moving away from it on forgotten ones,
-    −KL(t ‖ s) (weighted by ``forget_weight``); the "max" (forget) term is used in the first ``max_epochs``
+    −KL(t ‖ s) (weighted by ``forget_weight``, each example's KL capped at ``cap`` nats, which keeps an
+    adaptive optimizer from running away with it); the "max" (forget) term is used in the first ``max_epochs``
     epochs only, then only the "min" steps, as the paper alternates and stops."""
 
     needs_teacher = True
 
-    def __init__(self, alpha: float, gamma: float, temperature: float, max_epochs: int, forget_weight: float = 1.0):
+    def __init__(
+        self,
+        alpha: float,
+        gamma: float,
+        temperature: float,
+        max_epochs: int,
+        forget_weight: float = 1.0,
+        cap: float | None = None,
+    ):
         self.alpha, self.gamma, self.temperature, self.max_epochs = alpha, gamma, temperature, max_epochs
-        self.forget_weight = forget_weight
+        self.forget_weight, self.cap = forget_weight, cap
 
     def __call__(self, model: nn.Module, batch: dict, run: TrainingRun) -> StepResult:
         logits, teacher = model(batch["x"]), batch[TEACHER_LOGITS]
@@ -79,7 +93,7 @@ class ScrubStep(Step):
             "retain_ce": self.gamma * hard_label_loss(logits, only(batch["y"], retain), 0.0, retain),
         }
         if run is None or run.state.epoch < self.max_epochs:
-            terms["forget_kl"] = -self.forget_weight * mean_kl(logits, teacher, forget, self.temperature)
+            terms["forget_kl"] = -self.forget_weight * mean_kl(logits, teacher, forget, self.temperature, self.cap)
         return StepResult(terms, logits, only(batch["y"], retain), retain)
 
 
