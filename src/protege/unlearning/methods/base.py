@@ -21,6 +21,7 @@ class UnlearningMethod(abc.ABC):
 
     name: ClassVar[str]
     paper: ClassVar[str]
+    trains_on: ClassVar[str] = "retained and forgotten examples, paired in each batch"
 
     def train_set(self, split: ForgetSplit, seed: int) -> ArrayDataset:
         """What the method trains on: by default the retain set paired with the forget set."""

@@ -12,6 +12,7 @@ from protege.unlearning.methods.base import UnlearningMethod
 
 class Finetune(UnlearningMethod):
     name = "finetune"
+    trains_on = "the retained examples"
     paper = "Golatkar et al. 2020"
 
     def train_set(self, split: ForgetSplit, seed: int) -> ArrayDataset:

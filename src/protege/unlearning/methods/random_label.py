@@ -14,6 +14,7 @@ from protege.unlearning.methods.base import UnlearningMethod
 
 class RandomLabel(UnlearningMethod):
     name = "random_label"
+    trains_on = "the retained examples and the forgotten ones relabelled"
     paper = "Graves et al. 2021"
 
     def train_set(self, split: ForgetSplit, seed: int) -> ArrayDataset:
