@@ -253,19 +253,7 @@ class Recipe(Strict):
         if self.teacher is not None:
             raise ValueError("continual: a continual recipe has no teacher stage (LwF, iCaRL and DER teach from "
                              "the model's own past); remove teacher")  # fmt: skip
-        unused = [
-            name
-            for name, used in (
-                ("transfer", self.transfer is not None),
-                ("student.baseline", student.baseline is not False),
-                ("student.generations", student.generations != 1),
-            )
-            if used
-        ]
-        if unused:
-            raise ValueError(f"continual: {unused[0]} does not apply to a continual stream; remove it")
-        if self.data.task != "classification":
-            raise ValueError(f"continual: streams are of classification data; data.task is {self.data.task!r}")
+        self._one_student_run("continual", "a continual stream", "streams are of classification data")
         return self
 
     @model_validator(mode="after")
@@ -278,6 +266,13 @@ class Recipe(Strict):
         student = self.student
         if student is None or student.train is None:
             raise ValueError("unlearning: the model to forget with is the recipe's student; give it a train block")
+        self._one_student_run("unlearning", "an unlearning run", "the measures are for classification")
+        return self
+
+    def _one_student_run(self, block: str, kind: str, why_classification: str) -> None:
+        """A run of one student on classification data: the blocks of distillation do not apply."""
+        student = self.student
+        assert student is not None
         unused = [
             name
             for name, used in (
@@ -289,10 +284,9 @@ class Recipe(Strict):
             if used
         ]
         if unused:
-            raise ValueError(f"unlearning: {unused[0]} does not apply to an unlearning run; remove it")
+            raise ValueError(f"{block}: {unused[0]} does not apply to {kind}; remove it")
         if self.data.task != "classification":
-            raise ValueError(f"unlearning: the measures are for classification; data.task is {self.data.task!r}")
-        return self
+            raise ValueError(f"{block}: {why_classification}; data.task is {self.data.task!r}")
 
     @model_validator(mode="after")
     def _task_defaults(self) -> Recipe:

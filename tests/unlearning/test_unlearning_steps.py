@@ -1,5 +1,6 @@
 import pytest
 import torch
+from tests.conftest import FixedLogits
 from torch import nn
 from torch.nn import functional as F
 
@@ -7,16 +8,6 @@ from protege.engine.step import TEACHER_LOGITS
 from protege.unlearning.evaluation import membership_auc
 from protege.unlearning.sisa import MajorityVote, ShardPlan
 from protege.unlearning.steps import BadTeacherStep, NegGradStep, ScrubStep, TwoTeachers
-
-
-class Fixed(nn.Module):
-    def __init__(self, logits):
-        super().__init__()
-        self.logits = nn.Parameter(logits)
-
-    def forward(self, x):
-        return self.logits[x.long()]
-
 
 LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0], [0.0, 0.0, 3.0], [1.0, -1.0, 0.5]])
 TEACHER = torch.tensor([[1.0, 0.5, 0.0], [0.0, 2.0, -1.0], [0.2, 0.1, 1.0], [2.0, 0.0, 0.0]])
@@ -35,12 +26,12 @@ def _kl(s, t, temperature):
 
 
 def test_neggrad_descends_on_retained_and_ascends_on_forgotten_examples():
-    result = NegGradStep(beta=0.8, cap=100.0)(Fixed(LOGITS.clone()), _batch(), None)
+    result = NegGradStep(beta=0.8, cap=100.0)(FixedLogits(LOGITS.clone()), _batch(), None)
     retain = F.cross_entropy(LOGITS[:2], Y[:2])
     forget = F.cross_entropy(LOGITS[2:], Y[2:])
     assert result.terms["retain_ce"].item() == pytest.approx(0.8 * retain.item(), rel=1e-5)
     assert result.terms["forget_ce"].item() == pytest.approx(-0.2 * forget.item(), rel=1e-5)
-    capped = NegGradStep(beta=0.8, cap=0.1)(Fixed(LOGITS.clone()), _batch(), None)
+    capped = NegGradStep(beta=0.8, cap=0.1)(FixedLogits(LOGITS.clone()), _batch(), None)
     per_example = F.cross_entropy(LOGITS[2:], Y[2:], reduction="none").clamp(max=0.1)  # one is under the cap
     assert capped.terms["forget_ce"].item() == pytest.approx(-0.2 * per_example.mean().item(), rel=1e-5)
 
@@ -52,18 +43,20 @@ class _Run:
 
 def test_scrub_stays_close_on_retained_and_moves_away_on_forgotten_examples():
     step = ScrubStep(alpha=0.5, gamma=0.9, temperature=2.0, max_epochs=1, forget_weight=0.25)
-    result = step(Fixed(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), _Run())
+    result = step(FixedLogits(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), _Run())
     assert result.terms["retain_kl"].item() == pytest.approx(0.5 * _kl(LOGITS[:2], TEACHER[:2], 2.0).item(), rel=1e-5)
     assert result.terms["retain_ce"].item() == pytest.approx(0.9 * F.cross_entropy(LOGITS[:2], Y[:2]).item(), rel=1e-5)
     assert result.terms["forget_kl"].item() == pytest.approx(-0.25 * _kl(LOGITS[2:], TEACHER[2:], 2.0).item(), rel=1e-5)
     _Run.state.epoch = 1  # past the "max" epochs: only the retained terms
-    assert "forget_kl" not in step(Fixed(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), _Run()).terms
+    assert "forget_kl" not in step(FixedLogits(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), _Run()).terms
     _Run.state.epoch = 0
 
 
 def test_bad_teacher_distils_the_competent_teacher_on_retained_and_the_incompetent_on_forgotten():
     bad = torch.zeros(4, 3)
-    result = BadTeacherStep(1.0)(Fixed(LOGITS.clone()), _batch(**{TEACHER_LOGITS: torch.cat([TEACHER, bad], 1)}), None)
+    result = BadTeacherStep(1.0)(
+        FixedLogits(LOGITS.clone()), _batch(**{TEACHER_LOGITS: torch.cat([TEACHER, bad], 1)}), None
+    )
     assert result.terms["competent_kl"].item() == pytest.approx(_kl(LOGITS[:2], TEACHER[:2], 1.0).item(), rel=1e-5)
     assert result.terms["incompetent_kl"].item() == pytest.approx(_kl(LOGITS[2:], bad[2:], 1.0).item(), rel=1e-5)
     pair = TwoTeachers(nn.Linear(2, 3), nn.Linear(2, 3))
@@ -87,9 +80,9 @@ def test_shards_and_slices_cover_the_training_split_once():
 
 def test_majority_vote_counts_top_classes():
     votes = [
-        Fixed(torch.tensor([[3.0, 0.0, 0.0]])),
-        Fixed(torch.tensor([[0.0, 2.0, 0.0]])),
-        Fixed(torch.tensor([[0.0, 5.0, 0.0]])),
+        FixedLogits(torch.tensor([[3.0, 0.0, 0.0]])),
+        FixedLogits(torch.tensor([[0.0, 2.0, 0.0]])),
+        FixedLogits(torch.tensor([[0.0, 5.0, 0.0]])),
     ]
     out = MajorityVote(votes)(torch.zeros(1))
     assert out.argmax(1).item() == 1 and out.exp().sum().item() == pytest.approx(1.0, rel=1e-3)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protege.named import distinct_names, names_alone
+
 
 class ForgetConfig(BaseModel):
     """The examples to forget: a seeded share of the training split, every training example of one class,
@@ -63,18 +65,13 @@ class UnlearningConfig(BaseModel):
     @field_validator("methods", mode="before")
     @classmethod
     def _names_alone(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"name": item} if isinstance(item, str) else item for item in value]
-        return value
+        """A method may be given by its name alone."""
+        return names_alone(value)
 
     @field_validator("methods")
     @classmethod
-    def _distinct(cls, value: list[MethodConfig]) -> list[MethodConfig]:
-        names = [method.name for method in value]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"method {twice[0]!r} is listed twice")
-        return value
+    def _distinct(cls, value: list) -> list:
+        return distinct_names(value, "method")
 
     @model_validator(mode="after")
     def _something_to_do(self) -> UnlearningConfig:
