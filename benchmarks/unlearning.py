@@ -49,6 +49,17 @@ def one_seed(seed: int, small: list[int], tmp: Path) -> tuple[dict, dict[int, di
     return block, exact
 
 
+def class_seed(seed: int, name: str, tmp: Path) -> dict:
+    """Forgetting one whole class (no SISA: every shard holds it)."""
+    overrides = [
+        f"seed={seed}",
+        "evaluate.html=false",
+        f"unlearning.forget={{class: '{name}'}}",
+        "unlearning.sisa=null",
+    ]
+    return run_recipe(load_recipe(RECIPE, overrides), tmp / "class").report["unlearning"]
+
+
 def _ms(values: list[float], digits: int = 3) -> str:
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):+.{digits}f} ± {spread:.{digits}f}"
@@ -108,13 +119,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--small", type=int, nargs="*", default=[1, 13], help="exact deletions of this many examples")
+    parser.add_argument("--forget-class", default="3", help="also forget this whole class (empty: skip)")
     args = parser.parse_args()
     torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])  # the first optimizer imports torch._dynamo: not timed
     started = time.perf_counter()
-    blocks, exact = [], []
+    blocks, exact, classes = [], [], []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             block, small = one_seed(seed, args.small, Path(tmp))
+            if args.forget_class:
+                classes.append(class_seed(seed, args.forget_class, Path(tmp)))
         blocks.append(block)
         exact.append(small)
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
@@ -122,6 +136,10 @@ def main() -> None:
     print(reference_table(blocks), "\n")
     print(method_table(blocks), "\n")
     print(sisa_table(blocks, exact))
+    if classes:
+        print(f"\nforgetting class {args.forget_class}:\n")
+        print(reference_table(classes), "\n")
+        print(method_table(classes))
 
 
 if __name__ == "__main__":
