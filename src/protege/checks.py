@@ -38,6 +38,10 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         )
     if recipe.continual is not None:
         _check_continual(checks, recipe)
+    if recipe.robust is not None:
+        from protege.robust.checks import check_robust
+
+        check_robust(checks, recipe)
     student = recipe.student
     if student is not None and student.baseline is True and student.train is None:
         checks.fail("student.baseline", "a baseline student needs a 'train' block")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
+from protege.robust.config import RobustConfig
 
 
 class Strict(BaseModel):
@@ -220,6 +221,9 @@ class Recipe(Strict):
     student: StudentConfig | None = None
     continual: ContinualConfig | None = Field(
         None, description="learn the data as a stream of experiences, the student trained on each in turn"
+    )
+    robust: RobustConfig | None = Field(
+        None, description="train the stages under attack (PGD, TRADES, ARD, RSLAD) and report robust accuracy"
     )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
