@@ -43,7 +43,7 @@ class AdversarialStep(Step):
     def summary(self) -> str:
         """One line for ``--dry-run``."""
         a = self.attack
-        options = "".join(f", {k}={v:g}" for k, v in self.options().items())
+        options = "".join(f", {k}={v:.3g}" for k, v in self.options().items())
         ball = "L∞" if a.norm == "linf" else "L2"
         return f"{self.method}{options}: PGD-{a.steps} {ball} ε={a.epsilon:g} (step {a.alpha:.3g}, raw units)"
 
