@@ -99,6 +99,17 @@ def test_the_page_and_the_table_show_robust_accuracy(robust_run, monkeypatch):
     assert "robust acc" in text and "PGD-5, 2 restarts (random starts), L∞ ε = 0.1" in text
 
 
+def test_evaluate_scores_a_robust_run_under_its_own_attack(robust_run):
+    from protege.config import EvaluateConfig
+    from protege.report.standalone import evaluate_saved
+
+    out, result = robust_run
+    report = evaluate_saved(str(out), None, EvaluateConfig(latency=False, html=False))
+    for name, entry in result.report["models"].items():
+        assert report["models"][name]["robust_accuracy"] == entry["robust_accuracy"], name
+    assert report["evaluation"]["robust"] == result.report["evaluation"]["robust"]
+
+
 def test_adversarial_training_makes_the_teacher_robust(robust_run, tmp_path):
     _, result = robust_run
     plain = run(_recipe(teacher="plain", student="pgd"), output_dir=tmp_path / "plain").report["models"]["teacher"]
