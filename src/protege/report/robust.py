@@ -97,8 +97,8 @@ def clean_and_robust(models: dict[str, dict]) -> str:
         values = [entry.get(key) or 0.0 for entry in models.values()]
         ax.bar([p + offset for p in positions], values, width=0.38, color=color, label=label)
     ax.set_xticks(list(positions), names, fontsize=8)
-    ax.set(ylim=(0, 1.02), ylabel="test accuracy")
-    ax.legend(fontsize=8, frameon=False)
+    ax.set(ylim=(0, 1.15), ylabel="test accuracy")
+    ax.legend(fontsize=8, frameon=False, ncols=2, loc="upper center")
     return to_svg(figure_)
 
 

@@ -61,7 +61,6 @@ def input_space(data: DataBundle, input_range: tuple[float, float] | Literal["da
     """The space of ``data``'s inputs: its standardisation (``preprocess["standardize"]``) and the range
     ``input_range`` (``data``: from the smallest to the largest raw value over every split, so clipping
     never moves a natural input). Refuses token ids and inputs outside a stated range in one line."""
-    splits = {"train": data.train, "val": data.val, "test": data.test}
     if not data.train.x.is_floating_point():
         raise DataError(
             f"{data.source}: the inputs are token ids (integers); a gradient attack changes numbers, not tokens, "
@@ -73,13 +72,8 @@ def input_space(data: DataBundle, input_range: tuple[float, float] | Literal["da
         shape = data.input_shape
         mean = torch.tensor(standardize["mean"], dtype=torch.float32).reshape(shape)
         std = torch.tensor(standardize["std"], dtype=torch.float32).reshape(shape)
-    space = InputSpace(0.0, 1.0, mean, std)
-    extremes = {
-        name: (float(raw.min()), float(raw.max()))
-        for name, split in splits.items()
-        if split is not None and len(split)
-        for raw in [space.to_raw(split.x)]
-    }
+    splits = {"train": data.train, "val": data.val, "test": data.test}
+    extremes = _raw_extremes(InputSpace(0.0, 1.0, mean, std), splits)
     if input_range == "data":
         low, high = min(lo for lo, _ in extremes.values()), max(hi for _, hi in extremes.values())
         if not low < high:
@@ -95,6 +89,16 @@ def input_space(data: DataBundle, input_range: tuple[float, float] | Literal["da
                 "the range the raw inputs live in, or leave it out to take the data's"
             )
     return InputSpace(float(low), float(high), mean, std)
+
+
+def _raw_extremes(space: InputSpace, splits: dict) -> dict[str, tuple[float, float]]:
+    """The smallest and largest raw value of each split that has examples."""
+    extremes = {}
+    for name, split in splits.items():
+        if split is not None and len(split):
+            raw = space.to_raw(split.x)
+            extremes[name] = (float(raw.min()), float(raw.max()))
+    return extremes
 
 
 def check_budget(space: InputSpace, norm: str, epsilon: float, input_shape: tuple[int, ...], where: str) -> None:
