@@ -8,7 +8,7 @@ models, budget and schedule), over several seeds:
 - protege's PGD against torchattacks' on every model of the seed (no random start, so both begin at x):
   the accuracy on each library's adversarial examples, and the largest difference between them.
 
-    python benchmarks/robust.py [--seeds 0 1 2] [--epochs 30]
+    python benchmarks/robust.py [--seeds 0 1 2] [--teacher-epochs N] [--student-epochs N] [--student-hidden N]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("PROTEGE_QUIET", "1")
@@ -44,25 +45,38 @@ STUDENTS = (  # (row, robust.student or baseline method, distilled)
 )
 
 
-def base(seed: int, epochs: int) -> dict:
+@dataclass(frozen=True)
+class Sizes:
+    """What the command line changes in the recipe (None: the recipe's own)."""
+
+    teacher_epochs: int | None = None
+    student_epochs: int | None = None
+    student_hidden: int | None = None
+
+
+def base(seed: int, sizes: Sizes) -> dict:
+    """The bundled recipe with ``seed``, no latency, and the ``sizes`` given."""
     raw = yaml.safe_load(RECIPE.read_text())
     raw["seed"] = seed
     raw["evaluate"] = {"latency": False, "html": False}
     raw["robust"].pop("baseline")  # each student below is its own run
-    for stage in ("teacher", "student"):
-        raw[stage]["train"]["epochs"] = epochs
+    for stage, epochs in (("teacher", sizes.teacher_epochs), ("student", sizes.student_epochs)):
+        if epochs is not None:
+            raw[stage]["train"]["epochs"] = epochs
+    if sizes.student_hidden is not None:
+        raw["student"]["model"]["hidden"] = sizes.student_hidden
     return raw
 
 
-def teacher_recipe(seed: int, epochs: int, method: str) -> dict:
-    raw = base(seed, epochs)
+def teacher_recipe(seed: int, sizes: Sizes, method: str) -> dict:
+    raw = base(seed, sizes)
     raw["robust"]["teacher"] = method
     del raw["student"]
     return raw
 
 
-def student_recipe(seed: int, epochs: int, method, distilled: bool, teacher_dir: Path) -> dict:
-    raw = base(seed, epochs)
+def student_recipe(seed: int, sizes: Sizes, method, distilled: bool, teacher_dir: Path) -> dict:
+    raw = base(seed, sizes)
     raw["student"].pop("baseline")
     if distilled:
         raw["teacher"] = {"model": {"source": f"run:{teacher_dir}"}}  # loaded: trained once per seed
@@ -116,18 +130,18 @@ def agreement(model: nn.Module, data, space, epsilon: float, steps: int = 20) ->
     return {"ours": mine, "torchattacks": other, "max_input_gap": gap, "seconds": (middle - started, ended - middle)}
 
 
-def seed_results(seed: int, epochs: int, tmp: Path) -> dict:
+def seed_results(seed: int, sizes: Sizes, tmp: Path) -> dict:
     rows: dict[str, dict] = {}
-    raw = base(seed, epochs)
+    raw = base(seed, sizes)
     data = load_recipe_data(recipe_from_dict(copy.deepcopy(raw)))
     space, epsilon = input_space(data, tuple(raw["robust"]["input_range"])), raw["robust"]["epsilon"]
     for method in TEACHERS:
-        entry, model, seconds = run(teacher_recipe(seed, epochs, method), tmp / f"teacher_{method}")
+        entry, model, seconds = run(teacher_recipe(seed, sizes, method), tmp / f"teacher_{method}")
         rows[f"teacher {method}"] = {**entry, "wall": seconds, "agreement": agreement(model, data, space, epsilon)}
         print(f"seed {seed} teacher {method}: {seconds:.0f} s", flush=True)
     teacher_dir = tmp / "teacher_pgd" / "teacher"
     for title, method, distilled in STUDENTS:
-        entry, model, seconds = run(student_recipe(seed, epochs, method, distilled, teacher_dir), tmp / title[:12])
+        entry, model, seconds = run(student_recipe(seed, sizes, method, distilled, teacher_dir), tmp / title[:12])
         rows[f"student {title}"] = {**entry, "wall": seconds, "agreement": agreement(model, data, space, epsilon)}
         print(f"seed {seed} student {title}: {seconds:.0f} s", flush=True)
     return rows
@@ -179,18 +193,23 @@ def agreement_table(results: dict[int, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--teacher-epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--student-epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--student-hidden", type=int, help="the student MLP's width (default: the recipe's)")
     args = parser.parse_args()
+    sizes = Sizes(args.teacher_epochs, args.student_epochs, args.student_hidden)
     torch.optim.AdamW([nn.Parameter(torch.zeros(1))])  # pay the optimizer's first import outside any stage's time
     started = time.perf_counter()
     results = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            results[seed] = seed_results(seed, args.epochs, Path(tmp))
-    print(f"\nseeds {args.seeds}, {args.epochs} epochs per stage, {time.perf_counter() - started:.0f} s in all\n")
+            results[seed] = seed_results(seed, sizes, Path(tmp))
+    raw = base(0, sizes)
+    print(f"\nseeds {args.seeds}; epochs: teacher {raw['teacher']['train']['epochs']}, student "
+          f"{raw['student']['train']['epochs']}; {time.perf_counter() - started:.0f} s in all\n")  # fmt: skip
     print(quality_table(results, "teacher ", "teacher (MLP 512×2)"))
     print()
-    print(quality_table(results, "student ", "student (MLP 64)"))
+    print(quality_table(results, "student ", f"student (MLP {raw['student']['model']['hidden']})"))
     print()
     print(agreement_table(results))
 
