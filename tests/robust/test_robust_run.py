@@ -5,8 +5,8 @@ the cards and the dry run; the bundled recipe; resume in the middle of a stage g
 import json
 
 import pytest
+from tests.interrupt import StepCounter, Stop
 
-import protege.engine.loop as loop
 from protege.cli import main
 from protege.models.store import read_card
 from protege.pipeline import run_recipe as run
@@ -151,33 +151,20 @@ def _timeless(history: dict) -> dict:
     }
 
 
-class _Stop(Exception):
-    pass
-
-
 def test_resume_in_the_middle_of_a_stage_gives_the_same_numbers(tmp_path, monkeypatch):
     recipe = _recipe(checkpoint_every=5)
-    original = loop.train_step
-    calls = {"n": 0, "stop_at": None}
-
-    def counting(run_state, batch):
-        calls["n"] += 1
-        if calls["n"] == calls["stop_at"]:
-            raise _Stop
-        return original(run_state, batch)
-
-    monkeypatch.setattr(loop, "train_step", counting)
+    calls = StepCounter(monkeypatch)
     whole = run(recipe, output_dir=tmp_path / "whole").report
-    per_stage = steps = calls["n"]
-    per_stage //= 3  # teacher, student alone, student: the same data and batch size
+    steps = calls.n
+    per_stage = steps // 3  # teacher, student alone, student: the same data and batch size
     stop = 2 * per_stage + per_stage // 4 + 3  # in the distilled student's second epoch, between checkpoints
-    calls["n"], calls["stop_at"] = 0, stop
-    with pytest.raises(_Stop):
+    calls.reset(stop)
+    with pytest.raises(Stop):
         run(recipe, output_dir=tmp_path / "cut")
-    calls["n"], calls["stop_at"] = 0, None
+    calls.reset()
     resumed = run(recipe, output_dir=tmp_path / "cut", resume=True).report
     # the teacher and the student alone were loaded; the student continued from its last checkpoint (every 5)
-    assert steps - stop < calls["n"] <= steps - stop + 5
+    assert steps - stop < calls.n <= steps - stop + 5
     for name, entry in whole["models"].items():
         for key in ("accuracy", "robust_accuracy", "nll"):
             assert resumed["models"][name][key] == entry[key], (name, key)

@@ -128,3 +128,24 @@ def test_kl_attacks_start_off_x_without_a_random_start():
     still = Attack(0.5, random_start=False)
     assert TRADESStep(still, SPACE).small_start() == "small" and RSLADStep(still, SPACE).small_start() == "small"
     assert TRADESStep(ATTACK, SPACE).small_start() is None
+
+
+def test_a_step_trains_a_users_model_on_their_loader():
+    """The Python API of docs/robust.md: (inputs, targets) batches from a DataLoader, a user's module."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from protege.config import TrainConfig
+    from protege.data.build import load_data
+    from protege.engine import fit
+    from protege.robust.evaluate import robust_accuracy
+
+    torch.manual_seed(0)
+    data = load_data("digits", seed=0)
+    loader = DataLoader(TensorDataset(data.train.x, data.train.y), batch_size=64, shuffle=True)
+    space = InputSpace(0.0, 1.0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    config = TrainConfig(epochs=4, lr=0.01, restore_best=False)
+    result = fit(model, loader, PGDStep(Attack(0.1, steps=3), space), config)
+    assert "train_adv_ce" in result.final
+    robust = robust_accuracy(result.model, data.test, space, Attack(0.1, steps=10), restarts=2)
+    assert 0.3 < robust < (result.model(data.test.x).argmax(1) == data.test.y).float().mean()
