@@ -42,6 +42,12 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         from protege.robust.checks import check_robust
 
         check_robust(checks, recipe)
+    if recipe.unlearning is not None:
+        from protege.unlearning.methods import METHODS
+
+        for i, method in enumerate(recipe.unlearning.methods):
+            checks.guard(f"unlearning.methods[{i}].name", METHODS.get, method.name)
+            checks.guard(f"unlearning.methods[{i}]", METHODS.check_options, method.name, method.options)
     student = recipe.student
     if student is not None and student.baseline is True and student.train is None:
         checks.fail("student.baseline", "a baseline student needs a 'train' block")

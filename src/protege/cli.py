@@ -197,6 +197,32 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from protege.unlearning.config import ForgetConfig
+    from protege.unlearning.forget_command import forget_run
+
+    given = {"file": args.examples, "class": args.class_name, "fraction": args.fraction}
+    try:
+        request = ForgetConfig.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError:
+        raise ConfigError(
+            "protege forget: name the examples with one of --examples FILE, --class or --fraction"
+        ) from None
+    forget_run(
+        Path(args.run),
+        request,
+        args.method,
+        Path(args.output) if args.output else None,
+        overwrite=args.overwrite,
+        epochs=args.epochs,
+        lr=args.lr,
+        retrain=args.retrain,
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -272,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         _predict_parser,
         _rank_parser,
         _evaluate_parser,
+        _forget_parser,
     ):
         add(sub)
     return parser
@@ -365,6 +392,29 @@ def _rank_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     _add_trust_flag(p)
     p.set_defaults(func=cmd_rank)
+
+
+def _forget_parser(sub) -> None:
+    """The ``protege forget`` command's arguments."""
+    p = sub.add_parser("forget", help="unlearn training examples from a finished run, into a new run directory")
+    p.add_argument("run", help="the run directory whose model forgets (it is only read)")
+    p.add_argument("--examples", help="a text file of the source rows (ids) to forget, one per line")
+    p.add_argument("--class", dest="class_name", help="forget every training example of this class")
+    p.add_argument("--fraction", type=float, help="forget this share of the training examples, at random")
+    p.add_argument(
+        "--method",
+        default="finetune",
+        help="finetune (default), neggrad, random_label, scrub, bad_teacher, or sisa (exact: a run trained "
+        "with shards)",
+    )
+    p.add_argument("--epochs", type=int, help="epochs of the approximate method (default 5)")
+    p.add_argument("--lr", type=float, help="learning rate of the method (default: the run's)")
+    p.add_argument(
+        "--retrain", action="store_true", help="also retrain without the examples, the reference to compare with"
+    )
+    p.add_argument("--output", "-o", help="the new run directory (default: <run>-forget-<method> beside it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory given with -o")
+    p.set_defaults(func=cmd_forget)
 
 
 def _evaluate_parser(sub) -> None:

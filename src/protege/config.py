@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
 from protege.robust.config import RobustConfig
+from protege.unlearning.config import UnlearningConfig
 
 
 class Strict(BaseModel):
@@ -225,6 +226,9 @@ class Recipe(Strict):
     robust: RobustConfig | None = Field(
         None, description="train the stages under attack (PGD, TRADES, ARD, RSLAD) and report robust accuracy"
     )
+    unlearning: UnlearningConfig | None = Field(
+        None, description="train the student, forget examples, and measure each method against retraining"
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
 
@@ -253,9 +257,30 @@ class Recipe(Strict):
         if self.teacher is not None:
             raise ValueError("continual: a continual recipe has no teacher stage (LwF, iCaRL and DER teach from "
                              "the model's own past); remove teacher")  # fmt: skip
+        self._one_student_run("continual", "a continual stream", "streams are of classification data")
+        return self
+
+    @model_validator(mode="after")
+    def _unlearning_shape(self) -> Recipe:
+        """An unlearning recipe trains its student (and the same model without the forgotten examples)."""
+        if self.unlearning is None:
+            return self
+        if self.continual is not None:
+            raise ValueError("unlearning and continual are two kinds of run; give one of them")
+        student = self.student
+        if student is None or student.train is None:
+            raise ValueError("unlearning: the model to forget with is the recipe's student; give it a train block")
+        self._one_student_run("unlearning", "an unlearning run", "the measures are for classification")
+        return self
+
+    def _one_student_run(self, block: str, kind: str, why_classification: str) -> None:
+        """A run of one student on classification data: the blocks of distillation do not apply."""
+        student = self.student
+        assert student is not None
         unused = [
             name
             for name, used in (
+                ("teacher", self.teacher is not None),
                 ("transfer", self.transfer is not None),
                 ("student.baseline", student.baseline is not False),
                 ("student.generations", student.generations != 1),
@@ -263,10 +288,9 @@ class Recipe(Strict):
             if used
         ]
         if unused:
-            raise ValueError(f"continual: {unused[0]} does not apply to a continual stream; remove it")
+            raise ValueError(f"{block}: {unused[0]} does not apply to {kind}; remove it")
         if self.data.task != "classification":
-            raise ValueError(f"continual: streams are of classification data; data.task is {self.data.task!r}")
-        return self
+            raise ValueError(f"{block}: {why_classification}; data.task is {self.data.task!r}")
 
     @model_validator(mode="after")
     def _task_defaults(self) -> Recipe:

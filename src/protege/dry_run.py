@@ -31,6 +31,9 @@ def describe(recipe: Recipe) -> None:
         for table in describe_plan(recipe, data):
             out_console.print(table)
         return
+    if recipe.unlearning is not None:
+        out_console.print(_unlearning_plan(recipe, data))
+        return
     table = Table(title="stages")
     group_tables = []
     for column in ("stage", "role", "model", "parameters", "objective", "training"):
@@ -96,4 +99,32 @@ def strategy_table(stage: str, config: StrategyConfig, model: nn.Module, train: 
         table.add_column(column)
     for group, size, trainable, lr, when in group_rows(strategy, train.lr, train.epochs):
         table.add_row(group, f"{size:,}", f"{trainable:,}", f"{lr:.3g}", when)
+    return table
+
+
+def _unlearning_plan(recipe: Recipe, data) -> Table:
+    """``--dry-run`` of an unlearning recipe: the request resolved, then the stages in order."""
+    from protege.unlearning.forget_set import forget_positions
+
+    config = recipe.unlearning
+    assert config is not None and recipe.student is not None and recipe.student.train is not None
+    positions, how = forget_positions(data, config.forget, recipe.seed)
+    out_console.print(f"forget: {how}; {len(data.train) - len(positions)} retained")
+    table = Table(title="stages")
+    for column in ("stage", "starts from", "trains on", "epochs"):
+        table.add_column(column)
+    epochs = recipe.student.train.epochs
+    table.add_row("original", recipe.student.model.source, f"all {len(data.train)} training examples", str(epochs))
+    table.add_row(
+        "retrained", recipe.student.model.source, f"the {len(data.train) - len(positions)} retained", str(epochs)
+    )
+    from protege.unlearning.methods import METHODS
+
+    for method in config.methods:
+        table.add_row(method.name, "original", METHODS.get(method.name).trains_on, str(config.epochs))
+    if config.sisa is not None:
+        sisa = config.sisa
+        table.add_row(f"sisa ({sisa.shards} shards × {sisa.slices} slices)", recipe.student.model.source,
+                      "each shard slice by slice; then the touched shards again", str(sisa.epochs_per_slice or
+                      max(1, epochs // sisa.slices)) + " per slice")  # fmt: skip
     return table

@@ -66,6 +66,12 @@ def run_entries(recipe: Recipe) -> list[str]:
     (a continual recipe: one per strategy, holding its experiences)."""
     if recipe.continual is not None:
         return [*RUN_FILES, *(strategy.name for strategy in recipe.continual.strategies)]
+    if recipe.unlearning is not None:
+        from protege.unlearning.run import AUDIT_FILE
+
+        methods = [method.name for method in recipe.unlearning.methods]
+        sisa = ["sisa"] if recipe.unlearning.sisa else []
+        return [*RUN_FILES, AUDIT_FILE, "original", "retrained", *methods, *sisa]
     stages = [name for name, _ in recipe.teacher_stages]
     if recipe.student is not None:
         stages += ["student_baseline", *student_stage_names(recipe.student.generations)]
@@ -204,6 +210,11 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
         from protege.continual.run import run_continual
 
         finals, report = run_continual(recipe, context, time.perf_counter() - started)
+        result = RunResult(run_dir, finals, report)
+    elif recipe.unlearning is not None:
+        from protege.unlearning.run import run_unlearning
+
+        finals, report = run_unlearning(recipe, context, time.perf_counter() - started)
         result = RunResult(run_dir, finals, report)
     else:
         stages = run_plan(recipe_plan(recipe, data).stages(context.results), context)

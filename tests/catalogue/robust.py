@@ -97,6 +97,16 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: recipe(t, {"robust": {"epsilon": 0.1, "student": "pgd"}, "continual": {"strategies": ["naive"]}}),
         "robust: adversarial training runs a recipe's teacher and student stages, not a continual stream",
     ),
+    "robust block on an unlearning run": (
+        lambda t: recipe(
+            t,
+            {
+                "robust": {"epsilon": 0.1, "student": "pgd"},
+                "unlearning": {"forget": {"fraction": 0.1}, "methods": ["finetune"], "epochs": 1},
+            },
+        ),
+        "robust: adversarial training runs a recipe's teacher and student stages, not an unlearning run",
+    ),
     "robust baseline without a baseline student": (
         lambda t: robust(t, baseline="trades"),
         "robust.baseline: the recipe trains no student alone",

@@ -59,10 +59,10 @@ def test_buffer_state_round_trips():
 
 
 def test_replay_batches_pair_new_and_replayed_examples():
-    from protege.continual.batches import ReplayBatches, with_replay
     from protege.data.dataset import batch_loader
+    from protege.data.paired import PairedBatches, with_replay
 
-    sampler = ReplayBatches(new=10, replayed=3, batch_size=4, seed=1)
+    sampler = PairedBatches(new=10, replayed=3, batch_size=4, seed=1)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 3
     assert sorted(i for b in batches for i in b if i < 10) == list(range(10))  # every new example once

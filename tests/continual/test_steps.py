@@ -1,22 +1,11 @@
 import pytest
 import torch
-from torch import nn
+from tests.conftest import FixedLogits
 from torch.nn import functional as F
 
 from protege.continual.steps import ContinualStep, DERStep, ICaRLStep, LwFStep
 from protege.engine.step import TEACHER_LOGITS
 from protege.objectives import build_objective
-
-
-class Fixed(nn.Module):
-    """Returns the logits it was given (the batch's x is the example's row)."""
-
-    def __init__(self, logits):
-        super().__init__()
-        self.logits = nn.Parameter(logits)
-
-    def forward(self, x):
-        return self.logits[x.long()]
 
 
 def _batch(**extra):
@@ -30,7 +19,7 @@ TEACHER = torch.tensor([[0.5, 1.5], [2.0, -2.0], [1.0, 1.0]])
 
 def test_lwf_adds_hintons_soft_targets_on_the_old_outputs():
     step = LwFStep(build_objective([("ce", {}, 1.0)]), old=2, alpha=0.7, temperature=2.0)
-    result = step(Fixed(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), None)
+    result = step(FixedLogits(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), None)
     t = 2.0
     expected_kd = (
         0.7 * t * t * F.kl_div(F.log_softmax(LOGITS[:, :2] / t, 1), F.softmax(TEACHER / t, 1), reduction="batchmean")
@@ -41,7 +30,7 @@ def test_lwf_adds_hintons_soft_targets_on_the_old_outputs():
 
 def test_icarl_targets_are_one_hot_for_new_classes_and_the_old_models_sigmoid_for_old_ones():
     step = ICaRLStep(build_objective([("ce", {}, 1.0)]), old=2)
-    result = step(Fixed(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), None)
+    result = step(FixedLogits(LOGITS.clone()), _batch(**{TEACHER_LOGITS: TEACHER}), None)
     target = F.one_hot(torch.tensor([2, 0, 3]), 4).float()
     target[:, :2] = torch.sigmoid(TEACHER)
     expected = F.binary_cross_entropy_with_logits(LOGITS, target)
@@ -54,7 +43,7 @@ def test_der_matches_stored_logits_on_replayed_examples_only():
     stored[2] = torch.tensor([1.0, 1.0, 1.0, 1.0])
     replayed = torch.tensor([False, True, True])
     step = DERStep(build_objective([("ce", {}, 1.0)]), alpha=0.3, beta=0.5)
-    result = step(Fixed(LOGITS.clone()), _batch(stored=stored, replayed=replayed), None)
+    result = step(FixedLogits(LOGITS.clone()), _batch(stored=stored, replayed=replayed), None)
     mse_1 = ((LOGITS[1, :2] - stored[1, :2]) ** 2).mean()
     mse_2 = ((LOGITS[2] - stored[2]) ** 2).mean()
     assert result.terms["der"].item() == pytest.approx((0.3 * (mse_1 + mse_2) / 2).item(), rel=1e-5)
@@ -68,7 +57,7 @@ def test_task_masks_leave_each_example_its_tasks_outputs():
     step = ContinualStep(build_objective([("ce", {}, 1.0)]), mask)
     batch = _batch(task=torch.tensor([1, 0, 1]))
     batch["y"] = torch.tensor([2, 0, 3])
-    result = step(Fixed(LOGITS.clone()), batch, None)
+    result = step(FixedLogits(LOGITS.clone()), batch, None)
     expected = torch.stack([
         F.cross_entropy(LOGITS[0:1, 2:], torch.tensor([0])),
         F.cross_entropy(LOGITS[1:2, :2], torch.tensor([0])),

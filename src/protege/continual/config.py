@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from protege.named import distinct_names, names_alone
+
 SCENARIOS = ("class_incremental", "domain_incremental", "task_incremental")
 
 
@@ -58,16 +60,10 @@ class ContinualConfig(BaseModel):
     @field_validator("strategies", mode="before")
     @classmethod
     def _names_alone(cls, value: Any) -> Any:
-        """A strategy may be given by its name alone: ``[naive, replay, {name: ewc, lambda: 100}]``."""
-        if isinstance(value, list):
-            return [{"name": item} if isinstance(item, str) else item for item in value]
-        return value
+        """A strategy may be given by its name alone."""
+        return names_alone(value)
 
     @field_validator("strategies")
     @classmethod
-    def _distinct(cls, value: list[ContinualStrategyConfig]) -> list[ContinualStrategyConfig]:
-        names = [strategy.name for strategy in value]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ValueError(f"strategy {twice[0]!r} is listed twice; each strategy runs once per recipe")
-        return value
+    def _distinct(cls, value: list) -> list:
+        return distinct_names(value, "strategy")

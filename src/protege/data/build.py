@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,8 @@ class Splits:
     val_given: bool
     train_groups: np.ndarray | None = None
     val_groups: np.ndarray | None = None
+    rows: dict = field(default_factory=dict)
+    """Each split's examples as rows of the source (ids that survive the seeded split)."""
 
 
 def load_data(
@@ -89,6 +91,7 @@ def load_data(
         text_encoder=text_encoder if raw.text is not None else None,
         test_groups=[str(g) for g in splits.test_groups] if splits.test_groups is not None else None,
         groups=_group_names(splits),
+        rows={split: torch.as_tensor(r) for split, r in splits.rows.items() if r is not None},
     )
 
 
@@ -100,29 +103,33 @@ def _group_names(splits: Splits) -> dict[str, list[str]]:
 
 def _splits(raw: RawData, encode, source: str, test_fraction: float, val_fraction: float, seed: int) -> Splits:
     """The source's own splits where it gives them; the others drawn with ``seed`` (test) and ``seed + 1``
-    (validation, from what the test split left)."""
-    x, y, groups = raw.x, encode(raw.y, "train"), raw.groups
+    (validation, from what the test split left). Each example's row in the source (its id) and its group
+    travel with it; carrying them does not change the permutation."""
+    x, y = raw.x, encode(raw.y, "train")
+    rows, groups = np.arange(len(x)), raw.groups
     test_given = raw.x_test is not None and raw.y_test is not None
     val_given = raw.x_val is not None and raw.y_val is not None
+    test_groups = raw.groups_test
     if test_given:
         x_test, y_test = raw.x_test, encode(raw.y_test, "test")
-        test_groups = raw.groups_test
-    elif groups is not None:
-        # the groups travel with the split: the same seeded permutation as without them
-        x, x_test, y, y_test, groups, test_groups = _split(x, y, test_fraction, seed, source, groups)
+        test_rows = np.arange(len(x_test))
     else:
-        x, x_test, y, y_test = _split(x, y, test_fraction, seed, source)
-        test_groups = None
-    val_groups = None
+        parts = _split(x, y, test_fraction, seed, source, rows, *([groups] if groups is not None else []))
+        x, x_test, y, y_test, rows, test_rows = parts[:6]
+        groups, test_groups = parts[6:8] if groups is not None else (None, None)
+    val_groups = val_rows = None
     if val_given:
         x_val, y_val = raw.x_val, encode(raw.y_val, "val")
-    elif val_fraction > 0 and groups is not None:
-        x, x_val, y, y_val, groups, val_groups = _split(x, y, val_fraction, seed + 1, source, groups)
+        val_rows = np.arange(len(x_val))
     elif val_fraction > 0:
-        x, x_val, y, y_val = _split(x, y, val_fraction, seed + 1, source)
+        parts = _split(x, y, val_fraction, seed + 1, source, rows, *([groups] if groups is not None else []))
+        x, x_val, y, y_val, rows, val_rows = parts[:6]
+        groups, val_groups = parts[6:8] if groups is not None else (None, None)
     else:
         x_val = y_val = None
-    return Splits(x, y, x_val, y_val, x_test, y_test, test_groups, test_given, val_given, groups, val_groups)
+    splits = Splits(x, y, x_val, y_val, x_test, y_test, test_groups, test_given, val_given, groups, val_groups)
+    splits.rows = {"train": rows, "val": val_rows, "test": test_rows}
+    return splits
 
 
 def _standardize(splits: Splits) -> dict:

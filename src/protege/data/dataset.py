@@ -164,6 +164,9 @@ class DataBundle:
     groups: dict[str, list[str]] = field(default_factory=dict)
     """The group of each example per split (``train``, ``val``, ``test``) where the source names them: a
     continual stream's domains (``shift: column``)."""
+    rows: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Each example's row in the source, per split: the ids a request to forget examples names
+    (protege.unlearning); a source that gives its own splits numbers each split's rows from 0."""
 
     @property
     def num_classes(self) -> int:

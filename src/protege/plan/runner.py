@@ -125,7 +125,7 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
                 f"({len(train_set)} in all)")  # fmt: skip
     _start_folder(context, folder, spec)
     strategy = build_strategy(spec.strategy.name, spec.strategy.options) if spec.strategy is not None else None
-    teacher = context.results[spec.teacher].model if spec.teacher is not None else None
+    teacher = context.results[spec.teacher].model if spec.teacher is not None else spec.teacher_module
     outcome = fit(
         built.module,
         train_set,

@@ -63,6 +63,8 @@ class StageSpec:
     class_names: tuple[str, ...] | None = None
     """The classes the stage's model predicts, when not all of the data's: a continued model whose head
     has fewer outputs grows to these (protege.models.growth)."""
+    teacher_module: nn.Module | None = None
+    """A teacher that is no earlier stage (unlearning's pair of a trained and an untrained model)."""
     notes: dict = field(default_factory=dict)
     """Recorded in the saved model's card with its training summary (a continual experience's place in the stream)."""
 

@@ -62,6 +62,10 @@ def render_html(report: dict) -> str:
         from protege.report.robust import html_section as robust_section
 
         parts.append(robust_section(report))
+    if "unlearning" in report:
+        from protege.report.unlearning import html_section as unlearning_section
+
+        parts.append(unlearning_section(report["unlearning"]))
     parts.append(_footer(report))
     title = f"protege report: {report['recipe']}"
     return (

@@ -306,6 +306,10 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         from protege.report.robust import robust_table
 
         out_console.print(robust_table(report))
+    if "unlearning" in report:
+        from protege.report.unlearning import unlearning_table
+
+        out_console.print(unlearning_table(report["unlearning"]))
     for name, section in report.get("fairness", {}).items():
         flagged = section["per_class"]["flagged"] + section.get("per_group", {}).get("flagged", [])
         if flagged:

@@ -22,9 +22,10 @@ def check_robust(checks: Checks, recipe: Recipe) -> None:
     """Raise (through ``checks``) on the first problem of ``recipe``'s robust block."""
     config = recipe.robust
     assert config is not None
-    if recipe.continual is not None:
-        checks.fail("robust", "adversarial training runs a recipe's teacher and student stages, not a continual "
-                    "stream; remove robust or continual")  # fmt: skip
+    for block, kind in (("continual", "a continual stream"), ("unlearning", "an unlearning run")):
+        if getattr(recipe, block) is not None:
+            checks.fail("robust", f"adversarial training runs a recipe's teacher and student stages, not {kind}; "
+                        f"remove robust or {block}")  # fmt: skip
     if recipe.data.task != "classification":
         checks.fail("robust", f"attacks and robust accuracy are for classification; data.task is {recipe.data.task!r}")
     for role in ROLES:

@@ -12,11 +12,11 @@ import torch
 from pydantic import NonNegativeFloat, PositiveInt
 from torch import nn
 
-from protege.continual.batches import with_replay
 from protege.continual.buffers import ReplayBuffer
 from protege.continual.steps import DERStep
 from protege.continual.strategies.base import ContinualStrategy, prefixed, sub_state
 from protege.continual.streams import Experience, TaggedDataset
+from protege.data.paired import with_replay
 from protege.engine.step import Step
 from protege.evaluate import predict_logits
 from protege.objectives import Objective

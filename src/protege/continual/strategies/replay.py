@@ -1,7 +1,7 @@
 """``replay``: experience replay (Chaudhry et al. 2019, "On Tiny Episodic Memories in Continual
 Learning"; Rolnick et al. 2019): a fixed-size buffer of past examples joins each experience's training
 data: each training step takes a batch of new examples and a batch of replayed ones
-(protege.continual.batches), as Avalanche's replay loader does."""
+(protege.data.paired), as Avalanche's replay loader does."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 from pydantic import PositiveInt
 from torch import nn
 
-from protege.continual.batches import with_replay
 from protege.continual.buffers import ReplayBuffer
 from protege.continual.strategies.base import ContinualStrategy, prefixed, sub_state
 from protege.continual.streams import Experience, TaggedDataset
+from protege.data.paired import with_replay
 
 
 class Replay(ContinualStrategy):

@@ -1,8 +1,8 @@
-"""Training batches that pair new examples with replayed ones, as experience replay draws them
-(Chaudhry et al. 2019; Avalanche's replay loader): each step takes ``batch_size`` examples of the new
-experience and ``batch_size`` from the buffer, so an epoch is one pass over the new data and the buffer is
-cycled through as often as that takes. The order depends on (seed, epoch) only, so a resumed epoch sees
-the same batches."""
+"""Training batches that pair two sets of examples, as experience replay draws new and replayed ones
+(Chaudhry et al. 2019; Avalanche's replay loader) and unlearning draws retained and forgotten ones: each
+step takes ``batch_size`` examples of the first set and ``batch_size`` of the second, so an epoch is one
+pass over the first and the second is cycled through as often as that takes. The order depends on
+(seed, epoch) only, so a resumed epoch sees the same batches."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import torch
 
-from protege.continual.streams import TaggedDataset, join
 from protege.data.dataset import EpochBatchSampler
+from protege.data.tagged import TaggedDataset, join
 
 
-class ReplayBatches(EpochBatchSampler):
+class PairedBatches(EpochBatchSampler):
     """Batches of ``batch_size`` new examples (positions 0..new−1) plus ``batch_size`` replayed ones (the
     positions after them)."""
 
@@ -37,23 +37,23 @@ class ReplayBatches(EpochBatchSampler):
             yield chunk.tolist() + memory[b * size : b * size + len(chunk)].tolist()
 
 
-class ReplaySet(TaggedDataset):
-    """New examples followed by a buffer's, each replayed one flagged ``replayed``; its training batches
-    pair the two (:class:`ReplayBatches`), any other pass reads every example once, in order."""
+class PairedSet(TaggedDataset):
+    """The examples of ``first`` followed by those of ``second``, each of the second flagged ``flag``; its
+    training batches pair the two (:class:`PairedBatches`), any other pass reads every example once, in order."""
 
-    def __init__(self, new: TaggedDataset, buffer: TaggedDataset):
-        flags = {**new.extras, "replayed": torch.zeros(len(new), dtype=torch.bool)}
-        replayed = TaggedDataset(
-            buffer.x, buffer.y, buffer.labeled, {**buffer.extras, "replayed": torch.ones(len(buffer), dtype=torch.bool)}
-        )
-        joined = join([TaggedDataset(new.x, new.y, new.labeled, flags), replayed])
+    def __init__(self, first: TaggedDataset, second: TaggedDataset, flag: str = "replayed"):
+        ones, zeros = torch.ones(len(second), dtype=torch.bool), torch.zeros(len(first), dtype=torch.bool)
+        joined = join([
+            TaggedDataset(first.x, first.y, first.labeled, {**first.extras, flag: zeros}),
+            TaggedDataset(second.x, second.y, second.labeled, {**second.extras, flag: ones}),
+        ])  # fmt: skip
         super().__init__(joined.x, joined.y, joined.labeled, joined.extras)
-        self.new_count, self.replayed_count = len(new), len(buffer)
+        self.new_count, self.replayed_count = len(first), len(second)
 
     def batch_sampler(self, batch_size: int, shuffle: bool, seed: int) -> EpochBatchSampler | None:
         if not shuffle:
             return None
-        return ReplayBatches(self.new_count, self.replayed_count, batch_size, seed)
+        return PairedBatches(self.new_count, self.replayed_count, batch_size, seed)
 
 
 def with_replay(new: TaggedDataset, buffer: TaggedDataset | None) -> TaggedDataset:
@@ -62,4 +62,4 @@ def with_replay(new: TaggedDataset, buffer: TaggedDataset | None) -> TaggedDatas
         return TaggedDataset(
             new.x, new.y, new.labeled, {**new.extras, "replayed": torch.zeros(len(new), dtype=torch.bool)}
         )
-    return ReplaySet(new, buffer)
+    return PairedSet(new, buffer)

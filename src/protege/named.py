@@ -1,0 +1,22 @@
+"""Lists of named things in a recipe (continual strategies, unlearning methods): a bare name stands for
+``{name: ...}``, and no name may come twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def names_alone(value: Any) -> Any:
+    """``[naive, {name: ewc, strength: 10}]`` → every item a mapping with its ``name``."""
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+def distinct_names(items: list, what: str) -> list:
+    """Refuse a list that names one thing twice (each runs once per recipe)."""
+    names = [item.name for item in items]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{what} {twice[0]!r} is listed twice; each runs once per recipe")
+    return items
