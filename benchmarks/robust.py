@@ -31,7 +31,7 @@ from torch import nn
 from protege.pipeline import load_recipe_data, run_recipe
 from protege.recipe_reader import recipe_from_dict
 from protege.robust.attacks import Attack, cross_entropy_loss, pgd
-from protege.robust.space import input_space
+from protege.robust.space import RawInputModel, input_space
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "robust.yaml"
 TEACHERS = ("plain", "pgd", "trades")
@@ -96,17 +96,6 @@ def run(raw: dict, out: Path) -> tuple[dict, nn.Module, float]:
     return result.report["models"][name], result.stages[name].model, time.perf_counter() - started
 
 
-class FromRaw(nn.Module):
-    """The model behind the data's standardisation: what torchattacks, which takes pixels in [0, 1], attacks."""
-
-    def __init__(self, model: nn.Module, space):
-        super().__init__()
-        self.model, self.space = model, space
-
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.model(self.space.to_model(raw))
-
-
 def agreement(model: nn.Module, data, space, epsilon: float, steps: int = 20) -> dict | None:
     """Accuracy on protege's and on torchattacks' PGD examples of the test split, and their seconds."""
     try:
@@ -119,7 +108,7 @@ def agreement(model: nn.Module, data, space, epsilon: float, steps: int = 20) ->
     started = time.perf_counter()
     ours = pgd(model, x, cross_entropy_loss(y), attack, space)
     middle = time.perf_counter()
-    theirs = torchattacks.PGD(FromRaw(model, space), epsilon, attack.alpha, steps, random_start=False)(
+    theirs = torchattacks.PGD(RawInputModel(model, space), epsilon, attack.alpha, steps, random_start=False)(
         space.to_raw(x).clamp(0, 1), y
     )
     ended = time.perf_counter()

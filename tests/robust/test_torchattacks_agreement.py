@@ -10,20 +10,9 @@ from torch import nn
 from protege.data.build import load_data
 from protege.models.builtin import cnn2d
 from protege.robust.attacks import Attack, cross_entropy_loss, pgd
-from protege.robust.space import input_space
+from protege.robust.space import RawInputModel, input_space
 
 torchattacks = pytest.importorskip("torchattacks", reason="torchattacks is a test-only dependency")
-
-
-class _FromRaw(nn.Module):
-    """The model as torchattacks sees it: raw pixels in, the data's standardisation, then the model."""
-
-    def __init__(self, model: nn.Module, space):
-        super().__init__()
-        self.model, self.space = model, space
-
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.model(self.space.to_model(raw))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +44,7 @@ def test_the_same_adversarial_examples_and_robust_accuracy(trained, norm, epsilo
     x, y = test.x, test.y
     attack = Attack(epsilon, norm, steps=10, random_start=False)
     ours = pgd(model, x, cross_entropy_loss(y), attack, space)
-    theirs = make(_FromRaw(model, space), epsilon, attack.alpha)(space.to_raw(x).clamp(0, 1), y)
+    theirs = make(RawInputModel(model, space), epsilon, attack.alpha)(space.to_raw(x).clamp(0, 1), y)
     with torch.no_grad():
         our_accuracy = (model(ours).argmax(1) == y).float().mean().item()
         their_accuracy = (model(space.to_model(theirs)).argmax(1) == y).float().mean().item()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch import nn
 
 from protege.data.dataset import DataBundle
 from protege.errors import DataError
@@ -55,6 +56,18 @@ class InputSpace:
     def describe(self) -> dict:
         """For the report: the range, and whether the model reads standardised inputs."""
         return {"input_range": [self.low, self.high], "standardized": self.mean is not None, "units": "raw"}
+
+
+class RawInputModel(nn.Module):
+    """``model`` behind the space's standardisation: it takes raw inputs, as attack libraries that assume
+    inputs in [0, 1] (torchattacks) and users with raw pixels have them."""
+
+    def __init__(self, model: nn.Module, space: InputSpace):
+        super().__init__()
+        self.model, self.space = model, space
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.model(self.space.to_model(raw))
 
 
 def input_space(data: DataBundle, input_range: tuple[float, float] | Literal["data"]) -> InputSpace:
