@@ -38,6 +38,10 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         )
     if recipe.continual is not None:
         _check_continual(checks, recipe)
+    if recipe.robust is not None:
+        from protege.robust.checks import check_robust
+
+        check_robust(checks, recipe)
     if recipe.unlearning is not None:
         from protege.unlearning.methods import METHODS
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
+from protege.robust.config import RobustConfig
 from protege.unlearning.config import UnlearningConfig
 
 
@@ -221,6 +222,9 @@ class Recipe(Strict):
     student: StudentConfig | None = None
     continual: ContinualConfig | None = Field(
         None, description="learn the data as a stream of experiences, the student trained on each in turn"
+    )
+    robust: RobustConfig | None = Field(
+        None, description="train the stages under attack (PGD, TRADES, ARD, RSLAD) and report robust accuracy"
     )
     unlearning: UnlearningConfig | None = Field(
         None, description="train the student, forget examples, and measure each method against retraining"

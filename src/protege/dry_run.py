@@ -11,8 +11,8 @@ from protege.evaluate import count_parameters
 from protege.models import build_model
 from protege.models.compatibility import check_inputs, check_saved_task
 from protege.objectives import OBJECTIVES
-from protege.pipeline import load_recipe_data, load_transfer_set
-from protege.plan import DistillationPlan, StageSpec
+from protege.pipeline import load_recipe_data, load_transfer_set, recipe_plan
+from protege.plan import StageSpec
 from protege.transfer import build_strategy
 from protege.transfer.base import group_rows
 
@@ -39,7 +39,7 @@ def describe(recipe: Recipe) -> None:
     for column in ("stage", "role", "model", "parameters", "objective", "training"):
         table.add_column(column)
     built_models: dict[str, object] = {}
-    for spec in DistillationPlan(recipe).stages({}):
+    for spec in recipe_plan(recipe, data).stages({}):
         row, groups = _stage_row(spec, data, built_models)
         table.add_row(*row)
         group_tables += groups
@@ -69,7 +69,10 @@ def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], li
         f"{weight:g}×{name}({', '.join(f'{k}={v}' for k, v in options.items())})"
         for name, options, weight in spec.objectives
     )
-    if any(OBJECTIVES.get(name).needs_teacher for name, _, _ in spec.objectives):
+    needs_teacher = any(OBJECTIVES.get(name).needs_teacher for name, _, _ in spec.objectives)
+    if spec.step is not None:  # a step of its own (protege.robust) trains with its loss, not the objectives
+        objectives, needs_teacher = getattr(spec.step, "summary", type(spec.step).__name__), spec.step.needs_teacher
+    if needs_teacher:
         objectives += f"; teacher {spec.teacher}, cache: {spec.teacher_cache}"
     train = spec.train
     training = "load only"

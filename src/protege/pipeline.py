@@ -40,6 +40,7 @@ from protege.report.html import write_html
 from protege.report.summary import build_report, print_summary, read_history, write_report
 
 if TYPE_CHECKING:
+    from protege.robust.plan import RobustPlan
     from protege.tracking import Tracker
 
 
@@ -216,12 +217,17 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
         finals, report = run_unlearning(recipe, context, time.perf_counter() - started)
         result = RunResult(run_dir, finals, report)
     else:
-        stages = run_plan(DistillationPlan(recipe).stages(context.results), context)
+        stages = run_plan(recipe_plan(recipe, data).stages(context.results), context)
         result = RunResult(run_dir, {name: s for name, s in stages.items() if s.role != "hint"})
         history = read_history(run_dir / "metrics.jsonl") if is_main_process() else {}
         result.report = build_report(
             recipe, data, result.stages, recipe.evaluate, time.perf_counter() - started, history=history
         )
+        if recipe.robust is not None:
+            from protege.robust.evaluate import add_robust_accuracy
+
+            add_robust_accuracy(result.report, {name: s.model for name, s in result.stages.items()}, data, recipe)
+            result.report["wall_seconds"] = time.perf_counter() - started
     if is_main_process():
         write_report(run_dir / "report.json", result.report)
         if recipe.evaluate.html:
@@ -232,6 +238,16 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     print_summary(result.report)
     log(f"report: {run_dir / ('report.html' if recipe.evaluate.html else 'report.json')}")
     return result
+
+
+def recipe_plan(recipe: Recipe, data: DataBundle) -> DistillationPlan | RobustPlan:
+    """The plan of a (non-continual) recipe's stages: the distillation plan, each stage trained under attack
+    when the recipe has a ``robust:`` block (protege.robust.plan)."""
+    if recipe.robust is None:
+        return DistillationPlan(recipe)
+    from protege.robust.plan import RobustPlan
+
+    return RobustPlan(recipe, data)
 
 
 def start_tracking(recipe: Recipe, run_dir: Path) -> Tracker | None:

@@ -5,8 +5,8 @@ import json
 
 import pytest
 import safetensors.torch
+from tests.interrupt import StepCounter, Stop
 
-import protege.engine.loop as loop
 from protege.config import Recipe
 from protege.continual.plan import STATE_FILE
 from protege.models.store import read_card
@@ -88,29 +88,17 @@ def test_task_and_domain_streams(tmp_path):
     assert block["strategies"]["replay"]["average_accuracy"] > block["strategies"]["naive"]["average_accuracy"]
 
 
-class _Stop(Exception):
-    pass
-
-
 def test_resume_in_the_middle_of_an_experience_gives_the_same_stream(tmp_path, monkeypatch):
     recipe = _recipe(["ewc", {"name": "der", "buffer_size": 60}], checkpoint_every=4)
-    original = loop.train_step
-    calls = {"n": 0, "stop_at": None}
-
-    def counting(run_state, batch):
-        calls["n"] += 1
-        if calls["n"] == calls["stop_at"]:
-            raise _Stop
-        return original(run_state, batch)
-
-    monkeypatch.setattr(loop, "train_step", counting)
+    calls = StepCounter(monkeypatch)
     whole = run(recipe, output_dir=tmp_path / "whole").report["continual"]
-    whole_steps, calls["n"], calls["stop_at"] = calls["n"], 0, 70  # in ewc's second experience, mid-epoch
-    with pytest.raises(_Stop):
+    whole_steps = calls.n
+    calls.reset(70)  # in ewc's second experience, mid-epoch
+    with pytest.raises(Stop):
         run(recipe, output_dir=tmp_path / "cut")
-    calls["n"], calls["stop_at"] = 0, None
+    calls.reset()
     resumed = run(recipe, output_dir=tmp_path / "cut", resume=True).report["continual"]
     # the finished experience was loaded and the cut one continued from its last checkpoint (every 4 steps)
-    assert whole_steps - 69 <= calls["n"] <= whole_steps - 69 + 4
+    assert whole_steps - 69 <= calls.n <= whole_steps - 69 + 4
     for name in ("ewc", "der"):
         assert resumed["strategies"][name]["accuracy_matrix"] == whole["strategies"][name]["accuracy_matrix"], name

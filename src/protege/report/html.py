@@ -58,6 +58,10 @@ def render_html(report: dict) -> str:
         from protege.report.continual import html_section
 
         parts.append(html_section(report["continual"]))
+    if "robust" in (report.get("evaluation") or {}):
+        from protege.report.robust import html_section as robust_section
+
+        parts.append(robust_section(report))
     if "unlearning" in report:
         from protege.report.unlearning import html_section as unlearning_section
 
@@ -140,6 +144,8 @@ def _summary_table(report: dict) -> str:
     kept: list[tuple[str, Callable]] = [
         (c.heading, lambda e, c=c: c.format(e.get(c.key))) for c in task_views.QUALITY[task]
     ]
+    if "robust" in (report.get("evaluation") or {}):
+        kept.append(("robust accuracy", lambda e: _pct(e.get("robust_accuracy"))))
     if has_teacher:
         kept += [(c.heading, lambda e, c=c: c.format(e.get(c.key))) for c in task_views.AGAINST_TEACHER[task]]
     kept.append(("train time", lambda e: _seconds((e.get("training") or {}).get("train_seconds"))))

@@ -114,6 +114,8 @@ def evaluate_saved(
         history=read_history(path / "metrics.jsonl") if is_run else {},
         roles=roles,
     )
+    if is_run and data is None:
+        _add_robust_accuracy(report, path, {key: m.module for key, m in loaded.items()}, bundle)
     report["wall_seconds"] = time.perf_counter() - started
     if output_dir is not None:
         write_report(output_dir / "report.json", report)
@@ -121,6 +123,15 @@ def evaluate_saved(
             write_html(output_dir / "report.html", report)
     print_summary(report)
     return report
+
+
+def _add_robust_accuracy(report: dict, path: Path, modules: dict, bundle: DataBundle) -> None:
+    """A robust run's models, on its own test split, are scored under its evaluation attack as the run did."""
+    recipe = load_recipe(path / "config.yaml")
+    if recipe.robust is not None:
+        from protege.robust.evaluate import add_robust_accuracy
+
+        add_robust_accuracy(report, modules, bundle, recipe)
 
 
 def _check_output(output_dir: Path, config: EvaluateConfig) -> None:

@@ -271,6 +271,8 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         batch_sizes = list(next(iter(report["models"].values()), {}).get("latency_ms", {}))
     short = {"test accuracy": "test acc", "agreement with teacher": "agreement"}
     columns = ["model", "arch", *(short.get(c.heading, c.heading) for c in quality)]
+    robust = "robust" in report.get("evaluation", {})
+    columns += ["robust acc"] if robust else []
     columns += [short.get(agreement_column.heading, agreement_column.heading)] if has_teacher else []
     columns += ["params", "FLOPs/ex", *(f"latency b{b}" for b in batch_sizes)]
     columns += [f"speed-up b{batch_sizes[0]}"] if has_teacher and batch_sizes else []
@@ -285,6 +287,8 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
             entry["architecture"],
             *(column.format(entry.get(column.key)) for column in quality),
         ]
+        if robust:
+            row.append(_fmt(entry.get("robust_accuracy"), "{:.1%}"))
         if has_teacher:
             row.append(agreement_column.format(entry.get(agreement_column.key)))
         row += [f"{entry['parameters']:,}", _si(entry["flops_per_example"])]
@@ -298,6 +302,10 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         from protege.report.continual import continual_table
 
         out_console.print(continual_table(report["continual"]))
+    if robust:
+        from protege.report.robust import robust_table
+
+        out_console.print(robust_table(report))
     if "unlearning" in report:
         from protege.report.unlearning import unlearning_table
 
