@@ -298,6 +298,20 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         row.append(f"{training['train_seconds']:.1f}s" if "train_seconds" in training else "–")
         table.add_row(*row)
     out_console.print(table)
+    _print_paradigm_tables(report, robust)
+    for name, section in report.get("fairness", {}).items():
+        flagged = section["per_class"]["flagged"] + section.get("per_group", {}).get("flagged", [])
+        if flagged:
+            title = report["models"][name].get("title", name)
+            # a warning, so on stderr with the log: stdout keeps the table alone
+            log(
+                f"[yellow]fairness[/]: {escape(title)} lost more than {section['per_class']['margin']:.0%} beyond "
+                f"its average drop on: {escape(', '.join(flagged))}"
+            )
+
+
+def _print_paradigm_tables(report: dict, robust: bool) -> None:
+    """The tables of a continual, robust or unlearning report, under the models table."""
     if "continual" in report:
         from protege.report.continual import continual_table
 
@@ -310,15 +324,6 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         from protege.report.unlearning import unlearning_table
 
         out_console.print(unlearning_table(report["unlearning"]))
-    for name, section in report.get("fairness", {}).items():
-        flagged = section["per_class"]["flagged"] + section.get("per_group", {}).get("flagged", [])
-        if flagged:
-            title = report["models"][name].get("title", name)
-            # a warning, so on stderr with the log: stdout keeps the table alone
-            log(
-                f"[yellow]fairness[/]: {escape(title)} lost more than {section['per_class']['margin']:.0%} beyond "
-                f"its average drop on: {escape(', '.join(flagged))}"
-            )
 
 
 def report_reference(report: dict) -> str | None:
