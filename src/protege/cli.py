@@ -200,16 +200,18 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def cmd_forget(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from protege.config import describe_validation_error
     from protege.unlearning.config import ForgetConfig
     from protege.unlearning.forget_command import forget_run
 
-    given = {"file": args.examples, "class": args.class_name, "fraction": args.fraction}
+    named = {"file": args.examples, "class": args.class_name, "fraction": args.fraction}
+    given = {key: value for key, value in named.items() if value is not None}
+    if len(given) != 1:
+        raise ConfigError("protege forget: name the examples with one of --examples FILE, --class or --fraction")
     try:
-        request = ForgetConfig.model_validate({k: v for k, v in given.items() if v is not None})
-    except ValidationError:
-        raise ConfigError(
-            "protege forget: name the examples with one of --examples FILE, --class or --fraction"
-        ) from None
+        request = ForgetConfig.model_validate(given)
+    except ValidationError as exc:
+        raise ConfigError(f"protege forget: {describe_validation_error(exc, ForgetConfig)}") from None
     forget_run(
         Path(args.run),
         request,

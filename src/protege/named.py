@@ -1,9 +1,22 @@
-"""Lists of named things in a recipe (continual strategies, unlearning methods): a bare name stands for
-``{name: ...}``, and no name may come twice."""
+"""Named things a recipe lists with their options (continual strategies, unlearning and robust methods):
+one block shape, a bare name standing for ``{name: ...}``, and no name twice in a list."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class NamedOptions(BaseModel):
+    """A registered name and whatever options it takes (checked later against the entry's signature)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 def names_alone(value: Any) -> Any:

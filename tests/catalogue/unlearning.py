@@ -55,6 +55,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: ["forget", str(trained_run(t))],
         "name the examples with one of --examples FILE, --class or --fraction",
     ),
+    "forget a share that is not a fraction": (
+        lambda t: ["forget", str(trained_run(t)), "--fraction", "1.5"],
+        "protege forget: fraction",
+    ),
     "forget a class the data lacks": (
         lambda t: forgetting(t, forget={"class": "eleven"}),
         "unlearning.forget.class: 'eleven' is not a class of the data",

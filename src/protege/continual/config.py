@@ -7,20 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from protege.named import distinct_names, names_alone
+from protege.named import NamedOptions, distinct_names, names_alone
 
 SCENARIOS = ("class_incremental", "domain_incremental", "task_incremental")
 
 
-class ContinualStrategyConfig(BaseModel):
+class ContinualStrategyConfig(NamedOptions):
     """A continual-learning strategy by name (naive, joint, replay, ewc, mas, lwf, icarl, der) and its options."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class ContinualConfig(BaseModel):

@@ -10,9 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from protege.data.dataset import UNLABELED
 from protege.engine.step import TEACHER_LOGITS, StepResult, SupervisedStep
-from protege.objectives import Objective, StepOutputs, hard_label_loss, soft_target_loss
+from protege.objectives import Objective, hard_label_loss, soft_target_loss
 
 if TYPE_CHECKING:
     from protege.engine.run import TrainingRun
@@ -33,21 +32,10 @@ class ContinualStep(SupervisedStep):
         raw = model(batch["x"])
         if self.task_classes is None:
             return raw, raw
-        mask = self.task_classes.to(raw.device)[batch["task"]]
+        if self.task_classes.device != raw.device:  # moved once, not every step
+            self.task_classes = self.task_classes.to(raw.device)
+        mask = self.task_classes[batch["task"]]
         return raw, raw.float().masked_fill(~mask, MASKED)
-
-    def step_outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor], labeled=None) -> StepOutputs:
-        outputs = StepOutputs(
-            logits,
-            batch["y"],
-            batch.get(TEACHER_LOGITS),
-            teacher_features=batch.get("teacher_features", {}),
-            index=batch.get("index"),
-            labeled=batch.get("labeled") if labeled is None else labeled,
-        )
-        if self.taps is not None:
-            outputs.features = dict(self.taps.outputs)
-        return outputs
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], run: TrainingRun) -> StepResult:
         _, logits = self.forward(model, batch)
@@ -110,9 +98,7 @@ class DERStep(ContinualStep):
         if replayed is None:
             replayed = torch.zeros_like(batch["y"], dtype=torch.bool)
         labeled = batch["labeled"] & ~replayed
-        new_only = self.step_outputs(logits, batch, labeled)
-        new_only.target = torch.where(labeled, batch["y"], torch.full_like(batch["y"], UNLABELED))  # losses skip -1
-        terms = dict(self.objective(new_only))
+        terms = dict(self.objective(self.step_outputs(logits, batch, labeled)))
         stored = batch["stored"][:, : raw.shape[1]] if "stored" in batch else None
         if stored is not None:
             valid = ~torch.isnan(stored) & replayed.unsqueeze(1)
@@ -120,6 +106,5 @@ class DERStep(ContinualStep):
             rows = replayed.sum().clamp(min=1)
             terms["der"] = self.alpha * error.sum(1).div(valid.sum(1).clamp(min=1)).sum() / rows
             if self.beta:
-                old_only = torch.where(replayed, batch["y"], torch.full_like(batch["y"], UNLABELED))
-                terms["der_ce"] = self.beta * hard_label_loss(logits, old_only, 0.0, replayed)
+                terms["der_ce"] = self.beta * hard_label_loss(logits, batch["y"], 0.0, replayed)
         return StepResult(terms, logits, batch["y"], batch["labeled"])

@@ -93,18 +93,26 @@ class SupervisedStep(Step):
             self.objective.setup(run.model, run.teacher, sample, len(run.loader.dataset))
         self.objective = self.objective.to(run.accelerator.device)
 
-    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], run: TrainingRun) -> StepResult:
-        logits = model(batch["x"])
+    def step_outputs(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor], labeled: torch.Tensor | None = None
+    ) -> StepOutputs:
+        """What the objective reads of this batch: the logits, targets, teacher outputs, tapped layers and
+        the labelled mask (the batch's, or a narrower one a subclass gives)."""
         outputs = StepOutputs(
             logits,
             batch["y"],
             batch.get(TEACHER_LOGITS),
             teacher_features=batch.get(TEACHER_FEATURES, {}),
             index=batch.get("index"),
-            labeled=batch.get("labeled"),
+            labeled=batch.get("labeled") if labeled is None else labeled,
         )
         if self.taps is not None:
             outputs.features = dict(self.taps.outputs)
+        return outputs
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], run: TrainingRun) -> StepResult:
+        logits = model(batch["x"])
+        outputs = self.step_outputs(logits, batch)
         return StepResult(self.objective(outputs), logits, batch["y"], outputs.labeled)
 
 

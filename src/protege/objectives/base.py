@@ -70,6 +70,8 @@ def hard_label_loss(
             logits.float(), target, label_smoothing=label_smoothing, reduction="none"
         )
         return (per_example * mask).sum() / mask.sum().clamp(min=1)
+    if labeled is not None:  # a mask narrower than the dataset's (replayed, forgotten examples) counts too
+        target = target.masked_fill(~labeled, UNLABELED)
     # protege's datasets store class id -1 for every unlabelled example, so ignore_index skips them
     total = nn.functional.cross_entropy(
         logits.float(), target, ignore_index=UNLABELED, label_smoothing=label_smoothing, reduction="sum"

@@ -16,4 +16,4 @@ class CrossEntropy(Objective):
         self.label_smoothing = label_smoothing
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
-        return {"ce": hard_label_loss(out.logits, out.target, self.label_smoothing)}
+        return {"ce": hard_label_loss(out.logits, out.target, self.label_smoothing, out.labeled)}

@@ -8,18 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protege.named import NamedOptions
+
 NORMS = ("linf", "l2")
 
 
-class RobustMethodConfig(BaseModel):
+class RobustMethodConfig(NamedOptions):
     """How a stage trains under attack: ``plain``, ``pgd``, ``trades``, ``ard`` or ``rslad``, and its options."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 def _method(name: str) -> Any:

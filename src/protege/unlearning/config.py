@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protege.named import distinct_names, names_alone
+from protege.named import NamedOptions, distinct_names, names_alone
 
 
 class ForgetConfig(BaseModel):
@@ -28,15 +28,8 @@ class ForgetConfig(BaseModel):
         return self
 
 
-class MethodConfig(BaseModel):
+class MethodConfig(NamedOptions):
     """An approximate unlearning method by name (finetune, neggrad, random_label, scrub, bad_teacher)."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class SisaConfig(BaseModel):

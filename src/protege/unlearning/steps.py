@@ -57,7 +57,7 @@ class NegGradStep(Step):
     def __call__(self, model: nn.Module, batch: dict, run: TrainingRun) -> StepResult:
         logits = model(batch["x"])
         forget, retain = _split(batch)
-        keep = hard_label_loss(logits, only(batch["y"], retain), 0.0, retain)
+        keep = hard_label_loss(logits, batch["y"], 0.0, retain)
         per_example = F.cross_entropy(logits.float(), batch["y"].clamp(min=0), reduction="none").clamp(max=self.cap)
         ascend = (per_example * forget).sum() / forget.sum().clamp(min=1)
         terms = {"retain_ce": self.beta * keep, "forget_ce": -(1 - self.beta) * ascend}
@@ -90,7 +90,7 @@ class ScrubStep(Step):
         forget, retain = _split(batch)
         terms = {
             "retain_kl": self.alpha * mean_kl(logits, teacher, retain, self.temperature),
-            "retain_ce": self.gamma * hard_label_loss(logits, only(batch["y"], retain), 0.0, retain),
+            "retain_ce": self.gamma * hard_label_loss(logits, batch["y"], 0.0, retain),
         }
         if run is None or run.state.epoch < self.max_epochs:
             terms["forget_kl"] = -self.forget_weight * mean_kl(logits, teacher, forget, self.temperature, self.cap)
