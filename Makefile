@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast fuzz lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-continual bench-gpu clean
+.PHONY: demo test test-fast fuzz mutate lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-continual bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,9 +26,14 @@ test-fast: $(VENV)/.installed
 fuzz: $(VENV)/.installed
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz_inputs.py --hypothesis-show-statistics
 
+# Mutation testing (issue 17): every group of tools/mutate.py, then the score per group. About an hour on 2 cores.
+mutate: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[mutate]" $(TORCH)
+	$(PY) tools/mutate.py
+
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 
 bench-mnist1d: $(VENV)/.installed
 	$(PY) benchmarks/mnist1d_baselines.py

@@ -1,0 +1,169 @@
+"""Mutation testing of the modules where a wrong line gives a wrong number rather than a crash
+(issue 17): mutmut changes one operator, constant or argument at a time and runs the tests that
+cover it; a mutant the tests do not notice ("survived") is a line whose correctness nothing checks.
+
+Each group of modules runs in its own scratch copy of the repository (.mutation/<group>/), with
+a mutmut configuration written for it, so groups run alone or together and the repository's own
+files are never mutated. Mutants listed in tools/mutation_equivalents.toml (with the reason each
+cannot change a result) are left out of the score.
+
+    python tools/mutate.py                  # every group, then the summary
+    python tools/mutate.py objectives kd    # some groups
+    python tools/mutate.py --summary        # the summary of the last runs only
+    python tools/mutate.py kd --min-score 90   # exit 1 below 90% (CI runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+EQUIVALENTS = ROOT / "tools" / "mutation_equivalents.toml"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules mutated together and the tests that may kill their mutants."""
+
+    name: str
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+    target: float
+    """The score (killed / non-equivalent mutants, in %) the issue asks of this group."""
+
+
+GROUPS = {
+    group.name: group
+    for group in (
+        Group("kd", ("src/protege/objectives/kd.py",), ("tests/objectives",), 90.0),
+        Group("objectives", ("src/protege/objectives/*",), ("tests/objectives",), 90.0),
+        Group("distill", ("src/protege/distill/*",), ("tests/distill", "tests/test_teachers_and_generations.py"), 90.0),
+        Group(
+            "engine",
+            ("src/protege/engine/step.py", "src/protege/running.py"),
+            ("tests/engine", "tests/test_running_sums.py", "tests/test_engine.py"),
+            80.0,
+        ),
+        Group("dataset", ("src/protege/data/dataset.py",), ("tests/data", "tests/test_running_sums.py"), 80.0),
+        Group("transfer", ("src/protege/transfer/*",), ("tests/transfer",), 80.0),
+        Group(
+            "evaluate",
+            ("src/protege/evaluate.py", "src/protege/metrics/*"),
+            ("tests/test_evaluate.py", "tests/test_metrics.py"),
+            80.0,
+        ),
+    )
+}
+"""``kd`` is the small subset CI runs; ``objectives`` contains it."""
+
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", None: "not checked"}
+TIMEOUTS = {-24, 24, 36, 152, 255}
+
+
+def prepare(group: Group) -> Path:
+    """A scratch copy of src/, tests/ and a pyproject.toml whose [tool.mutmut] names this group."""
+    work = WORK / group.name
+    for folder in ("src", "tests"):
+        if (work / folder).exists():
+            shutil.rmtree(work / folder)
+        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+    project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    config = {
+        "source_paths": ["src/protege"],
+        "only_mutate": list(group.modules),
+        "pytest_add_cli_args_test_selection": list(group.tests),
+        "pytest_add_cli_args": ["-q", "-x", "-p", "no:cacheprovider"],
+        "process_isolation": "forkserver",
+    }
+    lines = [f"{key} = {json.dumps(value)}" for key, value in config.items()]
+    (work / "pyproject.toml").write_text(project + "\n[tool.mutmut]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return work
+
+
+def run(group: Group, children: int) -> None:
+    work = prepare(group)
+    mutmut = Path(sys.executable).with_name("mutmut")
+    env = {**os.environ, "PROTEGE_QUIET": "1", "PYTHONPATH": str(work / "mutants" / "src")}
+    print(f"mutating {group.name}: {', '.join(group.modules)} (tests: {', '.join(group.tests)})", flush=True)
+    with open(work / "mutmut.log", "w", encoding="utf-8") as log:
+        subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=work, env=env, stdout=log,
+                       stderr=subprocess.STDOUT, check=False)  # fmt: skip
+
+
+def outcomes(group: Group) -> dict[str, str]:
+    """Each mutant's status from mutmut's result files (``<module>.py.meta``)."""
+    found: dict[str, str] = {}
+    for meta in sorted((WORK / group.name / "mutants" / "src").rglob("*.py.meta")):
+        for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
+            found[name] = "timeout" if code in TIMEOUTS else STATUS.get(code, "suspicious")
+    return found
+
+
+def equivalents() -> dict[str, str]:
+    """Mutant name → why it cannot change a result."""
+    if not EQUIVALENTS.is_file():
+        return {}
+    return {name: reason for name, reason in tomllib.loads(EQUIVALENTS.read_text(encoding="utf-8")).items()}
+
+
+def summarise(group: Group, known: dict[str, str]) -> dict:
+    found = outcomes(group)
+    counts = {status: 0 for status in ("killed", "survived", "timeout", "no tests", "not checked", "suspicious")}
+    for status in found.values():
+        counts[status] = counts.get(status, 0) + 1
+    equivalent = [name for name, status in found.items() if name in known and status != "killed"]
+    survivors = sorted(name for name, status in found.items() if status == "survived" and name not in known)
+    relevant = len(found) - len(equivalent)
+    score = 100.0 * (counts["killed"] + counts["timeout"]) / relevant if relevant else float("nan")
+    return {"group": group.name, "mutants": len(found), **counts, "equivalent": len(equivalent),
+            "score": score, "target": group.target, "survivors": survivors}  # fmt: skip
+
+
+def print_summary(rows: list[dict]) -> None:
+    header = "| group | mutants | killed | timed out | survived | equivalent | no tests | score | target |"
+    print(header + "\n|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['group']} | {r['mutants']} | {r['killed']} | {r['timeout']} | {r['survived']} | "
+              f"{r['equivalent']} | {r['no tests']} | {r['score']:.1f}% | {r['target']:.0f}% |")  # fmt: skip
+    for r in rows:
+        left = r["survivors"]
+        if left:
+            print(f"\n{r['group']}: {len(left)} surviving mutant(s) not in {EQUIVALENTS.name}:")
+            print("\n".join(f"  {name}" for name in left))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="*", help=f"of {', '.join(GROUPS)}; default: every group but kd")
+    parser.add_argument("--summary", action="store_true", help="summarise the last runs without running")
+    parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
+    parser.add_argument("--min-score", type=float, help="exit 1 when a group scores below this (%%)")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.groups if name not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group {unknown[0]!r}; the groups: {', '.join(GROUPS)}")
+    groups = [GROUPS[name] for name in args.groups] or [g for g in GROUPS.values() if g.name != "kd"]
+    if not args.summary:
+        for group in groups:
+            run(group, args.children)
+    known = equivalents()
+    rows = [summarise(group, known) for group in groups if (WORK / group.name / "mutants").is_dir()]
+    print_summary(rows)
+    WORK.mkdir(exist_ok=True)
+    (WORK / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    if args.min_score is not None and any(not r["score"] >= args.min_score for r in rows):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
