@@ -92,7 +92,12 @@ def prepare(group: Group) -> Path:
 def run(group: Group, children: int) -> None:
     work = prepare(group)
     mutmut = Path(sys.executable).with_name("mutmut")
-    env = {**os.environ, "PROTEGE_QUIET": "1", "PYTHONPATH": str(work / "mutants" / "src")}
+    env = {
+        **os.environ,
+        "PROTEGE_QUIET": "1",
+        "PROTEGE_PROPERTY_EXAMPLES": "8",
+        "PYTHONPATH": str(work / "mutants" / "src"),
+    }
     print(f"mutating {group.name}: {', '.join(group.modules)} (tests: {', '.join(group.tests)})", flush=True)
     with open(work / "mutmut.log", "w", encoding="utf-8") as log:
         subprocess.run([str(mutmut), "run", "--max-children", str(children)], cwd=work, env=env, stdout=log,

@@ -5,10 +5,11 @@ paper's equation written plainly (tests/objectives/reference.py), and the invari
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.objectives import reference
 
@@ -22,7 +23,9 @@ from protege.objectives.multilabel import binary_cross_entropy, sigmoid_soft_tar
 from protege.objectives.regression import regression_loss
 from protege.objectives.relational import pkt_loss, rkd_angle, rkd_distance
 
-CHECKS = settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("PROTEGE_PROPERTY_EXAMPLES", "30"))
+"""Examples per property; tools/mutate.py runs fewer (each test also has explicit fast-path examples)."""
+CHECKS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 BATCHES = st.sampled_from([1, 2, 5, 63, 64, 65, 130])
 """Around 64 rows, where ``_log_softmax`` switches to its transposed kernel."""
 CLASSES = st.sampled_from([2, 3, 10, 15, 16, 17, 40])
@@ -59,6 +62,9 @@ def _same_loss_and_gradient(ours, theirs, x: torch.Tensor, rtol: float = 1e-4, a
 
 @CHECKS
 @given(st.integers(0, 10_000), BATCHES, CLASSES, TEMPERATURES)
+@example(0, 64, 10, 4.0)  # the transposed kernel
+@example(0, 64, 16, 4.0)  # just past it
+@example(0, 3, 10, 2.0)
 def test_soft_target_loss_and_gradient_equal_the_equation(seed, batch, classes, temperature):
     """The closed-form gradient and the transposed log-softmax give Hinton's loss and its autograd gradient."""
     student, teacher = _logits(seed, batch, classes), _logits(seed + 1, batch, classes)
@@ -104,6 +110,9 @@ def test_soft_target_loss_is_zero_for_logits_equal_up_to_a_shift(seed, batch, cl
 
 @CHECKS
 @given(st.integers(0, 10_000), BATCHES, CLASSES)
+@example(0, 64, 15)
+@example(0, 63, 10)
+@example(0, 64, 16)
 def test_log_softmax_fast_path_equals_the_plain_one(seed, batch, classes):
     """The transposed kernel (≥ 64 rows, < 16 classes) and the plain one both normalise over the classes."""
     logits = _logits(seed, batch, classes)
@@ -157,6 +166,8 @@ def test_hard_label_loss_with_soft_targets_equals_the_equation(seed, batch, clas
 
 @CHECKS
 @given(st.integers(0, 10_000), BATCHES, CLASSES, TEMPERATURES, st.sampled_from([0.0, 0.5, 0.9, 1.0]), st.booleans())
+@example(0, 64, 10, 4.0, 0.5, True)
+@example(0, 5, 17, 2.0, 0.9, False)
 def test_kd_objective_mixes_soft_and_smoothed_hard_terms(seed, batch, classes, temperature, alpha, smooth):
     """α · T²·KL + (1 − α) · CE(label smoothing) on the labelled examples."""
     teacher = _logits(seed + 1, batch, classes)

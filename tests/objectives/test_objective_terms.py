@@ -1,0 +1,216 @@
+"""Each objective's named terms: every weight, temperature and option reaches the term it scales, the
+hard-label part reads only the labelled examples, and a zero weight drops its term. Values come from
+the plain equations in tests/objectives/reference.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.objectives import reference
+from torch import nn
+
+from protege.objectives import StepOutputs, build_objective
+from protege.objectives.hints import FitNet
+from protege.objectives.self_distill import AuxiliaryHead, SelfDistillation
+from protege.objectives.tinybert import TinyBERT
+
+BATCH, CLASSES = 7, 5
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-4) -> None:
+    torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=1e-6)
+
+
+@pytest.fixture
+def batch() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    target = torch.randint(0, CLASSES, (BATCH,), generator=generator)
+    target[[1, 4]] = -1  # two transfer-set examples
+    return {
+        "student": torch.randn(BATCH, CLASSES, generator=generator) * 2,
+        "teacher": torch.randn(BATCH, CLASSES, generator=generator) * 2,
+        "target": target,
+        "s_embedding": torch.randn(BATCH, 4, generator=generator),
+        "t_embedding": torch.randn(BATCH, 6, generator=generator),
+    }
+
+
+def _terms(name: str, options: dict, out: StepOutputs) -> dict[str, torch.Tensor]:
+    return build_objective([(name, options, 1.0)])(out)
+
+
+def _outputs(batch, **extra) -> StepOutputs:
+    return StepOutputs(batch["student"], batch["target"], batch["teacher"], **extra)
+
+
+def _ce(batch, smoothing: float = 0.0) -> torch.Tensor:
+    return reference.cross_entropy(batch["student"].double(), batch["target"], smoothing)
+
+
+def test_ce_passes_its_label_smoothing_and_the_labelled_mask(batch):
+    labeled = batch["target"] >= 0
+    labeled[0] = False
+    out = StepOutputs(batch["student"], batch["target"], labeled=labeled)
+    expected = reference.cross_entropy(batch["student"].double(), batch["target"].masked_fill(~labeled, -1), 0.2)
+    _close(_terms("ce", {"label_smoothing": 0.2}, out)["ce"], expected)
+
+
+def test_kd_drops_the_hard_term_at_alpha_one(batch):
+    assert set(_terms("kd", {"alpha": 1.0}, _outputs(batch))) == {"kd"}
+    assert set(_terms("kd", {"alpha": 0.5}, _outputs(batch))) == {"kd", "ce"}
+
+
+@pytest.mark.parametrize(("beta", "gamma", "temperature", "ce_weight"), [(0.5, 2.0, 3.0, 0.7), (2.0, 0.0, 1.5, 0.0)])
+def test_dist_weights_each_relation_and_the_hard_term(batch, beta, gamma, temperature, ce_weight):
+    options = {"beta": beta, "gamma": gamma, "temperature": temperature, "ce_weight": ce_weight}
+    terms = _terms("dist", options, _outputs(batch))
+    inter, intra = reference.dist_terms(batch["student"].double(), batch["teacher"].double(), temperature)
+    _close(terms["inter"], beta * inter, rtol=1e-3)
+    _close(terms["intra"], gamma * intra, rtol=1e-3)
+    if ce_weight:
+        _close(terms["ce"], ce_weight * _ce(batch))
+    else:
+        assert "ce" not in terms
+
+
+def test_dkd_drops_the_hard_term_at_zero_weight(batch):
+    assert set(_terms("dkd", {"ce_weight": 0.0}, _outputs(batch))) == {"tckd", "nckd"}
+
+
+@pytest.mark.parametrize(("temperature", "alpha"), [(3.0, 0.6), (2.0, 1.0)])
+def test_sigmoid_kd_weights_its_soft_and_hard_terms(temperature, alpha):
+    generator = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(6, 3, generator=generator), torch.randn(6, 3, generator=generator)
+    target = (torch.rand(6, 3, generator=generator) < 0.5).float()
+    labeled = torch.tensor([True, False, True, True, False, True])
+    terms = _terms(
+        "sigmoid_kd",
+        {"temperature": temperature, "alpha": alpha},
+        StepOutputs(student, target, teacher, labeled=labeled),
+    )
+    _close(terms["kd"], alpha * reference.sigmoid_soft_target_loss(student.double(), teacher.double(), temperature))
+    if alpha < 1:
+        _close(terms["bce"], (1 - alpha) * reference.binary_cross_entropy(student.double(), target.double(), labeled))
+    else:
+        assert set(terms) == {"kd"}
+    _close(_terms("bce", {}, StepOutputs(student, target, labeled=labeled))["bce"],
+           reference.binary_cross_entropy(student.double(), target.double(), labeled))  # fmt: skip
+
+
+@pytest.mark.parametrize(("alpha", "loss", "delta"), [(0.3, "mse", 1.0), (0.7, "huber", 0.4), (1.0, "huber", 2.0)])
+def test_output_matching_weights_teacher_and_label_terms(alpha, loss, delta):
+    generator = torch.Generator().manual_seed(2)
+    student, teacher, target = (torch.randn(8, 2, generator=generator) * 2 for _ in range(3))
+    labeled = torch.arange(8) % 3 != 0
+    out = StepOutputs(student, target, teacher, labeled=labeled)
+    terms = _terms("match", {"alpha": alpha, "loss": loss, "delta": delta}, out)
+    expected_match = reference.regression_loss(student.double(), teacher.double(), None, loss, delta)
+    _close(terms["match"], alpha * expected_match)
+    if alpha < 1:
+        expected_label = reference.regression_loss(student.double(), target.double(), labeled, loss, delta)
+        _close(terms[loss], (1 - alpha) * expected_label)
+    else:
+        assert set(terms) == {"match"}
+
+
+@pytest.mark.parametrize("delta", [0.3, 2.5])
+def test_huber_and_mse_fit_the_labelled_values(delta):
+    generator = torch.Generator().manual_seed(4)
+    outputs, target = torch.randn(9, 2, generator=generator) * 3, torch.randn(9, 2, generator=generator)
+    labeled = torch.arange(9) % 2 == 0
+    out = StepOutputs(outputs, target, labeled=labeled)
+    huber = reference.regression_loss(outputs.double(), target.double(), labeled, "huber", delta)
+    _close(_terms("huber", {"delta": delta}, out)["huber"], huber)
+    _close(
+        _terms("mse", {}, out)["mse"], reference.regression_loss(outputs.double(), target.double(), labeled, "mse", 1)
+    )
+
+
+def _embedded(batch) -> StepOutputs:
+    out = _outputs(batch)
+    out.features, out.teacher_features = {"features": batch["s_embedding"]}, {"features": batch["t_embedding"]}
+    return out
+
+
+@pytest.mark.parametrize(("distance", "angle", "ce"), [(3.0, 5.0, 0.5), (0.0, 2.0, 0.0), (4.0, 0.0, 1.0)])
+def test_rkd_weights_distance_angle_and_hard_terms(batch, distance, angle, ce):
+    options = {"distance_weight": distance, "angle_weight": angle, "ce_weight": ce}
+    terms = _terms("rkd", options, _embedded(batch))
+    s, t = batch["s_embedding"].double(), batch["t_embedding"].double()
+    expected = {"rkd_distance": distance * reference.rkd_distance(s, t), "rkd_angle": angle * reference.rkd_angle(s, t),
+                "ce": ce * _ce(batch)}  # fmt: skip
+    assert set(terms) == {key for key, weight in zip(expected, (distance, angle, ce), strict=True) if weight}
+    for key, value in terms.items():
+        _close(value, expected[key], rtol=1e-3)
+
+
+@pytest.mark.parametrize(("pkt_weight", "ce_weight"), [(2.0, 0.5), (1.0, 0.0)])
+def test_pkt_weights_its_terms(batch, pkt_weight, ce_weight):
+    terms = _terms("pkt", {"pkt_weight": pkt_weight, "ce_weight": ce_weight}, _embedded(batch))
+    expected = pkt_weight * reference.pkt_loss(batch["s_embedding"].double(), batch["t_embedding"].double())
+    _close(terms["pkt"], expected, rtol=1e-3)
+    assert ("ce" in terms) == bool(ce_weight)
+    if ce_weight:
+        _close(terms["ce"], ce_weight * _ce(batch))
+
+
+def test_fitnet_regresses_through_its_adapter_and_rebuilds_from_its_options(batch):
+    fitnet = FitNet(student_layer="a", teacher_layer="b", hint_weight=2.5, ce_weight=0.4, hint_epochs=3)
+    fitnet.adapter = nn.Linear(4, 6)
+    out = _outputs(batch)
+    out.features, out.teacher_features = {"a": batch["s_embedding"]}, {"b": batch["t_embedding"]}
+    terms = fitnet(out)
+    with torch.no_grad():
+        guided = fitnet.adapter(batch["s_embedding"]).double()
+    _close(terms["hint"], 2.5 * (guided - batch["t_embedding"].double()).pow(2).mean())
+    _close(terms["ce"], 0.4 * _ce(batch))
+    again = FitNet(**fitnet.options())
+    assert (again.student_layer, again.teacher_layer, again.hint_weight, again.ce_weight) == ("a", "b", 2.5, 0.4)
+
+
+def test_tinybert_sums_projected_hidden_and_attention_losses(batch):
+    generator = torch.Generator().manual_seed(5)
+    objective = TinyBERT(layer_map=[[0, 1], [1, 3]], hidden_weight=0.5, attention_weight=2.0, ce_weight=0.3)
+    objective.projections = nn.ModuleList([nn.Linear(4, 6), nn.Linear(4, 6)])
+    out = _outputs(batch)
+    hidden = {f"encoder.layer.{i}": torch.randn(BATCH, 3, 4, generator=generator) for i in (0, 1)}
+    teacher_hidden = {f"encoder.layer.{i}": torch.randn(BATCH, 3, 6, generator=generator) for i in (1, 3)}
+    attention = {f"encoder.layer.{i}.attention.self:1": torch.rand(BATCH, 2, 3, 3, generator=generator) for i in (0, 1)}
+    teacher_attention = {f"encoder.layer.{i}.attention.self:1": torch.rand(BATCH, 4, 3, 3, generator=generator)
+                         for i in (1, 3)}  # fmt: skip
+    out.features, out.teacher_features = {**hidden, **attention}, {**teacher_hidden, **teacher_attention}
+    terms = objective(out)
+    with torch.no_grad():
+        expected_hidden = sum(
+            (p(hidden[f"encoder.layer.{s}"]) - teacher_hidden[f"encoder.layer.{t}"]).pow(2).mean()
+            for p, (s, t) in zip(objective.projections, [(0, 1), (1, 3)], strict=True)
+        )
+    key = "encoder.layer.{}.attention.self:1"
+    expected_attention = sum(
+        (attention[key.format(s)].mean(1) - teacher_attention[key.format(t)].mean(1)).pow(2).mean()
+        for s, t in [(0, 1), (1, 3)]
+    )
+    _close(terms["hidden"], 0.5 * expected_hidden)
+    _close(terms["attention"], 2.0 * expected_attention)
+    _close(terms["ce"], 0.3 * _ce(batch))
+
+
+def test_self_distillation_terms_follow_be_your_own_teacher(batch):
+    objective = SelfDistillation(
+        layers=["shallow"], deep_layer="features", temperature=2.0, alpha=0.4, feature_weight=0.1
+    )
+    torch.manual_seed(0)
+    objective.heads["shallow"] = AuxiliaryHead(channels=3, width=4, num_classes=CLASSES)
+    shallow = torch.randn(BATCH, 3, 5)  # a feature map: pooled over its positions by the head
+    out = _outputs(batch)
+    out.features = {"shallow": shallow, "features": batch["s_embedding"]}
+    terms = objective(out)
+    with torch.no_grad():
+        features, logits = objective.heads["shallow"](shallow)
+    logits, features = logits.double(), features.double()
+    ce = _ce(batch) + 0.6 * reference.cross_entropy(logits, batch["target"])
+    soft = 0.4 * reference.soft_target_loss(logits, batch["student"].double(), 2.0)
+    hint = 0.1 * (features - batch["s_embedding"].double()).pow(2).sum(1).mean()
+    _close(terms["ce"], ce)
+    _close(terms["soft"], soft)
+    _close(terms["hint"], hint)
