@@ -32,9 +32,17 @@ def documented_defaults() -> dict[str, dict[str, str]]:
     return found
 
 
+REQUIRED = {"attention": {"student_layers": ["a"], "teacher_layers": ["b"]}, "self_distill": {"layers": ["a"]},
+            "tinybert": {"student_depth": 1, "teacher_depth": 2}}  # fmt: skip
+"""What the objectives that have no default for everything need to be built."""
+
+
 def _default(name: str, option: str):
-    parameter = inspect.signature(OBJECTIVES.get(name)).parameters[option]
-    return parameter.default
+    """The value the objective built without ``option`` uses (its attribute, else its signature's default)."""
+    objective = OBJECTIVES.get(name)(**REQUIRED.get(name, {}))
+    if hasattr(objective, option):
+        return getattr(objective, option)
+    return inspect.signature(OBJECTIVES.get(name)).parameters[option].default
 
 
 def _cases() -> list[tuple[str, str, str]]:
