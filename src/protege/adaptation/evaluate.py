@@ -57,6 +57,8 @@ def measure(models: dict, data: DataBundle, domains: Domains, features: str | No
             "seconds": float(result.card.metrics.get("train_seconds") or 0.0),
             "best_epoch": result.card.metrics.get("best_epoch"),
         }
+        if domains.target_val is not None and len(domains.target_val):
+            entries[name]["target_val_accuracy"] = scores(model, domains.target_val)["accuracy"]
     if SOURCE_ONLY in entries:
         reference = entries[SOURCE_ONLY]["target"]["accuracy"]
         for entry in entries.values():
