@@ -231,7 +231,7 @@ class Recipe(Strict):
         None, description="train the student, forget examples, and measure each method against retraining"
     )
     adaptation: AdaptationConfig | None = Field(
-        None, description="train the student on the labelled source with each domain-adaptation method, score on the target"
+        None, description="train the student on a labelled source with each domain-adaptation method, score the target"
     )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)

@@ -12,13 +12,15 @@ from tests.catalogue import recipe
 
 QUICK = {"epochs": 1, "batch_size": 256}
 CNN = {"model": {"source": "cnn2d", "width": 4, "depth": 1}, "train": QUICK}
+MLP = {"model": {"source": "mlp", "hidden": 8}, "train": QUICK}
+NOISE = {"target": {"shift": "noise"}}
+FORGET = {"forget": {"fraction": 0.1}, "methods": ["finetune"]}
 
 
 def adaptation(tmp: Path, student: dict | None = None, data: dict | None = None, **block) -> list[str]:
     """A digits recipe with an adaptation block (rotated digits, source-only and DANN by default)."""
-    body = {"adaptation": {"target": {"shift": "rotate"}, "methods": ["source_only", "dann"], **block},
-            "student": student or CNN, "data": data or {"source": "digits"}}  # fmt: skip
-    return recipe(tmp, body)
+    block = {"target": {"shift": "rotate"}, "methods": ["source_only", "dann"], **block}
+    return recipe(tmp, {"adaptation": block, "student": student or CNN, "data": data or {"source": "digits"}})
 
 
 def npz_target(tmp: Path, shape: tuple[int, ...], labels: list[str] | None = None, **block) -> list[str]:
@@ -40,23 +42,22 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "unknown adaptation method": (
         lambda t: adaptation(t, methods=["source_only", "dan"]),
-        'adaptation.methods[1].name: unknown adaptation method \'dan\' (did you mean "dann"?)',
+        "adaptation.methods[1].name: unknown adaptation method 'dan' (did you mean \"dann\"?)",
     ),
     "unknown option of a method": (
         lambda t: adaptation(t, methods=[{"name": "cdan", "entropie": True}]),
-        'adaptation method \'cdan\' has no option \'entropie\' (did you mean "entropy"?)',
+        "adaptation method 'cdan' has no option 'entropie' (did you mean \"entropy\"?)",
     ),
     "a method listed twice": (
         lambda t: adaptation(t, methods=["dann", "dann"]),
         "method 'dann' is listed twice",
     ),
     "adabn on a model without BatchNorm": (
-        lambda t: adaptation(t, {"model": {"source": "mlp", "hidden": 8}, "train": QUICK}, methods=["adabn"]),
+        lambda t: adaptation(t, MLP, methods=["adabn"]),
         "adabn re-estimates BatchNorm statistics, and the student (mlp) has no BatchNorm layer",
     ),
     "rotating inputs that are no images": (
-        lambda t: adaptation(t, {"model": {"source": "mlp", "hidden": 8}, "train": QUICK}, {"source": "mnist1d",
-                             "options": {"num_samples": 200}}),  # fmt: skip
+        lambda t: adaptation(t, MLP, {"source": "mnist1d", "options": {"num_samples": 200}}),
         "adaptation.target.shift rotate turns images, and these inputs have shape (1, 40)",
     ),
     "target given both as a source and as a shift": (
@@ -68,17 +69,15 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "adaptation.target.source: unknown data source 'digitz'",
     ),
     "adaptation with a continual stream": (
-        lambda t: recipe(t, {"adaptation": {"target": {"shift": "noise"}}, "continual": {"experiences": 2},
-                             "student": CNN}),  # fmt: skip
+        lambda t: recipe(t, {"adaptation": NOISE, "continual": {"experiences": 2}, "student": CNN}),
         "adaptation and continual are two kinds of run; give one of them",
     ),
     "adaptation with unlearning": (
-        lambda t: recipe(t, {"adaptation": {"target": {"shift": "noise"}}, "unlearning": {"forget": {"fraction": 0.1},
-                             "methods": ["finetune"]}, "student": CNN}),  # fmt: skip
+        lambda t: recipe(t, {"adaptation": NOISE, "unlearning": FORGET, "student": CNN}),
         "adaptation and unlearning are two kinds of run; give one of them",
     ),
     "adaptation with a teacher": (
-        lambda t: recipe(t, {"adaptation": {"target": {"shift": "noise"}}, "teacher": CNN, "student": CNN}),
+        lambda t: recipe(t, {"adaptation": NOISE, "teacher": CNN, "student": CNN}),
         "adaptation: teacher does not apply to an adaptation run; remove it",
     ),
     "a distillation objective the methods would not use": (

@@ -86,7 +86,8 @@ def describe_plan(recipe: Recipe, data) -> list[Table]:
     for name in plan.names:
         step = plan.steps.get(name)
         if name == ADABN:
-            table.add_row(name, f"{SOURCE_ONLY}'s model", f"BatchNorm statistics on {sizes['target_train']} target inputs")
+            statistics = f"BatchNorm statistics on {sizes['target_train']} target inputs"
+            table.add_row(name, f"{SOURCE_ONLY}'s model", statistics)
         elif step is None:
             table.add_row(name, f"{sizes['source_train']} source examples", "the student's objective")
         else:

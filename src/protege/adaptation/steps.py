@@ -186,7 +186,8 @@ class CDANStep(AdaptationStep):
         weight = None
         if self.entropy:
             w = 1.0 + torch.exp(-entropy(g))
-            weight = torch.where(target, w / (w * target).sum().clamp(min=TINY), w / (w * ~target).sum().clamp(min=TINY))
+            totals = (w * target).sum().clamp(min=TINY), (w * ~target).sum().clamp(min=TINY)
+            weight = torch.where(target, w / totals[0], w / totals[1])
         return self.source_result({"domain": self.trade_off * domain_loss(d, target, weight)}, logits, batch, target)
 
 
