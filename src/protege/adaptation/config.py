@@ -22,7 +22,7 @@ class TargetConfig(BaseModel):
         None, description="the target is the recipe's data rotated, with Gaussian noise, or features permuted"
     )
     amount: float | None = Field(
-        None, gt=0, description="rotate: degrees (default 45); noise: standard deviation in units of the inputs' (1)"
+        None, gt=0, description="rotate: degrees (default 30); noise: standard deviation in units of the inputs' (1)"
     )
     share: float = Field(
         0.5, gt=0, lt=1, description="shift: the share of the training examples that become the (unlabelled) target"

@@ -21,7 +21,7 @@ from protege.data.paired import PairedSet
 from protege.data.tagged import TaggedDataset
 from protege.errors import ConfigError, DataError
 
-DEFAULT_AMOUNT = {"rotate": 45.0, "noise": 1.0, "permute": 1.0}
+DEFAULT_AMOUNT = {"rotate": 30.0, "noise": 1.0, "permute": 1.0}
 
 
 @dataclass
