@@ -120,3 +120,15 @@ def test_mdd_disparity_is_margin_times_source_agreement_plus_target_disagreement
     expected = 4.0 * agree - torch.log(1 - p_t).mean()
     assert result.terms["disparity"].item() == pytest.approx(expected.item(), rel=1e-4)
     assert step.reversal(None) == pytest.approx(0.1 * (2 / (1 + math.exp(-10)) - 1))
+
+
+def test_features_are_the_heads_input_or_a_named_modules_output():
+    model = tiny_model()
+    x = torch.randn(3, 4)
+    with FeatureReader(model) as reader:
+        model(x)
+        assert torch.equal(reader.value, model.features(x))
+    with FeatureReader(model, "features.1") as reader:
+        model(x)
+        assert torch.equal(reader.value, model.features[1](x))
+    assert not model.head._forward_pre_hooks and not model.features[1]._forward_hooks  # removed on exit
