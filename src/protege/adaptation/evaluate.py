@@ -14,7 +14,10 @@ from protege.adaptation.target import Domains
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.evaluate import confusion_matrix, per_class_accuracy, predict_logits, quality
 
-A_DISTANCE = "2 (1 − 2ε): ε the held-out error of a logistic regression telling source from target test features"
+A_DISTANCE = (
+    "2 (1 − 2ε): ε the held-out error of a logistic regression on standardised features telling source from "
+    "target test examples"
+)
 
 
 def scores(model: nn.Module, dataset: ArrayDataset) -> dict:

@@ -17,6 +17,7 @@ from protege.adaptation.plan import AdaptationPlan
 from protege.adaptation.target import Domains, build_domains
 from protege.config import Recipe
 from protege.console import log
+from protege.data.dataset import DataBundle
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.models import save_model
 from protege.plan import StageContext, StageResult, run_plan
@@ -73,7 +74,7 @@ def adabn_stage(source_only: StageResult, domains: Domains, plan: AdaptationPlan
     return StageResult(ADABN, model, card, model_dir=model_dir, role="student")
 
 
-def describe_plan(recipe: Recipe, data) -> list[Table]:
+def describe_plan(recipe: Recipe, data: DataBundle) -> list[Table]:
     """``--dry-run``: the two domains, then each method and what it trains on."""
     config = recipe.adaptation
     assert config is not None and recipe.student is not None
