@@ -48,3 +48,12 @@ def test_avalanche_comparison_runs_both_libraries():
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert 0 <= float(cells[1].split(" ±")[0]) <= 1 and 0 <= float(cells[2].split(" ±")[0]) <= 1
+
+
+def test_adaptation_benchmark_tables_every_method():
+    out = _run("adaptation.py", "--seeds", "0", "--epochs", "1", "--methods", "[source_only, adabn, dann]")
+    rows = [line for line in out.splitlines() if line.startswith(("| source_only", "| adabn", "| dann"))]
+    assert len(rows) == 3
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert 0 <= float(cells[1].split(" ±")[0]) <= 1 and 0 <= float(cells[2].split(" ±")[0]) <= 1

@@ -48,6 +48,10 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         for i, method in enumerate(recipe.unlearning.methods):
             checks.guard(f"unlearning.methods[{i}].name", METHODS.get, method.name)
             checks.guard(f"unlearning.methods[{i}]", METHODS.check_options, method.name, method.options)
+    if recipe.adaptation is not None:
+        from protege.adaptation.checks import check_adaptation
+
+        check_adaptation(checks, recipe)
     student = recipe.student
     if student is not None and student.baseline is True and student.train is None:
         checks.fail("student.baseline", "a baseline student needs a 'train' block")

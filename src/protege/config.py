@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from protege.adaptation.config import AdaptationConfig
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
 from protege.robust.config import RobustConfig
@@ -229,6 +230,9 @@ class Recipe(Strict):
     unlearning: UnlearningConfig | None = Field(
         None, description="train the student, forget examples, and measure each method against retraining"
     )
+    adaptation: AdaptationConfig | None = Field(
+        None, description="train the student on a labelled source with each domain-adaptation method, score the target"
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
 
@@ -271,6 +275,20 @@ class Recipe(Strict):
         if student is None or student.train is None:
             raise ValueError("unlearning: the model to forget with is the recipe's student; give it a train block")
         self._one_student_run("unlearning", "an unlearning run", "the measures are for classification")
+        return self
+
+    @model_validator(mode="after")
+    def _adaptation_shape(self) -> Recipe:
+        """An adaptation recipe trains its student once per method, from the same initial weights."""
+        if self.adaptation is None:
+            return self
+        for block in ("continual", "unlearning", "robust"):
+            if getattr(self, block) is not None:
+                raise ValueError(f"adaptation and {block} are two kinds of run; give one of them")
+        student = self.student
+        if student is None or student.train is None:
+            raise ValueError("adaptation: each method trains the recipe's student; give a student block with train")
+        self._one_student_run("adaptation", "an adaptation run", "the methods adapt classifiers")
         return self
 
     def _one_student_run(self, block: str, kind: str, why_classification: str) -> None:

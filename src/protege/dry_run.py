@@ -34,6 +34,12 @@ def describe(recipe: Recipe) -> None:
     if recipe.unlearning is not None:
         out_console.print(_unlearning_plan(recipe, data))
         return
+    if recipe.adaptation is not None:
+        from protege.adaptation.run import describe_plan as adaptation_plan
+
+        for table in adaptation_plan(recipe, data):
+            out_console.print(table)
+        return
     table = Table(title="stages")
     group_tables = []
     for column in ("stage", "role", "model", "parameters", "objective", "training"):

@@ -72,6 +72,9 @@ def run_entries(recipe: Recipe) -> list[str]:
         methods = [method.name for method in recipe.unlearning.methods]
         sisa = ["sisa"] if recipe.unlearning.sisa else []
         return [*RUN_FILES, AUDIT_FILE, "original", "retrained", *methods, *sisa]
+    if recipe.adaptation is not None:
+        names = [method.name for method in recipe.adaptation.methods]
+        return [*RUN_FILES, *dict.fromkeys(["source_only", *names] if "adabn" in names else names)]
     stages = [name for name, _ in recipe.teacher_stages]
     if recipe.student is not None:
         stages += ["student_baseline", *student_stage_names(recipe.student.generations)]
@@ -215,6 +218,11 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
         from protege.unlearning.run import run_unlearning
 
         finals, report = run_unlearning(recipe, context, time.perf_counter() - started)
+        result = RunResult(run_dir, finals, report)
+    elif recipe.adaptation is not None:
+        from protege.adaptation.run import run_adaptation
+
+        finals, report = run_adaptation(recipe, context, time.perf_counter() - started)
         result = RunResult(run_dir, finals, report)
     else:
         stages = run_plan(recipe_plan(recipe, data).stages(context.results), context)

@@ -66,6 +66,10 @@ def render_html(report: dict) -> str:
         from protege.report.unlearning import html_section as unlearning_section
 
         parts.append(unlearning_section(report["unlearning"]))
+    if "adaptation" in report:
+        from protege.report.adaptation import html_section as adaptation_section
+
+        parts.append(adaptation_section(report["adaptation"]))
     parts.append(_footer(report))
     title = f"protege report: {report['recipe']}"
     return (

@@ -311,7 +311,7 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
 
 
 def _print_paradigm_tables(report: dict, robust: bool) -> None:
-    """The tables of a continual, robust or unlearning report, under the models table."""
+    """The tables of a continual, robust, unlearning or adaptation report, under the models table."""
     if "continual" in report:
         from protege.report.continual import continual_table
 
@@ -324,6 +324,10 @@ def _print_paradigm_tables(report: dict, robust: bool) -> None:
         from protege.report.unlearning import unlearning_table
 
         out_console.print(unlearning_table(report["unlearning"]))
+    if "adaptation" in report:
+        from protege.report.adaptation import adaptation_table
+
+        out_console.print(adaptation_table(report["adaptation"]))
 
 
 def report_reference(report: dict) -> str | None:
