@@ -120,3 +120,46 @@ def test_self_distillation_trains_without_a_teacher_and_refuses_a_map_as_deep_la
     wrong = build_objective([("self_distill", {"layers": ["features.0"], "deep_layer": "features.1"}, 1.0)])
     with pytest.raises(ConfigError, match="vector per example"):
         fit(cnn1d((1, 16), 3, width=4, depth=2), data, wrong, TrainConfig(epochs=1))
+
+
+@pytest.mark.parametrize(("num_examples", "negatives"), [(200, 3), (5, 10)])
+def test_crd_gathers_a_large_bank_and_caps_negatives_at_the_other_examples(num_examples, negatives):
+    """Above 16 rows per sampled column the bank is gathered (bmm) rather than multiplied whole; with
+    fewer examples than negatives, every other example is a negative. Both against the hand computation."""
+    crd = _crd(num_examples, negatives, ce_weight=0.5)
+    s, t = torch.randn(3, 5), torch.randn(3, 7)
+    index = torch.tensor([4, 0, 2])
+    mem_s, mem_t = crd.memory_student.clone(), crd.memory_teacher.clone()
+    out = StepOutputs(torch.randn(3, 3), torch.tensor([0, 1, -1]), torch.zeros(3, 3), {"features": s}, {"features": t})
+    out.index = index
+    state = torch.get_rng_state()
+    terms = crd(out)
+    torch.set_rng_state(state)
+    k = min(negatives, num_examples - 1)
+    contrast = torch.randint(0, num_examples, (3, k + 1))
+    contrast[:, 0] = index
+    e_s, e_t = F.normalize(crd.embed_student(s), dim=1), F.normalize(crd.embed_teacher(t), dim=1)
+
+    def scores(e, memory):
+        p = torch.exp((memory[contrast] * e.unsqueeze(1)).sum(-1) / 0.07)
+        return p / (p.mean() * num_examples)
+
+    expected = 0.8 * (nce_loss(scores(e_s, mem_t), num_examples) + nce_loss(scores(e_t, mem_s), num_examples))
+    torch.testing.assert_close(terms["crd"], expected)
+    torch.testing.assert_close(terms["ce"], 0.5 * F.cross_entropy(out.logits[:2], out.target[:2]))
+    torch.testing.assert_close(crd.memory_teacher[index], F.normalize(0.5 * mem_t[index] + 0.5 * e_t, dim=1))
+
+
+def test_crd_memory_starts_uniform_in_the_papers_bound_and_z_unset():
+    """Rows start uniform in ±1/√(feat_dim/3) (the authors' init, unit variance per row), Z at −1: unset."""
+    torch.manual_seed(0)
+    objective = build_objective([("crd", {"feat_dim": 12}, 1.0)]).parts[0]
+    objective.setup(mlp((6,), 3, hidden=5), mlp((6,), 3, hidden=7), torch.randn(2, 6), 2000)
+    bound = 1 / math.sqrt(12 / 3)
+    for memory in (objective.memory_student, objective.memory_teacher):
+        assert memory.shape == (2000, 12)
+        assert -bound <= memory.min().item() < -0.99 * bound and 0.99 * bound < memory.max().item() <= bound
+        assert abs(memory.mean().item()) < 0.01
+    assert objective.z_student.item() == objective.z_teacher.item() == -1.0
+    assert (objective.embed_student.in_features, objective.embed_teacher.in_features) == (5, 7)
+    assert objective.embed_student.out_features == objective.embed_teacher.out_features == 12
