@@ -10,7 +10,7 @@ from tests.objectives import reference
 from torch import nn
 
 from protege.objectives import StepOutputs, build_objective
-from protege.objectives.hints import FitNet
+from protege.objectives.hints import AttentionTransfer, FitNet
 from protege.objectives.self_distill import AuxiliaryHead, SelfDistillation
 from protege.objectives.tinybert import TinyBERT
 
@@ -214,3 +214,26 @@ def test_self_distillation_terms_follow_be_your_own_teacher(batch):
     _close(terms["ce"], ce)
     _close(terms["soft"], soft)
     _close(terms["hint"], hint)
+
+
+@pytest.mark.parametrize(
+    ("student_size", "teacher_size", "pooled"), [((4, 6), (2, 3), (2, 3)), ((2, 8), (3, 3), (3, 3))]
+)
+def test_attention_transfer_brings_both_maps_to_the_one_with_fewer_positions(student_size, teacher_size, pooled):
+    """Maps of different sizes meet at the smaller *area* (2×8 = 16 positions against 3×3 = 9: 3×3), the
+    larger average-pooled down, or taken by nearest neighbour where one side is shorter."""
+    generator = torch.Generator().manual_seed(7)
+    s, t = torch.randn(3, 2, *student_size, generator=generator), torch.randn(3, 5, *teacher_size, generator=generator)
+    objective = AttentionTransfer(["a"], ["b"], beta=100.0, ce_weight=0.0)
+    out = _outputs({"student": torch.zeros(3, 2), "teacher": None, "target": torch.zeros(3, dtype=torch.long)})
+    out.features, out.teacher_features = {"a": s}, {"b": t}
+
+    def to_size(x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[2:]) == pooled:
+            return x
+        if all(a >= b for a, b in zip(x.shape[2:], pooled, strict=True)):
+            return torch.nn.functional.adaptive_avg_pool2d(x, pooled)
+        return torch.nn.functional.interpolate(x, size=pooled, mode="nearest")
+
+    expected = reference.attention_transfer(to_size(s).double(), to_size(t).double(), 100.0)
+    _close(objective(out)["attention"], expected)
