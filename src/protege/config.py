@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
+from protege.multitask.config import MultitaskConfig
 from protege.robust.config import RobustConfig
 from protege.unlearning.config import UnlearningConfig
 
@@ -229,6 +230,9 @@ class Recipe(Strict):
     unlearning: UnlearningConfig | None = Field(
         None, description="train the student, forget examples, and measure each method against retraining"
     )
+    multitask: MultitaskConfig | None = Field(
+        None, description="learn several label columns with one head each over a shared backbone (docs/multitask.md)"
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
 
@@ -271,6 +275,50 @@ class Recipe(Strict):
         if student is None or student.train is None:
             raise ValueError("unlearning: the model to forget with is the recipe's student; give it a train block")
         self._one_student_run("unlearning", "an unlearning run", "the measures are for classification")
+        return self
+
+    @model_validator(mode="after")
+    def _multitask_shape(self) -> Recipe:
+        """A multi-task recipe trains one multi-head student (with teachers: one single-task teacher per task,
+        each head distilled from its own); each task has its own type and the step its own losses."""
+        if self.multitask is None:
+            return self
+        for block in ("continual", "unlearning", "robust"):
+            if getattr(self, block) is not None:
+                raise ValueError(f"multitask and {block} are two kinds of run; give one of them")
+        student = self.student
+        if student is None or student.train is None:
+            raise ValueError("multitask: the multi-head model is the recipe's student; give it a train block")
+        if isinstance(self.teacher, list):
+            raise ValueError("multitask: give one teacher block; it trains one single-task teacher per task")
+        unused = [
+            name
+            for name, used in (
+                ("transfer", self.transfer is not None),
+                ("student.baseline", student.baseline is not False),
+                ("student.generations", student.generations != 1),
+                ("student.objective", "objective" in student.model_fields_set),
+                ("student.strategy", student.strategy is not None),
+                ("data.task", "task" in self.data.model_fields_set),
+                ("student.train.monitor", "monitor" in student.train.model_fields_set),
+            )
+            if used
+        ]
+        if unused:
+            raise ValueError(
+                f"multitask: {unused[0]} does not apply to a multi-task run (each task has its type, "
+                "the step its losses, multitask.monitor the best epoch); remove it"
+            )
+        if self.teacher is not None and (self.teacher.train is None or "objective" in self.teacher.model_fields_set):
+            raise ValueError(
+                "multitask: the teacher block trains each single-task teacher on its task's labels: "
+                "give it a train block and no objective (load saved ones with multitask.teacher_sources)"
+            )
+        if self.multitask.teacher_sources and self.teacher is None:
+            raise ValueError(
+                "multitask.teacher_sources: teachers distil into the student; add a teacher block "
+                "for the tasks without a saved teacher"
+            )
         return self
 
     def _one_student_run(self, block: str, kind: str, why_classification: str) -> None:

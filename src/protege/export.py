@@ -34,6 +34,7 @@ from protege.models import (
     example_input,
     load_run_model,
     resolve_run_path,
+    with_card_heads,
 )
 from protege.models.builtin import BUILTIN
 from protege.models.hf import pack_files, rebuild_hf, unpacked
@@ -263,6 +264,10 @@ def _safetensors_header(raw: bytes) -> dict[str, str]:
 def rebuild(card: ModelCard, origin: str, files: dict[str, str] | None = None, trust: bool = False) -> nn.Module:
     """An untrained module of the architecture the card names; a Hugging Face one from the config and
     tokenizer ``files`` the export carries (never a download), timm and torchvision ones without weights."""
+    return with_card_heads(_rebuild_module(card, origin, files, trust), card)
+
+
+def _rebuild_module(card: ModelCard, origin: str, files: dict[str, str] | None, trust: bool) -> nn.Module:
     kind, _, name = card.architecture.partition(":")
     if card.architecture in BUILTIN:
         return builtin_from_card(card, origin)

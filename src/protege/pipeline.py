@@ -66,6 +66,9 @@ def run_entries(recipe: Recipe) -> list[str]:
     (a continual recipe: one per strategy, holding its experiences)."""
     if recipe.continual is not None:
         return [*RUN_FILES, *(strategy.name for strategy in recipe.continual.strategies)]
+    if recipe.multitask is not None:
+        teachers = [f"teacher_{name}" for name in recipe.multitask.names] if recipe.teacher is not None else []
+        return [*RUN_FILES, *teachers, "student"]
     if recipe.unlearning is not None:
         from protege.unlearning.run import AUDIT_FILE
 
@@ -157,6 +160,10 @@ def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataB
     finished run, the saved models' own tokenizer, as its config.yaml is a file being loaded, not the user's
     recipe (its ``trust_remote_code`` is not obeyed)."""
     config = recipe.data
+    if recipe.multitask is not None:
+        from protege.multitask.data import load_multitask_data
+
+        return load_multitask_data(recipe, text_encoder)
     return load_data(
         config.source,
         config.options,
@@ -210,6 +217,11 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
         from protege.continual.run import run_continual
 
         finals, report = run_continual(recipe, context, time.perf_counter() - started)
+        result = RunResult(run_dir, finals, report)
+    elif recipe.multitask is not None:
+        from protege.multitask.run import run_multitask
+
+        finals, report = run_multitask(recipe, context, time.perf_counter() - started)
         result = RunResult(run_dir, finals, report)
     elif recipe.unlearning is not None:
         from protege.unlearning.run import run_unlearning
