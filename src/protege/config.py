@@ -297,10 +297,10 @@ class Recipe(Strict):
                 ("transfer", self.transfer is not None),
                 ("student.baseline", student.baseline is not False),
                 ("student.generations", student.generations != 1),
-                ("student.objective", "objective" in student.model_fields_set),
+                ("student.objective", not _plain_ce(student)),
                 ("student.strategy", student.strategy is not None),
-                ("data.task", "task" in self.data.model_fields_set),
-                ("student.train.monitor", "monitor" in student.train.model_fields_set),
+                ("data.task", self.data.task != "classification"),
+                ("student.train.monitor", student.train.monitor not in ("val_accuracy", self.multitask.monitor)),
             )
             if used
         ]
@@ -309,16 +309,24 @@ class Recipe(Strict):
                 f"multitask: {unused[0]} does not apply to a multi-task run (each task has its type, "
                 "the step its losses, multitask.monitor the best epoch); remove it"
             )
-        if self.teacher is not None and (self.teacher.train is None or "objective" in self.teacher.model_fields_set):
+        teacher = self.teacher
+        if teacher is not None and (teacher.train is None or not _plain_ce(teacher) or teacher.strategy is not None):
             raise ValueError(
                 "multitask: the teacher block trains each single-task teacher on its task's labels: "
-                "give it a train block and no objective (load saved ones with multitask.teacher_sources)"
+                "give it a train block, no objective and no strategy (load saved ones with multitask.teacher_sources)"
             )
-        if self.multitask.teacher_sources and self.teacher is None:
+        if teacher is not None and teacher.train.monitor not in ("val_accuracy", "val_mean_score", "val_loss"):
+            raise ValueError("multitask: teacher.train.monitor: a single-task teacher monitors val_mean_score (its "
+                             "task's score) or val_loss")  # fmt: skip
+        if self.multitask.teacher_sources and teacher is None:
             raise ValueError(
                 "multitask.teacher_sources: teachers distil into the student; add a teacher block "
                 "for the tasks without a saved teacher"
             )
+        # written into the resolved recipe, so its config.yaml (and a resumed run) says what picks the best epoch
+        student.train.monitor = self.multitask.monitor
+        if teacher is not None and teacher.train.monitor == "val_accuracy":
+            teacher.train.monitor = "val_mean_score"
         return self
 
     def _one_student_run(self, block: str, kind: str, why_classification: str) -> None:
@@ -371,6 +379,14 @@ class Recipe(Strict):
         if isinstance(self.teacher, StageConfig):
             return [("teacher", self.teacher)]
         return [(f"teacher_{i}", stage) for i, stage in enumerate(self.teacher, start=1)]
+
+
+def _plain_ce(stage: StageConfig) -> bool:
+    """Whether a stage names no objective but the default (one ``ce``, weight 1, no options)."""
+    objectives = stage.objectives
+    return (
+        len(objectives) == 1 and objectives[0].name == "ce" and objectives[0].weight == 1 and not objectives[0].options
+    )
 
 
 PLAIN = (str, int, float, bool, type(None))

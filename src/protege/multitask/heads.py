@@ -62,3 +62,14 @@ def heads_of(module: nn.Module) -> TaskHeads:
 def card_widths(tasks: Sequence[dict]) -> dict[str, int]:
     """Each task's head width from the tasks a model card records."""
     return {entry["name"]: len(entry["names"]) for entry in tasks}
+
+
+class TaskOutputs(nn.Module):
+    """A multi-head model whose forward returns each task's outputs apart (an ONNX output per task)."""
+
+    def __init__(self, model: nn.Module, widths: dict[str, int]):
+        super().__init__()
+        self.model, self.widths = model, list(widths.values())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.split(self.model(x), self.widths, dim=-1))

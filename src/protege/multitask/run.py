@@ -62,31 +62,34 @@ def run_multitask(recipe: Recipe, context: StageContext, seconds: float) -> tupl
         history=history,
         roles=roles,
     )
-    report["multitask"] = multitask_block(recipe.multitask, tasks, stages, data)
-    for name, block in report["multitask"]["models"].items():
-        report["models"][name][MEAN_SCORE] = block[MEAN_SCORE]
+    add_multitask_block(report, recipe, {name: (s.model, s.card) for name, s in stages.items()}, data)
     return stages, report
 
 
-def multitask_block(
-    config: MultitaskConfig, tasks: list[TaskSpec], stages: dict[str, StageResult], data: DataBundle
-) -> dict:
-    """Per model its tasks' test metrics and average; per task the student's score against its teacher's."""
+def add_multitask_block(report: dict, recipe: Recipe, models: dict[str, tuple], data: DataBundle) -> None:
+    """The report's ``multitask`` block, and each model's average score beside its other numbers."""
+    assert recipe.multitask is not None
+    tasks = task_specs(recipe.multitask, data.class_names)
+    report["multitask"] = multitask_block(recipe.multitask, tasks, models, data)
+    for name, block in report["multitask"]["models"].items():
+        report["models"][name][MEAN_SCORE] = block[MEAN_SCORE]
+
+
+def multitask_block(config: MultitaskConfig, tasks: list[TaskSpec], models: dict[str, tuple], data: DataBundle) -> dict:
+    """Per model (``{name: (module, card)}``) its tasks' test metrics and average; per task the student's
+    score against its teacher's."""
     by_name = {task.name: task for task in tasks}
-    models = {}
-    for name, stage in stages.items():
+    scores = {}
+    for name, (module, card) in models.items():
         own = (
-            [by_name[entry["name"]] for entry in stage.card.tasks]
-            if stage.card.tasks
-            else [by_name[name.removeprefix("teacher_")]]
+            [by_name[entry["name"]] for entry in card.tasks] if card.tasks else [by_name[name.removeprefix("teacher_")]]
         )
-        models[name] = task_metrics(own, predict_logits(stage.model, data.test), data.test.y)
+        scores[name] = task_metrics(own, predict_logits(module, data.test), data.test.y)
     comparison = {}
     for task in tasks:
-        teacher = models.get(f"teacher_{task.name}")
-        student = models["student"]["tasks"][task.name]["score"]
+        teacher = scores.get(f"teacher_{task.name}")
         comparison[task.name] = {
-            "student": student,
+            "student": scores["student"]["tasks"][task.name]["score"] if "student" in scores else None,
             "teacher": teacher["tasks"][task.name]["score"] if teacher else None,
         }
     return {
@@ -95,6 +98,6 @@ def multitask_block(
         "combine": config.combine.name,
         "combine_options": config.combine.options,
         "monitor": config.monitor,
-        "models": models,
+        "models": scores,
         "student_vs_teachers": comparison,
     }
