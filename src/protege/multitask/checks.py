@@ -39,17 +39,26 @@ def check_multitask(checks: Checks, recipe: Recipe) -> None:
             )
         if not source.startswith("run:"):
             checks.fail(f"multitask.teacher_sources.{name}", f"{source!r} is not a saved model; give run:path")
-    valid = valid_monitors(config)
-    if config.monitor not in valid:
-        task = config.monitor.removeprefix("val_").partition("_")[0]
-        named = "" if task in config.names or task in ("loss", "mean") else f" (no task is named {task!r})"
-        checks.fail(
-            "multitask.monitor",
-            f"{config.monitor!r} is not measured{named}{did_you_mean(config.monitor, valid)}; "
-            f"valid: {', '.join(valid)}",
-        )
+    _check_monitor(checks, config)
     if config.combine.name in GRADIENT_METHODS and recipe.student.train.mixed_precision == "fp16":
         checks.fail(
             "student.train.mixed_precision",
             f"combine {config.combine.name!r} aggregates gradients without fp16's loss scaler; use bf16 or no",
         )
+
+
+def _check_monitor(checks: Checks, config: MultitaskConfig) -> None:
+    """The monitor names the loss, the average, or a task's metric: an unknown task or metric is named."""
+    valid = valid_monitors(config)
+    if config.monitor in valid:
+        return
+    wanted = config.monitor.removeprefix("val_")
+    task = next((t for t in config.tasks if wanted.startswith(f"{t.name}_")), None)
+    if task is not None:
+        metrics = TASKS[task.type].val_metrics
+        metric = wanted.removeprefix(f"{task.name}_")
+        checks.fail("multitask.monitor", f"task {task.name!r} ({task.type}) has no metric {metric!r}"
+                    f"{did_you_mean(metric, metrics)}; its metrics: {', '.join(metrics)}")  # fmt: skip
+    named = wanted.partition("_")[0]
+    checks.fail("multitask.monitor", f"{config.monitor!r} is not measured (no task is named {named!r})"
+                f"{did_you_mean(config.monitor, valid)}; valid: {', '.join(valid)}")  # fmt: skip

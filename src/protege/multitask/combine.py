@@ -51,10 +51,17 @@ def aggregator(name: str, options: dict):
         "dualproj": aggregation.DualProj,
         "aligned_mtl": aggregation.AlignedMTL,
     }
+    import inspect
+
+    known = [p for p in inspect.signature(classes[name]).parameters if p != "self"]
+    unknown = [option for option in options if option not in known]
+    if unknown:
+        raise ConfigError(f"combine {name!r} has no option {unknown[0]!r}{did_you_mean(unknown[0], known)}; "
+                          f"its options: {', '.join(known) or 'none'}")  # fmt: skip
     try:
         return classes[name](**options)
-    except TypeError as exc:
-        raise ConfigError(f"combine {name!r}: {exc}".replace("__init__() ", "")) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"combine {name!r}: {exc}") from None
 
 
 class Combine:
