@@ -40,6 +40,7 @@ from protege.report.html import write_html
 from protege.report.summary import build_report, print_summary, read_history, write_report
 
 if TYPE_CHECKING:
+    from protege.multitask.plan import MultitaskPlan
     from protege.robust.plan import RobustPlan
     from protege.tracking import Tracker
 
@@ -252,9 +253,14 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     return result
 
 
-def recipe_plan(recipe: Recipe, data: DataBundle) -> DistillationPlan | RobustPlan:
+def recipe_plan(recipe: Recipe, data: DataBundle) -> DistillationPlan | RobustPlan | MultitaskPlan:
     """The plan of a (non-continual) recipe's stages: the distillation plan, each stage trained under attack
-    when the recipe has a ``robust:`` block (protege.robust.plan)."""
+    when the recipe has a ``robust:`` block (protege.robust.plan), or the multi-task plan (protege.multitask)."""
+    if recipe.multitask is not None:
+        from protege.multitask.data import task_specs
+        from protege.multitask.plan import MultitaskPlan
+
+        return MultitaskPlan(recipe, data, task_specs(recipe.multitask, data.class_names))
     if recipe.robust is None:
         return DistillationPlan(recipe)
     from protege.robust.plan import RobustPlan

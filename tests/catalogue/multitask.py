@@ -73,7 +73,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "an option the aggregator does not take": (
         lambda t: multitask(t, combine={"name": "mgda", "epsilonn": 0.1}),
-        "multitask.combine: combine 'mgda' has no option 'epsilonn' (did you mean \"epsilon\"?); its options: epsilon, max_iters",
+        "multitask.combine: combine 'mgda' has no option 'epsilonn' (did you mean \"epsilon\"?); its options: "
+        "epsilon, max_iters",
     ),
     "multitask with a continual stream": (
         lambda t: multitask(t, changes={"continual": {"strategies": ["naive"]}}),

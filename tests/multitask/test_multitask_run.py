@@ -51,7 +51,11 @@ def test_every_model_has_its_tasks_metrics_and_their_average(mt_run):
     assert set(block["models"]) == {"teacher_left", "teacher_right", "teacher_sum", "student"}
     student = block["models"]["student"]
     assert set(student["tasks"]) == {"left", "right", "sum"}
-    scores = [student["tasks"]["left"]["accuracy"], student["tasks"]["right"]["accuracy"], student["tasks"]["sum"]["r2"]]
+    scores = [
+        student["tasks"]["left"]["accuracy"],
+        student["tasks"]["right"]["accuracy"],
+        student["tasks"]["sum"]["r2"],
+    ]
     assert student["mean_score"] == pytest.approx(sum(scores) / 3)
     assert report["models"]["student"]["mean_score"] == student["mean_score"]
     assert set(block["models"]["teacher_sum"]["tasks"]) == {"sum"}
@@ -78,7 +82,7 @@ def test_the_cards_record_the_tasks_and_the_student_was_distilled(mt_run):
     assert [t["type"] for t in card.tasks] == ["classification", "classification", "regression"]
     assert card.tasks[0]["names"] == [str(d) for d in range(10)] and card.tasks[2]["names"] == ["sum"]
     assert card.class_names[:2] == ["left:0", "left:1"] and card.data["task"] == "multitask"
-    assert card.metrics["teacher_mode"] == "memory" and card.metrics["multitask"]["combine"] == "pcgrad"
+    assert card.metrics["teacher_mode"] == "cached (memory)" and card.metrics["multitask"]["combine"] == "pcgrad"
     assert [t["name"] for t in read_card(out / "teacher_sum" / "model").tasks] == ["sum"]
     module = load_run_model(f"run:{out}/student/model", None, None).module
     assert list(module.head.heads) == ["left", "right", "sum"]
@@ -113,7 +117,7 @@ def test_every_head_is_exported(mt_run, tmp_path, fmt):
 
         session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
         assert [o.name for o in session.get_outputs()] == ["left", "right", "sum"]
-        left, right, total = session.run(None, {"input": inputs.numpy()})
+        left, _, total = session.run(None, {"input": inputs.numpy()})
         np.testing.assert_allclose(left, expected[:, :10], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(total, expected[:, 20:], rtol=1e-4, atol=1e-5)
 
@@ -133,7 +137,9 @@ def test_saved_teachers_are_loaded_instead_of_trained(mt_run, tmp_path):
     out, _ = mt_run
     sources = {"left": f"run:{out}/teacher_left", "sum": f"run:{out}/teacher_sum"}
     result = run(_recipe("equal", teacher_sources=sources), output_dir=tmp_path / "again")
-    trained = [name for name in ("teacher_left", "teacher_right", "teacher_sum") if (tmp_path / "again" / name).exists()]
+    trained = [
+        name for name in ("teacher_left", "teacher_right", "teacher_sum") if (tmp_path / "again" / name).exists()
+    ]
     assert trained == ["teacher_right"]
     block = result.report["multitask"]
     first = json.loads((out / "report.json").read_text())["multitask"]

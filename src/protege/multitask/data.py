@@ -61,6 +61,18 @@ class TaskTargets:
         return output_names(self.specs), encode_all
 
 
+def task_specs(config: MultitaskConfig, class_names: list[str]) -> list[TaskSpec]:
+    """The tasks as the data laid them out (output names ``task:name``, targets side by side)."""
+    specs, start = [], 0
+    for task in config.tasks:
+        prefix = f"{task.name}:"
+        names = tuple(n[len(prefix) :] for n in class_names if n.startswith(prefix))
+        spec = TaskSpec(task.name, task.type, names, start, task.weight)
+        specs.append(spec)
+        start += spec.target_width
+    return specs
+
+
 def with_label_columns(source: str, options: dict, config: MultitaskConfig) -> dict:
     """A CSV or JSON Lines source reads the tasks' columns as its label columns unless the recipe names them."""
     if source.partition(":")[0] not in TABLE_SOURCES or "label_columns" in options:

@@ -40,7 +40,8 @@ class MultitaskPlan:
                     teachers[task.name] = self.load_teacher(task).model
                     continue
                 yield self.single_task(teacher_stage(task.name), "teacher_member", task)
-                teachers[task.name] = results[teacher_stage(task.name)].model
+                trained = results.get(teacher_stage(task.name))  # absent in a dry run, which trains nothing
+                teachers[task.name] = trained.model if trained is not None else None
         yield self.student(teachers)
 
     def single_task(self, name: str, role: str, task: TaskSpec) -> StageSpec:
@@ -73,7 +74,7 @@ class MultitaskPlan:
             seed=self.recipe.seed,
             class_names=tuple(output_names(self.tasks)),
             step=step,
-            teacher_module=in_task_order(self.tasks, teachers) if teachers else None,
+            teacher_module=in_task_order(self.tasks, teachers) if teachers and all(teachers.values()) else None,
             teacher_cache=student.teacher_cache,
             heads=tuple(t.describe() for t in self.tasks),
             task=multitask_type(self.tasks, config.monitor),

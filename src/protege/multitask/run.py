@@ -11,22 +11,11 @@ from protege.data.dataset import DataBundle
 from protege.evaluate import predict_logits
 from protege.metrics import metrics_of
 from protege.multitask.config import MultitaskConfig
+from protege.multitask.data import task_specs
 from protege.multitask.layout import MEAN_SCORE, SCORE, TaskSpec, split_outputs
 from protege.multitask.plan import MultitaskPlan
 from protege.plan import StageContext, StageResult, run_plan
 from protege.report.summary import assemble_report, read_history
-
-
-def task_specs(config: MultitaskConfig, class_names: list[str]) -> list[TaskSpec]:
-    """The tasks as the data laid them out (output names ``task:name``, targets side by side)."""
-    specs, start = [], 0
-    for task in config.tasks:
-        prefix = f"{task.name}:"
-        names = tuple(n[len(prefix) :] for n in class_names if n.startswith(prefix))
-        spec = TaskSpec(task.name, task.type, names, start, task.weight)
-        specs.append(spec)
-        start += spec.target_width
-    return specs
 
 
 def task_metrics(tasks: list[TaskSpec], outputs: torch.Tensor, y: torch.Tensor) -> dict:
@@ -43,8 +32,7 @@ def run_multitask(recipe: Recipe, context: StageContext, seconds: float) -> tupl
     """The teachers and the student; returns the stages and the report."""
     assert recipe.multitask is not None
     data = context.data
-    tasks = task_specs(recipe.multitask, data.class_names)
-    plan = MultitaskPlan(recipe, data, tasks)
+    plan = MultitaskPlan(recipe, data, task_specs(recipe.multitask, data.class_names))
     stages = run_plan(plan.stages(context.results), context)
     stages = {**{r.name: r for r in plan.loaded.values()}, **stages}
     models = {name: (s.model, s.card, s.model_dir) for name, s in stages.items()}

@@ -73,6 +73,14 @@ class MultiTaskStep(Step):
     def trainable(self) -> nn.Module:
         return self.combine.trainable
 
+    @property
+    def summary(self) -> str:
+        """What ``--dry-run`` shows of the step."""
+        tasks = ", ".join(f"{t.name} ({t.type}{f' ×{t.weight:g}' if t.weight != 1 else ''})" for t in self.tasks)
+        taught = self.distillation
+        teachers = f"; each head from its teacher (α={taught.alpha:g}, T={taught.temperature:g})" if taught else ""
+        return f"{self.combine.name} over {tasks}{teachers}"
+
     def open(self, run: TrainingRun, cleanup: contextlib.ExitStack) -> None:
         """A gradient method needs the heads' input (the shared features) and which parameters are whose."""
         if not self.combine.gradient:
