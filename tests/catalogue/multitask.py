@@ -9,6 +9,9 @@ from pathlib import Path
 
 from tests.catalogue import recipe
 
+from protege.models import ModelCard, save_model
+from protege.models.builtin import mlp
+
 QUICK = {"epochs": 1, "batch_size": 256}
 TASKS = [{"name": "left", "columns": "left"}, {"name": "total", "columns": "sum", "type": "regression"}]
 
@@ -34,10 +37,21 @@ def with_teacher(**block) -> Callable[[Path], list[str]]:
     return lambda t: multitask(t, changes=teacher, **block)
 
 
+def misfit_teacher(tmp: Path) -> list[str]:
+    """A saved three-class model of the right inputs as the teacher of the ten-digit task."""
+    names = ["a", "b", "c"]
+    save_model(mlp((1, 8, 14), 3, hidden=4), ModelCard("mlp", {"hidden": 4}, [1, 8, 14], names), tmp / "three")
+    return with_teacher(teacher_sources={"left": f"run:{tmp / 'three'}"})(tmp)
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "a teacher for a task that does not exist": (
         with_teacher(teacher_sources={"totl": "run:elsewhere"}),
         "multitask.teacher_sources.totl: no task is named 'totl' (did you mean \"total\"?); tasks: left, total",
+    ),
+    "a saved teacher whose outputs are not its task's": (
+        misfit_teacher,
+        "a teacher of task 'left' gives outputs a, b, c; the task has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9",
     ),
     "a monitor naming a task that does not exist": (
         lambda t: multitask(t, monitor="val_rigth_accuracy"),

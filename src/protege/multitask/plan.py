@@ -33,11 +33,14 @@ class MultitaskPlan:
         self.loaded: dict[str, StageResult] = {}
 
     def stages(self, results: Mapping[str, StageResult]) -> Iterator[StageSpec]:
-        recipe, teachers = self.recipe, {}
+        recipe = self.recipe
+        # saved teachers first: one that does not fit its task stops the run before any teacher trains
+        saved = {t.name: self.load_teacher(t).model for t in self.tasks if t.name in self.config.teacher_sources}
+        teachers = {}
         if recipe.teacher is not None:
             for task in self.tasks:
-                if task.name in self.config.teacher_sources:
-                    teachers[task.name] = self.load_teacher(task).model
+                if task.name in saved:
+                    teachers[task.name] = saved[task.name]
                     continue
                 yield self.single_task(teacher_stage(task.name), "teacher_member", task)
                 trained = results.get(teacher_stage(task.name))  # absent in a dry run, which trains nothing
