@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from tests.interrupt import StepCounter, Stop
 
 from protege.cli import main
@@ -174,3 +175,8 @@ def test_resume_in_the_middle_of_the_student_gives_the_same_numbers(tmp_path, mo
     assert steps - stop < calls.n <= steps - stop + 4
     assert resumed["multitask"]["models"] == whole["multitask"]["models"]
     assert _timeless(resumed["history"]["student"]) == _timeless(whole["history"]["student"])
+    saved = safe_open(str(tmp_path / "cut" / "student" / "model" / "model.safetensors"), "pt").keys()
+    assert not any("log_variance" in key for key in saved)  # uncertainty's weights train, checkpoint, stay out
+    if combine == "uncertainty":  # the checkpoints keep the learnt log-variances beside the model
+        parts = next((tmp_path / "cut" / "student" / "checkpoints").glob("step-*/objective.safetensors"))
+        assert list(safe_open(str(parts), "pt").keys()) == ["log_variance"]
