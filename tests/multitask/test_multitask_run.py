@@ -180,3 +180,24 @@ def test_resume_in_the_middle_of_the_student_gives_the_same_numbers(tmp_path, mo
     if combine == "uncertainty":  # the checkpoints keep the learnt log-variances beside the model
         parts = next((tmp_path / "cut" / "student" / "checkpoints").glob("step-*/objective.safetensors"))
         assert list(safe_open(str(parts), "pt").keys()) == ["log_variance"]
+
+
+def test_evaluate_of_the_run_gives_the_runs_per_task_numbers(mt_run, tmp_path):
+    from protege.config import EvaluateConfig
+    from protege.report.standalone import evaluate_saved
+
+    out, _ = mt_run
+    report = evaluate_saved(str(out), None, EvaluateConfig(latency=False, html=False), output_dir=tmp_path / "eval")
+    assert report["multitask"]["models"] == json.loads((out / "report.json").read_text())["multitask"]["models"]
+
+
+def test_the_dry_run_lists_each_teacher_and_the_students_combination(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PROTEGE_QUIET", "0")
+    path = tmp_path / "r.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(_recipe("upgrad").model_dump(mode="json")))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "teacher_left" in printed and "teacher_sum" in printed and "upgrad over left" in printed
+    assert not (tmp_path / "runs").exists()
