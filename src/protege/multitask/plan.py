@@ -11,6 +11,7 @@ from protege.config import Recipe
 from protege.console import log
 from protege.data.dataset import DataBundle
 from protege.models import build_model
+from protege.models.compatibility import check_inputs
 from protege.multitask.combine import Combine
 from protege.multitask.layout import TaskSpec, multitask_type, output_names
 from protege.multitask.steps import Distillation, MultiTaskStep
@@ -88,6 +89,11 @@ class MultitaskPlan:
         """A saved single-task model as the task's teacher, checked against the task's outputs."""
         source = self.config.teacher_sources[task.name]
         built = build_model(source, {}, self.data.input_shape, None)
+        who = f"{teacher_stage(task.name)} {source}"
+        # same features and standardisation, no test leak; its outputs are checked against the task's instead
+        # of the data's task type (a plain classifier may teach a classification task)
+        own_task = {**self.data.split, "task": built.card.data.get("task", "classification")}
+        check_inputs(built.card, self.data.preprocess, own_task, who)
         check_teacher(task, built.card, source)
         log(f"[bold]{teacher_stage(task.name)}[/]: loaded {source}")
         result = StageResult(teacher_stage(task.name), built.module.eval(), built.card, role="teacher_member")
