@@ -11,6 +11,7 @@ seeds:
 Each cell is the mean ± std over the seeds of the test score (accuracy for the digits, R² for the sum).
 
     python benchmarks/multitask.py [--seeds 0 1 2] [--samples N] [--teacher-epochs N] [--student-epochs N]
+                                   [--student-hidden N] [--overlap N] [--no-teachers]
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def base(seed: int, args: argparse.Namespace) -> dict:
     raw["data"]["options"]["num_samples"] = args.samples
     raw["teacher"]["train"]["epochs"] = args.teacher_epochs or raw["teacher"]["train"]["epochs"]
     raw["student"]["train"]["epochs"] = args.student_epochs or raw["student"]["train"]["epochs"]
+    raw["data"]["options"]["overlap"] = args.overlap
+    raw["student"]["model"]["hidden"] = args.student_hidden or raw["student"]["model"]["hidden"]
     return raw
 
 
@@ -81,6 +84,8 @@ def seed_results(seed: int, args: argparse.Namespace, tmp: Path) -> dict[str, di
         raw["student"]["model"]["hidden"] = width
         single.update(scores(run_recipe(recipe_from_dict(raw), tmp / task["name"]).report, "student"))
     results["single-task, same total size"] = single
+    if args.no_teachers:
+        return results
     report = run_recipe(recipe_from_dict(base(seed, args)), tmp / "distilled").report
     teachers = {}
     for task in report["multitask"]["tasks"]:
@@ -110,6 +115,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="two-digit examples (the recipe's 2000)")
     parser.add_argument("--teacher-epochs", type=int, help="default: the recipe's")
     parser.add_argument("--student-epochs", type=int, help="default: the recipe's (also the single-task models')")
+    parser.add_argument("--student-hidden", type=int, help="the multi-task MLP's width (default: the recipe's 64)")
+    parser.add_argument("--overlap", type=int, default=2, help="columns the two digits share (the recipe's 2)")
+    parser.add_argument("--no-teachers", action="store_true", help="skip the teachers and the distilled student")
     args = parser.parse_args()
     started = time.perf_counter()
     results = {}
@@ -118,7 +126,7 @@ def main() -> None:
             results[seed] = seed_results(seed, args, Path(tmp))
     raw = base(0, args)
     width, total, shared = matched_width(raw)
-    print(f"\nseeds {args.seeds}; {args.samples} examples; epochs: teachers {raw['teacher']['train']['epochs']}, "
+    print(f"\nseeds {args.seeds}; {args.samples} examples, overlap {args.overlap}; epochs: teachers {raw['teacher']['train']['epochs']}, "
           f"students {raw['student']['train']['epochs']}; multi-task MLP {raw['student']['model']['hidden']}×"
           f"{raw['student']['model']['layers']} ({shared:,} parameters), single-task MLPs {width}×"
           f"{raw['student']['model']['layers']} ({total:,} together), teachers MLP "
