@@ -126,7 +126,8 @@ def main() -> None:
             results[seed] = seed_results(seed, args, Path(tmp))
     raw = base(0, args)
     width, total, shared = matched_width(raw)
-    print(f"\nseeds {args.seeds}; {args.samples} examples, overlap {args.overlap}; epochs: teachers {raw['teacher']['train']['epochs']}, "
+    print(f"\nseeds {args.seeds}; {args.samples} examples, overlap {args.overlap}; epochs: teachers "
+          f"{raw['teacher']['train']['epochs']}, "
           f"students {raw['student']['train']['epochs']}; multi-task MLP {raw['student']['model']['hidden']}×"
           f"{raw['student']['model']['layers']} ({shared:,} parameters), single-task MLPs {width}×"
           f"{raw['student']['model']['layers']} ({total:,} together), teachers MLP "
