@@ -57,3 +57,19 @@ def test_adaptation_benchmark_tables_every_method():
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert 0 <= float(cells[1].split(" ±")[0]) <= 1 and 0 <= float(cells[2].split(" ±")[0]) <= 1
+
+
+def test_multitask_benchmark_reports_every_row_per_task():
+    out = _run(
+        "multitask.py", "--seeds", "0", "1", "--samples", "200", "--teacher-epochs", "1", "--student-epochs", "1"
+    )
+    rows = [
+        line
+        for line in out.splitlines()
+        if line.startswith(("| multi-task", "| single-task", "| teachers", "| student"))
+    ]
+    assert len(rows) == 6
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert len(cells) == 4 and all(" ± " in cell for cell in cells)
+    assert "single-task MLPs" in out and "parameters" in out

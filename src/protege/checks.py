@@ -42,6 +42,10 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         from protege.robust.checks import check_robust
 
         check_robust(checks, recipe)
+    if recipe.multitask is not None:
+        from protege.multitask.checks import check_multitask
+
+        check_multitask(checks, recipe)
     if recipe.unlearning is not None:
         from protege.unlearning.methods import METHODS
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from protege.adaptation.config import AdaptationConfig
 from protege.continual.config import ContinualConfig
 from protege.errors import ConfigError, did_you_mean
+from protege.multitask.config import MultitaskConfig
 from protege.robust.config import RobustConfig
 from protege.unlearning.config import UnlearningConfig
 
@@ -233,6 +234,9 @@ class Recipe(Strict):
     adaptation: AdaptationConfig | None = Field(
         None, description="train the student on a labelled source with each domain-adaptation method, score the target"
     )
+    multitask: MultitaskConfig | None = Field(
+        None, description="learn several label columns with one head each over a shared backbone (docs/multitask.md)"
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
 
@@ -282,13 +286,65 @@ class Recipe(Strict):
         """An adaptation recipe trains its student once per method, from the same initial weights."""
         if self.adaptation is None:
             return self
-        for block in ("continual", "unlearning", "robust"):
+        for block in ("continual", "unlearning", "robust", "multitask"):
             if getattr(self, block) is not None:
                 raise ValueError(f"adaptation and {block} are two kinds of run; give one of them")
         student = self.student
         if student is None or student.train is None:
             raise ValueError("adaptation: each method trains the recipe's student; give a student block with train")
         self._one_student_run("adaptation", "an adaptation run", "the methods adapt classifiers")
+        return self
+
+    @model_validator(mode="after")
+    def _multitask_shape(self) -> Recipe:
+        """A multi-task recipe trains one multi-head student (with teachers: one single-task teacher per task,
+        each head distilled from its own); each task has its own type and the step its own losses."""
+        if self.multitask is None:
+            return self
+        for block in ("continual", "unlearning", "robust"):
+            if getattr(self, block) is not None:
+                raise ValueError(f"multitask and {block} are two kinds of run; give one of them")
+        student = self.student
+        if student is None or student.train is None:
+            raise ValueError("multitask: the multi-head model is the recipe's student; give it a train block")
+        if isinstance(self.teacher, list):
+            raise ValueError("multitask: give one teacher block; it trains one single-task teacher per task")
+        unused = [
+            name
+            for name, used in (
+                ("transfer", self.transfer is not None),
+                ("student.baseline", student.baseline is not False),
+                ("student.generations", student.generations != 1),
+                ("student.objective", not _plain_ce(student)),
+                ("student.strategy", student.strategy is not None),
+                ("data.task", self.data.task != "classification"),
+                ("student.train.monitor", student.train.monitor not in ("val_accuracy", self.multitask.monitor)),
+            )
+            if used
+        ]
+        if unused:
+            raise ValueError(
+                f"multitask: {unused[0]} does not apply to a multi-task run (each task has its type, "
+                "the step its losses, multitask.monitor the best epoch); remove it"
+            )
+        teacher = self.teacher
+        if teacher is not None and (teacher.train is None or not _plain_ce(teacher) or teacher.strategy is not None):
+            raise ValueError(
+                "multitask: the teacher block trains each single-task teacher on its task's labels: "
+                "give it a train block, no objective and no strategy (load saved ones with multitask.teacher_sources)"
+            )
+        if teacher is not None and teacher.train.monitor not in ("val_accuracy", "val_mean_score", "val_loss"):
+            raise ValueError("multitask: teacher.train.monitor: a single-task teacher monitors val_mean_score (its "
+                             "task's score) or val_loss")  # fmt: skip
+        if self.multitask.teacher_sources and teacher is None:
+            raise ValueError(
+                "multitask.teacher_sources: teachers distil into the student; add a teacher block "
+                "for the tasks without a saved teacher"
+            )
+        # written into the resolved recipe, so its config.yaml (and a resumed run) says what picks the best epoch
+        student.train.monitor = self.multitask.monitor
+        if teacher is not None and teacher.train.monitor == "val_accuracy":
+            teacher.train.monitor = "val_mean_score"
         return self
 
     def _one_student_run(self, block: str, kind: str, why_classification: str) -> None:
@@ -341,6 +397,14 @@ class Recipe(Strict):
         if isinstance(self.teacher, StageConfig):
             return [("teacher", self.teacher)]
         return [(f"teacher_{i}", stage) for i, stage in enumerate(self.teacher, start=1)]
+
+
+def _plain_ce(stage: StageConfig) -> bool:
+    """Whether a stage names no objective but the default (one ``ce``, weight 1, no options)."""
+    objectives = stage.objectives
+    return (
+        len(objectives) == 1 and objectives[0].name == "ce" and objectives[0].weight == 1 and not objectives[0].options
+    )
 
 
 PLAIN = (str, int, float, bool, type(None))

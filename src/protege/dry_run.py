@@ -8,7 +8,7 @@ from torch import nn
 from protege.config import Recipe, StrategyConfig, TrainConfig
 from protege.console import out_console
 from protege.evaluate import count_parameters
-from protege.models import build_model
+from protege.models import build_model, with_card_heads
 from protege.models.compatibility import check_inputs, check_saved_task
 from protege.objectives import OBJECTIVES
 from protege.pipeline import load_recipe_data, load_transfer_set, recipe_plan
@@ -65,7 +65,11 @@ def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], li
     else:
         assert spec.model is not None
         check_saved_task(spec.model.source, data.task, f"{spec.name} {spec.model.source}")
-        built = build_model(spec.model.source, spec.model.options, data.input_shape, data.class_names, data.preprocess)
+        names = list(spec.class_names) if spec.class_names is not None else data.class_names
+        built = build_model(spec.model.source, spec.model.options, data.input_shape, names, data.preprocess)
+        if spec.heads and not built.card.tasks:  # a multi-head model (protege.multitask)
+            built.card.tasks = [dict(task) for task in spec.heads]
+            with_card_heads(built.module, built.card)
         if built.trained:  # what the run refuses for a saved model, the dry run refuses too
             check_inputs(built.card, data.preprocess, data.split, f"{spec.name} {spec.model.source}")
         module = built.module
@@ -76,10 +80,10 @@ def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], li
         for name, options, weight in spec.objectives
     )
     needs_teacher = any(OBJECTIVES.get(name).needs_teacher for name, _, _ in spec.objectives)
-    if spec.step is not None:  # a step of its own (protege.robust) trains with its loss, not the objectives
+    if spec.step is not None:  # a step of its own (robust, multitask) trains with its loss, not the objectives
         objectives, needs_teacher = getattr(spec.step, "summary", type(spec.step).__name__), spec.step.needs_teacher
     if needs_teacher:
-        objectives += f"; teacher {spec.teacher}, cache: {spec.teacher_cache}"
+        objectives += f"; teacher {spec.teacher or 'one per head'}, cache: {spec.teacher_cache}"
     train = spec.train
     training = "load only"
     if train is not None:

@@ -34,6 +34,7 @@ from protege.models import (
     example_input,
     load_run_model,
     resolve_run_path,
+    with_card_heads,
 )
 from protege.models.builtin import BUILTIN
 from protege.models.hf import pack_files, rebuild_hf, unpacked
@@ -263,6 +264,10 @@ def _safetensors_header(raw: bytes) -> dict[str, str]:
 def rebuild(card: ModelCard, origin: str, files: dict[str, str] | None = None, trust: bool = False) -> nn.Module:
     """An untrained module of the architecture the card names; a Hugging Face one from the config and
     tokenizer ``files`` the export carries (never a download), timm and torchvision ones without weights."""
+    return with_card_heads(_rebuild_module(card, origin, files, trust), card)
+
+
+def _rebuild_module(card: ModelCard, origin: str, files: dict[str, str] | None, trust: bool) -> nn.Module:
     kind, _, name = card.architecture.partition(":")
     if card.architecture in BUILTIN:
         return builtin_from_card(card, origin)
@@ -296,11 +301,17 @@ def _without_log(logger: str, prefix: str) -> Iterator[None]:
 
 def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
     """torch.onnx's dynamo exporter (the supported one since torch 2.9) with a dynamic batch axis; the
-    input is int64 token ids for a text model with a tokenizer, float32 otherwise."""
+    input is int64 token ids for a text model with a tokenizer, float32 otherwise. The output is ``logits``,
+    or for a multi-head model one output per task, named by the task."""
     example = example_input(card, batch_size=2)
     # onnxscript's constant folding tries onnx's reference evaluator on constant subgraphs and warns
     # "Evaluation failed" where it cannot run an op (GatherElements over a BERT-like model's position
     # buffer); the node is then just left unfolded, and the written graph is checked like any other
+    names = ["logits"]
+    if card.tasks:  # a multi-head model: one named output per task (protege.multitask)
+        from protege.multitask.heads import TaskOutputs, card_widths
+
+        names, module = [entry["name"] for entry in card.tasks], TaskOutputs(module, card_widths(card.tasks))
     try:
         with _without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
             program = torch.onnx.export(
@@ -308,7 +319,7 @@ def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
                 (example,),
                 dynamo=True,
                 input_names=["input"],
-                output_names=["logits"],
+                output_names=names,
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
             )
@@ -346,7 +357,8 @@ def read_onnx(
     dtype = np.int64 if graph_input.type == "tensor(int64)" else np.float32
 
     def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {graph_input.name: np.ascontiguousarray(x, dtype=dtype)})[0]
+        outputs = session.run(None, {graph_input.name: np.ascontiguousarray(x, dtype=dtype)})
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=-1)  # one output per task
 
     return run, card, embedded_files(meta.get(FILES_KEY), origin)
 

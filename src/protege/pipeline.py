@@ -40,6 +40,7 @@ from protege.report.html import write_html
 from protege.report.summary import build_report, print_summary, read_history, write_report
 
 if TYPE_CHECKING:
+    from protege.multitask.plan import MultitaskPlan
     from protege.robust.plan import RobustPlan
     from protege.tracking import Tracker
 
@@ -66,6 +67,9 @@ def run_entries(recipe: Recipe) -> list[str]:
     (a continual recipe: one per strategy, holding its experiences)."""
     if recipe.continual is not None:
         return [*RUN_FILES, *(strategy.name for strategy in recipe.continual.strategies)]
+    if recipe.multitask is not None:
+        teachers = [f"teacher_{name}" for name in recipe.multitask.names] if recipe.teacher is not None else []
+        return [*RUN_FILES, *teachers, "student"]
     if recipe.unlearning is not None:
         from protege.unlearning.run import AUDIT_FILE
 
@@ -160,6 +164,10 @@ def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataB
     finished run, the saved models' own tokenizer, as its config.yaml is a file being loaded, not the user's
     recipe (its ``trust_remote_code`` is not obeyed)."""
     config = recipe.data
+    if recipe.multitask is not None:
+        from protege.multitask.data import load_multitask_data
+
+        return load_multitask_data(recipe, text_encoder)
     return load_data(
         config.source,
         config.options,
@@ -214,6 +222,11 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
 
         finals, report = run_continual(recipe, context, time.perf_counter() - started)
         result = RunResult(run_dir, finals, report)
+    elif recipe.multitask is not None:
+        from protege.multitask.run import run_multitask
+
+        finals, report = run_multitask(recipe, context, time.perf_counter() - started)
+        result = RunResult(run_dir, finals, report)
     elif recipe.unlearning is not None:
         from protege.unlearning.run import run_unlearning
 
@@ -248,9 +261,14 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     return result
 
 
-def recipe_plan(recipe: Recipe, data: DataBundle) -> DistillationPlan | RobustPlan:
+def recipe_plan(recipe: Recipe, data: DataBundle) -> DistillationPlan | RobustPlan | MultitaskPlan:
     """The plan of a (non-continual) recipe's stages: the distillation plan, each stage trained under attack
-    when the recipe has a ``robust:`` block (protege.robust.plan)."""
+    when the recipe has a ``robust:`` block (protege.robust.plan), or the multi-task plan (protege.multitask)."""
+    if recipe.multitask is not None:
+        from protege.multitask.data import task_specs
+        from protege.multitask.plan import MultitaskPlan
+
+        return MultitaskPlan(recipe, data, task_specs(recipe.multitask, data.class_names))
     if recipe.robust is None:
         return DistillationPlan(recipe)
     from protege.robust.plan import RobustPlan

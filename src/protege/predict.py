@@ -40,8 +40,12 @@ class Prediction:
     probabilities: list[float]
     labels: list[str] | None = None
     values: dict[str, float] | None = None
+    tasks: dict[str, object] | None = None
+    """A multi-head model's prediction per task (protege.multitask.predictions)."""
 
     def to_json(self) -> dict:
+        if self.tasks is not None:
+            return {"input": self.input, "tasks": self.tasks}
         if self.values is not None:
             return {"input": self.input, "values": self.values}
         ranked = [{"class": c, "probability": p} for c, p in zip(self.classes, self.probabilities, strict=True)]
@@ -84,7 +88,7 @@ class Predictor:
                 f"the model gives non-finite outputs (NaN or infinity) for {which} and {int(broken.sum()) - 1} "
                 "other input(s): its weights are broken, or those inputs are far outside what it was trained on"
             )
-        if self.task == "regression":
+        if self.task in ("regression", "multitask"):  # a multi-head model's tasks read their own outputs
             return logits
         if self.task == "multilabel":
             return 1.0 / (1.0 + np.exp(-logits))
@@ -207,6 +211,11 @@ def predict(
         raise DataError("no inputs given")
     outputs = predictor.probabilities(np.concatenate(batches), names)
     classes = predictor.card.class_names
+    if predictor.task == "multitask":
+        from protege.multitask.predictions import task_predictions
+
+        rows = task_predictions(predictor.card.tasks, outputs)
+        return [Prediction(name, [], [], tasks=row) for name, row in zip(names, rows, strict=True)]
     if predictor.task == "regression":
         return [
             Prediction(name, [], [], values=dict(zip(classes, map(float, row), strict=True)))
@@ -234,6 +243,11 @@ def print_predictions(predictions: list[Prediction], as_json: bool = False) -> N
 
     table = Table()
     table.add_column("input")
+    if predictions and predictions[0].tasks is not None:  # a multi-head model: one column per task
+        from protege.multitask.predictions import task_table
+
+        out_console.print(task_table(table, predictions))
+        return
     if predictions and predictions[0].values is not None:  # regression: one column per target
         for target in predictions[0].values:
             table.add_column(Text(target), justify="right")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from protege.data.sources import read_csv_rows
 from protege.data.targets import target_index
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
+
+TargetIndex = Callable[..., tuple[list[str], Callable[[np.ndarray, str], np.ndarray]]]
+"""(raw targets, class names, source, column names, delimiter) -> output names and the targets' encoder."""
 
 
 @dataclass
@@ -46,11 +51,13 @@ def load_data(
     seed: int = 0,
     text_encoder: TextEncoder | None = None,
     task: str = "classification",
+    targets: TargetIndex | None = None,
 ) -> DataBundle:
     """Load ``source`` and split it; a split the source defines is kept, others are drawn with ``seed``
     (stratified by class for classification). Targets become the ``task``'s (protege.tasks): class ids,
     0/1 per label, or real values. Texts are encoded after the split, fitted on train: TF-IDF, or
-    ``text_encoder`` (a Hugging Face model's tokenizer)."""
+    ``text_encoder`` (a Hugging Face model's tokenizer). ``targets`` replaces the task's reading of the
+    raw targets (several tasks side by side: protege.multitask.data)."""
     raw = call_source(source, **(options or {}))
     if text_encoder is not None and raw.text is None:
         raise DataError(
@@ -58,7 +65,8 @@ def load_data(
             f"(csv:/jsonl: with text_column, bbc_news)"
         )
     _check_features(raw, source)
-    class_names, encode = target_index(task, raw.y, raw.class_names, source, raw.label_names, raw.label_delimiter)
+    index = targets or functools.partial(target_index, task)
+    class_names, encode = index(raw.y, raw.class_names, source, raw.label_names, raw.label_delimiter)
     splits = _splits(raw, encode, source, test_fraction, val_fraction, seed)
     preprocess = dict(raw.preprocess or {})
     if raw.text is not None:

@@ -178,7 +178,7 @@ class DataBundle:
 
     def describe(self) -> str:
         sizes = self.sizes()
-        outputs = {"classification": "class", "multilabel": "label", "regression": "target"}[self.task]
+        outputs = {"classification": "class", "multilabel": "label", "regression": "target"}.get(self.task, "output")
         outputs += "" if self.num_classes == 1 else "es" if outputs == "class" else "s"
         return (
             f"{self.source}, {self.num_classes} {outputs}, inputs {self.input_shape}, "

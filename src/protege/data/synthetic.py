@@ -75,3 +75,42 @@ def mnist1d_pairs(num_samples: Count = 2000, seed: NonNegativeInt = 0) -> RawDat
     labels[np.arange(num_samples), digits[left]] = 1
     labels[np.arange(num_samples), digits[right]] = 1
     return RawData(x=inputs, y=labels, label_names=[str(d) for d in range(10)])
+
+
+@SOURCES.register("multidigits")
+def multidigits(
+    num_samples: Count = 3000,
+    overlap: Annotated[int, Field(ge=0, le=6)] = 2,
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25,
+    seed: NonNegativeInt = 0,
+) -> RawData:
+    """A multi-task set built from scikit-learn's 8×8 digits as MultiMNIST is from MNIST (Sabour et al. 2017):
+    two digits side by side on one 8 × (16 − ``overlap``) canvas, overlapping columns keeping the brighter
+    pixel. Label columns: ``left`` and ``right`` (the digits, classes) and ``sum`` (their sum, a real value).
+    The test pairs are drawn from digit images no training pair uses (``test_fraction`` of the images and
+    of ``num_samples``), so no test image was seen in training."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, digits = (bunch.images / 16.0).astype(np.float32), bunch.target
+    order = np.random.default_rng(seed).permutation(len(images))
+    cut = round(len(images) * test_fraction)
+    test_count = max(1, round(num_samples * test_fraction))
+    train = _digit_pairs(images, digits, order[cut:], num_samples - test_count, overlap, seed)
+    test = _digit_pairs(images, digits, order[:cut], test_count, overlap, seed + 1)
+    names = ["left", "right", "sum"]
+    return RawData(x=train[0], y=train[1], x_test=test[0], y_test=test[1], label_names=names)
+
+
+def _digit_pairs(
+    images: np.ndarray, digits: np.ndarray, pool: np.ndarray, count: int, overlap: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` canvases of two images of ``pool`` side by side, and their (left, right, sum) labels."""
+    rng = np.random.default_rng(seed * 7919 + 1)
+    left, right = rng.choice(pool, count), rng.choice(pool, count)
+    width = 16 - overlap
+    canvas = np.zeros((count, 1, 8, width), dtype=np.float32)
+    canvas[:, 0, :, :8] = images[left]
+    canvas[:, 0, :, width - 8 :] = np.maximum(canvas[:, 0, :, width - 8 :], images[right])
+    labels = np.stack([digits[left], digits[right], digits[left] + digits[right]], axis=1).astype(np.int64)
+    return canvas, labels

@@ -101,7 +101,7 @@ def start_epoch(run: TrainingRun) -> Iterable:
 
 
 def train_step(run: TrainingRun, batch: dict[str, torch.Tensor]) -> str | None:
-    """One batch: the step's loss terms and the hooks', backward, clip, optimizer step; returns the progress
+    """One batch: the step's loss terms and the hooks', the step's backward, clip, optimizer step; returns the progress
     bar's status when it logs the loss."""
     accelerator, config, state = run.accelerator, run.config, run.state
     with accelerator.accumulate(run.model):
@@ -114,7 +114,7 @@ def train_step(run: TrainingRun, batch: dict[str, torch.Tensor]) -> str | None:
             run.optimizer.zero_grad(set_to_none=True)
             state.batches_done += 1
             return None
-        accelerator.backward(loss)
+        run.step.backward(run, loss, terms)
         if accelerator.sync_gradients and accelerator.num_processes > 1:
             average_gradients(run.extra_params)
         if accelerator.sync_gradients and config.grad_clip is not None:

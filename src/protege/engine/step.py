@@ -65,6 +65,12 @@ class Step(abc.ABC):
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor], run: TrainingRun) -> StepResult:
         """The forwards of one batch, their loss terms and the outputs the metrics read."""
 
+    def backward(self, run: TrainingRun, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        """Gradients of the batch's loss (the sum of ``terms``, the step's and the hooks'). A step that
+        needs more than one gradient of the summed loss overrides this: Jacobian descent over several
+        task losses (protege.multitask) fills the gradients itself from the terms."""
+        run.accelerator.backward(loss)
+
 
 class SupervisedStep(Step):
     """One forward of the model; the objective reads its logits, tapped layers and the teacher's outputs."""

@@ -174,10 +174,20 @@ def load_run_model(
         module = build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
     else:
         module = builtin_from_card(card, str(directory / "model.json"))
+    with_card_heads(module, card)
     load_weights(module, directory / "model.safetensors")
     if class_names is not None:
         align_classes(module, card, list(class_names), source)
     return BuiltModel(module, card, trained=True)
+
+
+def with_card_heads(module: nn.Module, card: ModelCard) -> nn.Module:
+    """A multi-head model's heads, one per task its card records (protege.multitask.heads), in place."""
+    if card.tasks:
+        from protege.multitask.heads import attach_heads, card_widths
+
+        attach_heads(module, card_widths(card.tasks))
+    return module
 
 
 def builtin_from_card(card: ModelCard, origin: str) -> nn.Module:

@@ -62,6 +62,13 @@ class _Preprocess(_Block):
     tokenizer: _Tokenizer | None = None
 
 
+class _Task(_Block):
+    name: Annotated[StrictStr, Field(min_length=1)]
+    type: Literal["classification", "multilabel", "regression"]
+    names: Annotated[list[StrictStr], Field(min_length=1)]
+    target_start: Annotated[StrictInt, Field(ge=0)]
+
+
 class _Card(_Block):
     architecture: Annotated[StrictStr, Field(min_length=1)]
     options: dict[str, Any]
@@ -70,6 +77,7 @@ class _Card(_Block):
     preprocess: _Preprocess = Field(default_factory=_Preprocess)
     metrics: dict[str, Any] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[_Task] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _sizes_fit(self) -> _Card:
@@ -79,8 +87,13 @@ class _Card(_Block):
         if len(set(self.class_names)) != len(self.class_names):
             raise ValueError("class_names holds a name twice")
         task = self.data.get("task", "classification")
-        if task not in ("classification", "multilabel", "regression"):
-            raise ValueError(f"data.task {task!r} is not a task type (classification, multilabel, regression)")
+        if task not in ("classification", "multilabel", "regression", "multitask"):
+            raise ValueError(
+                f"data.task {task!r} is not a task type (classification, multilabel, regression, multitask)"
+            )
+        if self.tasks and sum(len(t.names) for t in self.tasks) != len(self.class_names):
+            raise ValueError(f"tasks name {sum(len(t.names) for t in self.tasks)} outputs, class_names "
+                             f"{len(self.class_names)}")  # fmt: skip
         if task == "classification" and len(self.class_names) < 2:
             raise ValueError(f"class_names {self.class_names}: a classifier has at least two classes")
         _check_preprocess(self.preprocess, values)

@@ -34,6 +34,9 @@ class ModelCard:
     data: dict = field(default_factory=dict)
     """The data it was trained on and how it was split (``DataBundle.split``), so the models it meets later
     can be checked against it: a test split that holds its training examples is refused."""
+    tasks: list = field(default_factory=list)
+    """A multi-head model's tasks in the order of its outputs (name, type, output names; protege.multitask):
+    its ``class_names`` are then ``task:name`` per output. Empty for a model of one task."""
 
     @property
     def num_classes(self) -> int:

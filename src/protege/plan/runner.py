@@ -19,7 +19,15 @@ from protege.distill.ensemble import EnsembleTeacher
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
 from protege.errors import ConfigError
-from protege.models import BuiltModel, ModelCard, build_model, resolve_run_path, save_model, trusts_remote_code
+from protege.models import (
+    BuiltModel,
+    ModelCard,
+    build_model,
+    resolve_run_path,
+    save_model,
+    trusts_remote_code,
+    with_card_heads,
+)
 from protege.models.compatibility import check_inputs, check_saved_task, check_task_free
 from protege.models.growth import grow_classes
 from protege.objectives import build_objective
@@ -104,6 +112,9 @@ def _model(spec: StageSpec, context: StageContext) -> BuiltModel:
     check_saved_task(spec.model.source, data.task, f"{spec.name} {spec.model.source}")
     names = _class_names(spec, context)
     built = build_model(spec.model.source, spec.model.options, data.input_shape, names, data.preprocess)
+    if spec.heads and not built.card.tasks:  # one head per task over the shared backbone (a saved one has them)
+        built.card.tasks = [dict(task) for task in spec.heads]
+        with_card_heads(built.module, built.card)
     if built.trained:  # a saved model meets this run's data: same features, preprocessing, no test leak
         check_inputs(built.card, data.preprocess, data.split, f"{spec.name} {spec.model.source}")
         check_task_free(built.card, f"{spec.name} {spec.model.source}")
@@ -142,7 +153,7 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
         strategy=strategy,
         hooks=spec.hooks,
         on_epoch=context.on_epoch if spec.save else [],
-        task=data.task,
+        task=spec.task or data.task,
     )
     model = outcome.model.cpu()
     if not spec.save:

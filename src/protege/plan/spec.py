@@ -19,6 +19,7 @@ from protege.engine import FitResult
 from protege.engine.step import Step
 from protege.hooks import Hook
 from protege.models import ModelCard
+from protege.tasks import Task
 
 Role = Literal["teacher", "teacher_member", "baseline", "student", "generation", "hint", "experience"]
 """``teacher``: the model every other one is compared with (one teacher, or the ensemble of several);
@@ -67,6 +68,11 @@ class StageSpec:
     """A teacher that is no earlier stage (unlearning's pair of a trained and an untrained model)."""
     notes: dict = field(default_factory=dict)
     """Recorded in the saved model's card with its training summary (a continual experience's place in the stream)."""
+    heads: tuple[dict, ...] = ()
+    """A multi-head model's tasks (protege.multitask): the built model gets one head per task, and its card
+    records them."""
+    task: Task | None = None
+    """The stage's task type, when not the data's (a multi-head model's: protege.multitask.layout)."""
 
     @property
     def is_ensemble(self) -> bool:

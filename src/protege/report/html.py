@@ -45,7 +45,9 @@ def render_html(report: dict) -> str:
             name = headline.heading.removeprefix("test ")
             caption = f"{headline.heading[0].upper()}{headline.heading[1:]} against CPU latency."
             parts.append(_section(f"{name[0].upper()}{name[1:]} versus latency", _figure(chart, caption)))
-    metric = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "mae"}[task]
+    metric = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "mae", "multitask": "mean_score"}[
+        task
+    ]
     curves = plots.learning_curves(report.get("history") or {}, titles, metric)
     if curves is not None:
         note = f"Per epoch: training (solid) and validation (dashed) loss and {metric} of every stage trained here."
@@ -62,6 +64,10 @@ def render_html(report: dict) -> str:
         from protege.report.robust import html_section as robust_section
 
         parts.append(robust_section(report))
+    if "multitask" in report:
+        from protege.multitask.report import html_section as multitask_section
+
+        parts.append(multitask_section(report["multitask"]))
     if "unlearning" in report:
         from protege.report.unlearning import html_section as unlearning_section
 
@@ -112,10 +118,14 @@ def _multilabel_sections(models: dict, label_names: list[str]) -> list[str]:
     return [_section("F1 per label", _figure(bars, caption))]
 
 
+CURVE_METRIC = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "mae", "multitask": "mean_score"}
+"""The metric the learning curves plot beside the loss."""
+
 TASK_SECTIONS: dict[str, Callable[[dict, list[str]], list[str]]] = {
     "classification": _classification_sections,
     "multilabel": _multilabel_sections,
     "regression": _regression_sections,
+    "multitask": lambda models, class_names: [],  # its own section, below (protege.multitask.report)
 }
 
 

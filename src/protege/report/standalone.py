@@ -92,9 +92,9 @@ def evaluate_saved(
     path = Path(target.removeprefix("run:")).expanduser()
     model_dirs, name, is_run = _models_at(path, teacher)
     bundle, seed = _data_for(target, path, data, model_dirs, is_run, trust_remote_code)
+    names = None if bundle.task == "multitask" else bundle.class_names  # each head checks its own outputs
     loaded = {
-        key: load_run_model(f"run:{d}", bundle.input_shape, bundle.class_names, trust_remote_code)
-        for key, d in model_dirs.items()
+        key: load_run_model(f"run:{d}", bundle.input_shape, names, trust_remote_code) for key, d in model_dirs.items()
     }
     for key, m in loaded.items():
         check_task_free(m.card, f"model {key} ({model_dirs[key]})")
@@ -116,6 +116,12 @@ def evaluate_saved(
     )
     if is_run and data is None:
         _add_robust_accuracy(report, path, {key: m.module for key, m in loaded.items()}, bundle)
+    if bundle.task == "multitask":
+        from protege.multitask.run import add_multitask_block
+
+        add_multitask_block(
+            report, load_recipe(path / "config.yaml"), {k: (m.module, m.card) for k, m in loaded.items()}, bundle
+        )
     report["wall_seconds"] = time.perf_counter() - started
     if output_dir is not None:
         write_report(output_dir / "report.json", report)

@@ -38,7 +38,7 @@ from protege.report.fairness import compare_to_teacher, slice_accuracy
 REPORT_VERSION = 2
 """Bumped when a key changes meaning or disappears; new keys may appear within a version (docs/report.md)."""
 
-METRIC_NAMES = ("accuracy", "micro_f1", "macro_f1", "mae", "rmse", "r2")
+METRIC_NAMES = ("accuracy", "micro_f1", "macro_f1", "mae", "rmse", "r2", "mean_score")
 CURVE_KEYS = (
     "epoch", "lr", "seconds", "train_loss", "val_loss", *(f"{s}_{m}" for s in ("train", "val") for m in METRIC_NAMES)
 )  # fmt: skip
@@ -311,7 +311,7 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
 
 
 def _print_paradigm_tables(report: dict, robust: bool) -> None:
-    """The tables of a continual, robust, unlearning or adaptation report, under the models table."""
+    """The tables of a continual, robust, multi-task, unlearning or adaptation report, under the models table."""
     if "continual" in report:
         from protege.report.continual import continual_table
 
@@ -320,6 +320,10 @@ def _print_paradigm_tables(report: dict, robust: bool) -> None:
         from protege.report.robust import robust_table
 
         out_console.print(robust_table(report))
+    if "multitask" in report:
+        from protege.multitask.report import multitask_table
+
+        out_console.print(multitask_table(report["multitask"]))
     if "unlearning" in report:
         from protege.report.unlearning import unlearning_table
 

@@ -41,6 +41,7 @@ QUALITY: dict[str, list[Column]] = {
     ],
     "multilabel": [Column("micro-F1", "micro_f1"), Column("macro-F1", "macro_f1"), Column("mAP", "map")],
     "regression": [Column("MAE", "mae", "sig"), Column("RMSE", "rmse", "sig"), Column("R²", "r2")],
+    "multitask": [Column("mean score", "mean_score")],
 }
 AGAINST_TEACHER: dict[str, list[Column]] = {
     "classification": [
@@ -50,8 +51,9 @@ AGAINST_TEACHER: dict[str, list[Column]] = {
     ],
     "multilabel": [Column("agreement with teacher", "agreement", "pct"), Column("mAP retained", "map_retained", "pct")],
     "regression": [Column("RMSE to teacher", "rmse_to_teacher", "sig"), Column("R² retained", "r2_retained", "pct")],
+    "multitask": [Column("mean score retained", "mean_score_retained", "pct")],
 }
-HEADLINE = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "r2"}
+HEADLINE = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "r2", "multitask": "mean_score"}
 """The one number per model the accuracy-versus-latency figure plots."""
 
 
