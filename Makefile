@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Exact versions only here; pyproject.toml keeps loose ranges. This torch build is on the local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-fast fuzz mutate lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-continual bench-gpu clean
+.PHONY: demo test test-fast fuzz mutate mutate-kd lint bench-mnist1d bench-objectives bench-overhead bench-scaling bench-torchdistill bench-continual bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ fuzz: $(VENV)/.installed
 mutate: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[mutate]" $(TORCH)
 	$(PY) tools/mutate.py
+
+# The subset CI runs: objectives/kd.py (the soft-target loss, its closed-form gradient and fast kernel).
+mutate-kd: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[mutate]" $(TORCH)
+	$(PY) tools/mutate.py kd --min-score 90
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks tools
