@@ -8,6 +8,7 @@ Progress p (for the gradient reversal weight λ(p)) is the share of the stage's 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 from typing import TYPE_CHECKING, Annotated, ClassVar
@@ -79,9 +80,9 @@ class AdaptationStep(Step):
         self.build(feature_dim(run.model, self.features, sample))
         self.heads = self.heads.to(run.accelerator.device)
 
+    @abc.abstractmethod
     def build(self, dim: int) -> None:
         """Create the heads for features of size ``dim``."""
-        raise NotImplementedError
 
     def reversal(self, run: TrainingRun | None) -> float:
         return reversal_weight(progress(run), self.gamma)
