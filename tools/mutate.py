@@ -102,6 +102,8 @@ def run(group: Group, children: int) -> None:
     survivors = sorted(name for name, status in outcomes(group).items() if status == "survived")
     if survivors:
         print(f"  checking {len(survivors)} survivor(s) again, by name", flush=True)
+        # fresh coverage: a test changed since the stats were taken may now reach a survivor's function
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         _mutmut(work, ["run", "--max-children", str(children), *survivors], "mutmut-survivors.log")
 
 

@@ -25,6 +25,8 @@ from protege.objectives.tinybert import TinyBERT, uniform_layer_map
          "classifiers"),
         ("tinybert", {},
          "objective 'tinybert': give layer_map ([[student, teacher], ...]) or student_depth and teacher_depth"),
+        ("tinybert", {"student_depth": 2},
+         "objective 'tinybert': give layer_map ([[student, teacher], ...]) or student_depth and teacher_depth"),
         ("tinybert", {"layer_map": [[0]]},
          "objective 'tinybert': layer_map must be a list of [student_layer, teacher_layer] pairs"),
         ("tinybert", {"layer_map": [[0, 1]], "hidden_template": "encoder.layer"},
@@ -114,9 +116,42 @@ def test_crd_needs_two_examples_and_their_positions():
     with pytest.raises(ConfigError) as caught:
         crd.setup(Tiny(), Tiny(), torch.randn(1, 3), 1)
     assert str(caught.value) == "crd needs at least 2 training examples to draw negatives from"
-    crd.setup(Tiny(), Tiny(), torch.randn(2, 3), 10)
+    crd.setup(Tiny(), Tiny(), torch.randn(2, 3), 2)  # two examples: one negative each
     out = StepOutputs(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))
     out.features, out.teacher_features = {"features": torch.randn(2, 4)}, {"features": torch.randn(2, 4)}
     with pytest.raises(ConfigError) as caught:
         crd(out)
     assert str(caught.value) == "crd needs each example's position in the training set; use a protege dataset"
+
+
+def test_tinybert_maps_each_student_width_to_the_teachers():
+    class Encoder(nn.Module):
+        def __init__(self, width: int):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, width), nn.Linear(width, width)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, 5 tokens, 3) -> hidden states
+            return self.layers[1](self.layers[0](x))
+
+    objective = TinyBERT(layer_map=[[0, 1], [1, 1]], hidden_template="layers.{}", attention_template=None)
+    objective.setup(Encoder(4), Encoder(6), torch.randn(2, 5, 3), 2)
+    assert [(p.in_features, p.out_features) for p in objective.projections] == [(4, 6), (4, 6)]
+
+
+def test_crd_fixes_z_after_the_first_batch_even_when_it_is_small():
+    """Z is estimated once; a first estimate below 1 (embeddings far from the bank) is kept too."""
+    crd = CRD(feat_dim=4, negatives=2, ce_weight=0.0)
+    torch.manual_seed(0)
+    crd.setup(Tiny(), Tiny(), torch.randn(2, 3), 3)
+    out = StepOutputs(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
+    out.features, out.teacher_features = {"features": torch.randn(3, 4)}, {"features": torch.randn(3, 4)}
+    out.index = torch.arange(3)
+    with torch.no_grad():
+        embedded = torch.nn.functional.normalize(crd.embed_student(out.features["features"]), dim=1)
+        crd.memory_teacher.copy_(-embedded)  # every similarity −1: exp(−1/0.07)·3 ≈ 2e-6
+    crd(out)
+    first = crd.z_student.item()
+    assert 0 < first < 1
+    out.features = {"features": torch.randn(3, 4)}
+    crd(out)
+    assert crd.z_student.item() == first

@@ -237,3 +237,63 @@ def test_attention_transfer_brings_both_maps_to_the_one_with_fewer_positions(stu
 
     expected = reference.attention_transfer(to_size(s).double(), to_size(t).double(), 100.0)
     _close(objective(out)["attention"], expected)
+
+
+def test_a_lone_weighted_objective_keeps_its_weight_and_a_sum_keeps_every_part(batch):
+    """The single-objective shortcut applies to weight 1 only; a sum whose first weight is 1 still sums."""
+    out = _outputs(batch)
+    alone = build_objective([("ce", {}, 1.0)])(out)["ce"]
+    _close(build_objective([("ce", {}, 2.0)])(out)["ce"], 2.0 * alone)
+    both = build_objective([("ce", {}, 1.0), ("kd", {"alpha": 1.0, "temperature": 2.0}, 0.5)])(out)
+    assert set(both) == {"ce", "kd"}
+    _close(both["kd"], 0.5 * reference.soft_target_loss(batch["student"].double(), batch["teacher"].double(), 2.0))
+
+
+def test_a_misspelt_weight_is_pointed_at_weight():
+    """``weight`` sits beside an objective's options in a recipe, so a misspelling of it is pointed there."""
+    from protege.errors import ConfigError
+    from protege.objectives import check_objective_options
+
+    with pytest.raises(ConfigError, match='did you mean "weight"'):
+        check_objective_options("kd", {"wieght": 2.0})
+
+
+def test_attention_transfer_adds_its_hard_term(batch):
+    s = torch.randn(BATCH, 2, 4, 4, generator=torch.Generator().manual_seed(8))
+    objective = AttentionTransfer(["a"], ["b"], beta=10.0, ce_weight=0.6)
+    out = _outputs(batch)
+    out.features, out.teacher_features = {"a": s}, {"b": s.flip(0)}
+    _close(objective(out)["ce"], 0.6 * _ce(batch))
+
+
+@pytest.mark.parametrize(
+    ("student_size", "teacher_size", "pooled"), [((4, 6), (4, 3), (4, 3)), ((8,), (4,), (4,)), ((3,), (5,), (3,))]
+)
+def test_maps_meet_with_one_side_equal_and_in_one_dimension(student_size, teacher_size, pooled):
+    """A map equal in one dimension and larger in the other is pooled (not sampled); 1-D maps (sequences,
+    MNIST-1D's convolutions) are pooled along their one dimension."""
+    generator = torch.Generator().manual_seed(9)
+    s, t = torch.randn(3, 2, *student_size, generator=generator), torch.randn(3, 4, *teacher_size, generator=generator)
+    objective = AttentionTransfer(["a"], ["b"], beta=100.0, ce_weight=0.0)
+    out = _outputs({"student": torch.zeros(3, 2), "teacher": None, "target": torch.zeros(3, dtype=torch.long)})
+    out.features, out.teacher_features = {"a": s}, {"b": t}
+    pool = torch.nn.functional.adaptive_avg_pool2d if len(pooled) == 2 else torch.nn.functional.adaptive_avg_pool1d
+
+    def to_size(x: torch.Tensor) -> torch.Tensor:
+        return x if tuple(x.shape[2:]) == pooled else pool(x, pooled)
+
+    expected = reference.attention_transfer(to_size(s).double(), to_size(t).double(), 100.0)
+    _close(objective(out)["attention"], expected)
+
+
+def test_fitnet_pools_its_guided_map_to_the_hint_map(batch):
+    fitnet = FitNet(student_layer="a", teacher_layer="b", hint_weight=1.5, ce_weight=0.0, hint_epochs=2)
+    assert fitnet.hint_epochs == 2
+    fitnet.adapter = nn.Conv2d(3, 5, 1)
+    generator = torch.Generator().manual_seed(10)
+    s, t = torch.randn(BATCH, 3, 8, 8, generator=generator), torch.randn(BATCH, 5, 4, 4, generator=generator)
+    out = _outputs(batch)
+    out.features, out.teacher_features = {"a": s}, {"b": t}
+    with torch.no_grad():
+        guided = torch.nn.functional.adaptive_avg_pool2d(fitnet.adapter(s), (4, 4)).double()
+    _close(fitnet(out)["hint"], 1.5 * (guided - t.double()).pow(2).mean())

@@ -388,3 +388,14 @@ def test_reference_log_softmax_is_the_textbook_formula():
     row = [1.0, 2.0, 0.5]
     expected = [v - math.log(sum(math.exp(u) for u in row)) for v in row]
     _assert_close(reference.log_softmax(torch.tensor([row], dtype=torch.float64))[0], torch.tensor(expected))
+
+
+@CHECKS
+@given(st.integers(0, 10_000), st.sampled_from([1e-5, 1e5]))
+def test_rkd_angle_treats_near_duplicates_alike_at_any_scale(seed, scale):
+    """The threshold below which an edge counts as zero is relative to the embeddings' size: a repeated
+    example is a repeat whether the embedding is tiny or huge."""
+    student, teacher = _embeddings(seed, 5, 3), _embeddings(seed + 1, 5, 4)
+    student[4] = student[3]
+    expected = rkd_angle(student, teacher)
+    _assert_close(rkd_angle(student * scale, teacher), expected, rtol=1e-4, atol=1e-7)

@@ -67,7 +67,6 @@ class TinyBERT(Objective):
         for template in (hidden_template, attention_template):
             if template is not None and "{}" not in template:
                 raise ValueError(f"layer template {template!r} needs '{{}}' where the layer number goes")
-        self.pairs = pairs
         self.hidden = [(hidden_template.format(s), hidden_template.format(t)) for s, t in pairs]
         self.attention = (
             [(attention_template.format(s), attention_template.format(t)) for s, t in pairs]
