@@ -110,6 +110,14 @@ def test_tinybert_needs_hidden_states():
         "tinybert: 'layers.0' and 'layers.0' must give hidden states (batch, tokens, width); got (2, 3) and (2, 3)"
     )
 
+    class Sequence(Layered):  # the student gives hidden states, the teacher does not
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layers[0](x.unsqueeze(1)).squeeze(1)
+
+    objective = TinyBERT(layer_map=[[0, 0]], hidden_template="layers.{}", attention_template=None)
+    with pytest.raises(ConfigError, match=r"got \(2, 1, 3\) and \(2, 3\)"):
+        objective.setup(Sequence(), Layered(), torch.randn(2, 3), 2)
+
 
 def test_crd_needs_two_examples_and_their_positions():
     crd = CRD(feat_dim=8, negatives=4)

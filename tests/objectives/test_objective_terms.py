@@ -297,3 +297,15 @@ def test_fitnet_pools_its_guided_map_to_the_hint_map(batch):
     with torch.no_grad():
         guided = torch.nn.functional.adaptive_avg_pool2d(fitnet.adapter(s), (4, 4)).double()
     _close(fitnet(out)["hint"], 1.5 * (guided - t.double()).pow(2).mean())
+
+
+def test_fitnet_pools_a_guided_sequence_to_the_hint_sequence(batch):
+    fitnet = FitNet(student_layer="a", teacher_layer="b", hint_weight=1.0, ce_weight=0.0)
+    fitnet.adapter = nn.Conv1d(3, 5, 1)
+    generator = torch.Generator().manual_seed(11)
+    s, t = torch.randn(BATCH, 3, 12, generator=generator), torch.randn(BATCH, 5, 4, generator=generator)
+    out = _outputs(batch)
+    out.features, out.teacher_features = {"a": s}, {"b": t}
+    with torch.no_grad():
+        guided = torch.nn.functional.adaptive_avg_pool1d(fitnet.adapter(s), 4).double()
+    _close(fitnet(out)["hint"], (guided - t.double()).pow(2).mean())
