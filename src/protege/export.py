@@ -311,7 +311,7 @@ def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
     if card.tasks:  # a multi-head model: one named output per task (protege.multitask)
         from protege.multitask.heads import TaskOutputs, card_widths
 
-        names, module = [entry["name"] for entry in card.tasks], TaskOutputs(module, card_widths(card.tasks))
+        names, module = [entry["name"] for entry in card.tasks], TaskOutputs(module, card_widths(card.tasks)).eval()
     try:
         with _without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
             program = torch.onnx.export(
