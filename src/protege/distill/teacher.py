@@ -192,19 +192,6 @@ def compute_outputs(
     return tables
 
 
-def compute_logits(
-    teacher: nn.Module,
-    dataset: ArrayDataset,
-    device: torch.device,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """The teacher's logits for every example in order, as a float32 tensor on ``device``."""
-    table = compute_outputs(teacher, dataset, device, autocast, batch_size=batch_size)[LOGITS]
-    assert isinstance(table, torch.Tensor)
-    return table
-
-
 @torch.no_grad()
 def output_shapes(teacher: nn.Module, dataset: ArrayDataset, device: torch.device, layers: tuple[str, ...]):
     """Per-example shapes of the logits and of each tapped layer, from one example."""
@@ -251,15 +238,11 @@ def prepare_teacher(
     start = time.perf_counter()
     shapes = output_shapes(teacher, dataset, device, layers)
     size = len(dataset) * sum(math.prod(shape) for shape in shapes.values()) * 4
-    if mode == "auto":
-        if size <= MEMORY_LIMIT_BYTES:
-            mode = "memory"
-        elif cache_dir is not None:
-            mode = "disk"
-        else:
-            gib = size / 1024**3
-            reason = f"the cache would take {gib:.1f} GiB and there is no run dir"
+    if mode == "auto" and size > MEMORY_LIMIT_BYTES:  # else the cache fits in memory
+        if cache_dir is None:
+            reason = f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir"
             return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
+        mode = "disk"
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")

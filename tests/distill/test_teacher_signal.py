@@ -1,0 +1,137 @@
+"""How the teacher signal is chosen and what it says in the log: the mode, the reason an online
+teacher runs, the size that sent a cache to disk, and the ensemble's documented formula."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import pytest
+import torch
+from tests.conftest import make_blobs
+
+from protege.distill.ensemble import EnsembleTeacher
+from protege.distill.teacher import CachedTeacher, OnlineTeacher, online_lookahead, prepare_teacher
+from protege.models.builtin import mlp
+
+CPU = torch.device("cpu")
+TEACHER_MODULE = sys.modules[prepare_teacher.__module__]
+
+
+def _teacher() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return mlp((6,), 3, hidden=16)
+
+
+class Autocast:
+    """An autocast context that counts how often the teacher ran inside it."""
+
+    def __init__(self):
+        self.entered = 0
+
+    def __call__(self):
+        self.entered += 1
+        return contextlib.nullcontext()
+
+
+class Listed(torch.utils.data.Dataset):
+    """A dataset that is not in memory as protege's arrays: its inputs may change between epochs."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
+
+
+def test_an_online_teacher_says_why_and_how_often_it_runs():
+    data = make_blobs(20)
+    off = prepare_teacher(_teacher(), data, "off", CPU, contextlib.nullcontext)
+    assert (off.mode, off.detail) == ("online", "teacher cache switched off")
+    grouped = prepare_teacher(_teacher(), data, "off", CPU, contextlib.nullcontext, lookahead=3)
+    assert grouped.detail == "teacher cache switched off; one teacher forward per 3 batches"
+    autocast = Autocast()
+    streamed = prepare_teacher(_teacher(), Listed(data), "auto", CPU, autocast, layers=("features",), lookahead=2)
+    assert isinstance(streamed, OnlineTeacher)
+    assert streamed.detail == (
+        "inputs may change between epochs (not an in-memory dataset); one teacher forward per 2 batches"
+    )
+    streamed.logits(data.__getitems__([0, 1, 2]))
+    assert autocast.entered == 1 and streamed.features()["features"].shape == (3, 16)
+    streamed.close()
+    streamed.close()  # closing twice is harmless
+
+
+def test_a_cache_says_what_it_holds():
+    data = make_blobs(12)
+    plain = prepare_teacher(_teacher(), data, "memory", CPU, contextlib.nullcontext)
+    assert plain.mode == "cached (memory)"
+    assert plain.detail.startswith("logits of 12 examples in ") and plain.detail.endswith("s")
+    assert plain.features() == {}
+    tapped = prepare_teacher(_teacher(), data, "memory", CPU, contextlib.nullcontext, layers=("features",))
+    assert tapped.detail.startswith("logits and 1 layer(s) of 12 examples in ")
+    tapped.logits(data.__getitems__([3]))
+    assert set(tapped.features()) == {"features"}
+    tapped.close()
+    assert tapped.features() == {}
+
+
+def test_auto_keeps_a_cache_of_exactly_the_limit_in_memory(monkeypatch, tmp_path):
+    """12 examples × 3 logits × 4 bytes = 144 bytes: at a limit of 144 the cache stays in memory, at 143 it
+    goes to disk (or online, without a run directory, saying how big it would be)."""
+    data = make_blobs(12)
+    monkeypatch.setattr(TEACHER_MODULE, "MEMORY_LIMIT_BYTES", 144)
+    assert prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, tmp_path).mode == "cached (memory)"
+    monkeypatch.setattr(TEACHER_MODULE, "MEMORY_LIMIT_BYTES", 143)
+    assert prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, tmp_path).mode == "cached (disk)"
+
+
+def test_the_online_fallback_names_the_cache_size_in_gib(monkeypatch):
+    """A 1.2502 GiB cache is reported as 1.3 GiB (1024³ bytes to the GiB)."""
+    data = make_blobs(50)
+    monkeypatch.setattr(TEACHER_MODULE, "output_shapes", lambda *args: {"logits": (6_712_000,)})
+    monkeypatch.setattr(TEACHER_MODULE, "MEMORY_LIMIT_BYTES", 2**30)
+    signal = prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, None, lookahead=2)
+    assert signal.detail == "the cache would take 1.3 GiB and there is no run dir; one teacher forward per 2 batches"
+
+
+def test_a_disk_cache_needs_a_directory_and_makes_its_parents(tmp_path):
+    data = make_blobs(10)
+    with pytest.raises(ValueError) as caught:
+        prepare_teacher(_teacher(), data, "disk", CPU, contextlib.nullcontext)
+    assert str(caught.value) == "a disk teacher cache needs a directory"
+    nested = tmp_path / "run" / "student" / "teacher_cache"
+    signal = prepare_teacher(_teacher(), data, "disk", CPU, contextlib.nullcontext, nested)
+    assert isinstance(signal, CachedTeacher) and (nested / "teacher_cache.json").is_file()
+
+
+def test_lookahead_is_a_whole_number_of_batches():
+    for example_bytes in (1, 160, 3 * 224 * 224 * 4):
+        assert isinstance(online_lookahead(CPU, 64, example_bytes, None), int)
+
+
+def test_the_ensemble_returns_the_documented_logits():
+    """T·log Σ_k w_k·softmax(z_k / T), with the weights normalised to sum to 1."""
+    torch.manual_seed(0)
+    teachers = [mlp((4,), 3, hidden=5), mlp((4,), 3, hidden=6)]
+    x = torch.randn(6, 4)
+    ensemble = EnsembleTeacher(teachers, weights=[1.0, 3.0], temperature=2.0)
+    mixed = 0.25 * torch.softmax(teachers[0](x) / 2, -1) + 0.75 * torch.softmax(teachers[1](x) / 2, -1)
+    torch.testing.assert_close(ensemble(x), 2.0 * mixed.log())
+
+
+@pytest.mark.parametrize(
+    ("teachers", "weights", "temperature", "message"),
+    [
+        (1, None, 1.0, "an ensemble needs at least two teachers"),
+        (2, [1.0, 0.0], 1.0, "give one positive weight per teacher (2), got [1.0, 0.0]"),
+        (2, None, 0.0, "temperature must be positive, got 0.0"),
+    ],
+)
+def test_an_ensemble_refuses_what_cannot_be_averaged(teachers, weights, temperature, message):
+    with pytest.raises(ValueError) as caught:
+        EnsembleTeacher([mlp((4,), 3) for _ in range(teachers)], weights=weights, temperature=temperature)
+    assert str(caught.value) == message
