@@ -11,7 +11,7 @@ import torch
 from tests.conftest import make_blobs
 
 from protege.distill.ensemble import EnsembleTeacher
-from protege.distill.teacher import CachedTeacher, OnlineTeacher, online_lookahead, prepare_teacher
+from protege.distill.teacher import CachedTeacher, OnlineTeacher, freeze, online_lookahead, prepare_teacher
 from protege.models.builtin import mlp
 
 CPU = torch.device("cpu")
@@ -70,6 +70,7 @@ def test_a_cache_says_what_it_holds():
     plain = prepare_teacher(_teacher(), data, "memory", CPU, contextlib.nullcontext)
     assert plain.mode == "cached (memory)"
     assert plain.detail.startswith("logits of 12 examples in ") and plain.detail.endswith("s")
+    assert 0 <= float(plain.detail.rsplit(" ", 1)[1].rstrip("s")) < 60  # the seconds the teacher pass took
     assert plain.features() == {}
     tapped = prepare_teacher(_teacher(), data, "memory", CPU, contextlib.nullcontext, layers=("features",))
     assert tapped.detail.startswith("logits and 1 layer(s) of 12 examples in ")
@@ -86,7 +87,8 @@ def test_auto_keeps_a_cache_of_exactly_the_limit_in_memory(monkeypatch, tmp_path
     monkeypatch.setattr(TEACHER_MODULE, "MEMORY_LIMIT_BYTES", 144)
     assert prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, tmp_path).mode == "cached (memory)"
     monkeypatch.setattr(TEACHER_MODULE, "MEMORY_LIMIT_BYTES", 143)
-    assert prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, tmp_path).mode == "cached (disk)"
+    disk = prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, tmp_path)
+    assert disk.mode == "cached (disk)" and 0 <= float(disk.detail.rsplit(" ", 1)[1].rstrip("s")) < 60
 
 
 def test_the_online_fallback_names_the_cache_size_in_gib(monkeypatch):
@@ -94,8 +96,12 @@ def test_the_online_fallback_names_the_cache_size_in_gib(monkeypatch):
     data = make_blobs(50)
     monkeypatch.setattr(TEACHER_MODULE, "output_shapes", lambda *args: {"logits": (6_712_000,)})
     monkeypatch.setattr(TEACHER_MODULE, "MEMORY_LIMIT_BYTES", 2**30)
-    signal = prepare_teacher(_teacher(), data, "auto", CPU, contextlib.nullcontext, None, lookahead=2)
+    autocast = Autocast()
+    signal = prepare_teacher(_teacher(), data, "auto", CPU, autocast, None, ("features",), lookahead=2)
     assert signal.detail == "the cache would take 1.3 GiB and there is no run dir; one teacher forward per 2 batches"
+    signal.logits(data.__getitems__([0, 1]))
+    assert autocast.entered == 1 and signal.features()["features"].shape == (2, 16)
+    signal.close()
 
 
 def test_a_disk_cache_needs_a_directory_and_makes_its_parents(tmp_path):
@@ -109,8 +115,16 @@ def test_a_disk_cache_needs_a_directory_and_makes_its_parents(tmp_path):
 
 
 def test_lookahead_is_a_whole_number_of_batches():
-    for example_bytes in (1, 160, 3 * 224 * 224 * 4):
+    for example_bytes in (1, 160, 100_000, 3 * 224 * 224 * 4):
         assert isinstance(online_lookahead(CPU, 64, example_bytes, None), int)
+    assert online_lookahead(CPU, 64, 100_000, None) == 2  # 16 MiB holds 167 such examples: two batches
+
+
+def test_a_teacher_is_frozen_and_runs_one_batch_at_a_time_by_default():
+    teacher = freeze(_teacher().train())
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    signal = OnlineTeacher(_teacher(), contextlib.nullcontext, "a reason")
+    assert (signal.lookahead, signal.detail) == (1, "a reason")
 
 
 def test_the_ensemble_returns_the_documented_logits():
