@@ -14,7 +14,7 @@ task's validation loss and metrics (protege.metrics) read only the labelled exam
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -44,16 +44,22 @@ class Task:
 
     def monitored(self, monitor: str) -> tuple[str, bool]:
         """The record key a ``monitor`` setting names and whether higher is better (``val_loss``: lower)."""
-        if monitor == "val_loss":
-            return monitor, False
-        name = monitor.removeprefix("val_")
-        if not monitor.startswith("val_") or name not in self.val_metrics:
-            valid = ["val_loss", *(f"val_{m}" for m in self.val_metrics)]
-            raise ConfigError(
-                f"monitor {monitor!r} is not measured on the validation split of a {self.name} task"
-                f"{did_you_mean(monitor, valid)}; valid: {', '.join(valid)}"
-            )
-        return monitor, self.metric(name).higher_is_better
+        return monitored(monitor, self.val_metrics, self.metric, f"a {self.name} task")
+
+
+def monitored(monitor: str, val_metrics: Sequence[str], metric: Callable[[str], Metric], what: str) -> tuple[str, bool]:
+    """``monitor`` (``val_loss`` or ``val_<metric>`` of ``val_metrics``) and whether higher is better; anything
+    else is one line naming what the validation split of ``what`` measures."""
+    if monitor == "val_loss":
+        return monitor, False
+    name = monitor.removeprefix("val_")
+    if not monitor.startswith("val_") or name not in val_metrics:
+        valid = ["val_loss", *(f"val_{m}" for m in val_metrics)]
+        raise ConfigError(
+            f"monitor {monitor!r} is not measured on the validation split of {what}"
+            f"{did_you_mean(monitor, valid)}; valid: {', '.join(valid)}"
+        )
+    return monitor, metric(name).higher_is_better
 
 
 def _cross_entropy_sum(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from protege.errors import ConfigError, did_you_mean
 from protege.metrics import Metric
-from protege.tasks import TASKS, Task
+from protege.tasks import TASKS, Task, monitored
 
 SCORE = {"classification": "accuracy", "multilabel": "micro_f1", "regression": "r2"}
 """Each task type's score in the average."""
@@ -146,16 +146,7 @@ class MultiTaskType(Task):
         return self.table[name]
 
     def monitored(self, monitor: str) -> tuple[str, bool]:
-        if monitor == "val_loss":
-            return monitor, False
-        name = monitor.removeprefix("val_")
-        if not monitor.startswith("val_") or name not in self.val_metrics:
-            valid = ["val_loss", *(f"val_{m}" for m in self.val_metrics)]
-            raise ConfigError(
-                f"monitor {monitor!r} is not measured on the validation split of these tasks"
-                f"{did_you_mean(monitor, valid)}; valid: {', '.join(valid)}"
-            )
-        return monitor, self.table[name].higher_is_better
+        return monitored(monitor, self.val_metrics, self.metric, "these tasks")
 
 
 def multitask_type(tasks: Sequence[TaskSpec], monitor: str = f"val_{MEAN_SCORE}") -> MultiTaskType:
