@@ -3,9 +3,9 @@ one block shape, a bare name standing for ``{name: ...}``, and no name twice in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 
 class NamedOptions(BaseModel):
@@ -33,3 +33,11 @@ def distinct_names(items: list, what: str) -> list:
     if twice:
         raise ValueError(f"{what} {twice[0]!r} is listed twice; each runs once per recipe")
     return items
+
+
+def named_list(item: type[NamedOptions], what: str) -> Any:
+    """The type of a recipe's list of named blocks: bare names allowed, no name twice (``what`` names one
+    in the error: ``strategy``, ``method``)."""
+    return Annotated[
+        list[item], BeforeValidator(names_alone), AfterValidator(lambda items: distinct_names(items, what))
+    ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protege.named import NamedOptions, distinct_names, names_alone
+from protege.named import NamedOptions, named_list
 
 
 class TargetConfig(BaseModel):
@@ -51,7 +51,7 @@ class AdaptationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     target: TargetConfig
-    methods: list[AdaptationMethodConfig] = Field(
+    methods: named_list(AdaptationMethodConfig, "method") = Field(
         default_factory=lambda: [AdaptationMethodConfig(name=n) for n in ("source_only", "dann")],
         min_length=1,
         description="methods to compare, each from the same initial weights",
@@ -65,14 +65,3 @@ class AdaptationConfig(BaseModel):
     features: str | None = Field(
         None, description="the module whose output the domain heads read (default: the input of the model's head)"
     )
-
-    @field_validator("methods", mode="before")
-    @classmethod
-    def _names_alone(cls, value: Any) -> Any:
-        """A method may be given by its name alone."""
-        return names_alone(value)
-
-    @field_validator("methods")
-    @classmethod
-    def _distinct(cls, value: list) -> list:
-        return distinct_names(value, "method")

@@ -3,11 +3,11 @@ strategies to compare on the same stream (each trains the recipe's student, expe
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from protege.named import NamedOptions, distinct_names, names_alone
+from protege.named import NamedOptions, named_list
 
 SCENARIOS = ("class_incremental", "domain_incremental", "task_incremental")
 
@@ -44,19 +44,8 @@ class ContinualConfig(BaseModel):
         description="rotate: degrees added per experience (default 180 / experiences); noise: the noise "
         "standard deviation of the last experience, in units of the inputs' standard deviation (default 1)",
     )
-    strategies: list[ContinualStrategyConfig] = Field(
+    strategies: named_list(ContinualStrategyConfig, "strategy") = Field(
         default_factory=lambda: [ContinualStrategyConfig(name="naive")],
         min_length=1,
         description="strategies to run on the same stream, each from the same initial weights",
     )
-
-    @field_validator("strategies", mode="before")
-    @classmethod
-    def _names_alone(cls, value: Any) -> Any:
-        """A strategy may be given by its name alone."""
-        return names_alone(value)
-
-    @field_validator("strategies")
-    @classmethod
-    def _distinct(cls, value: list) -> list:
-        return distinct_names(value, "strategy")

@@ -3,11 +3,11 @@ compare, SISA's shards and slices, and the budget of the methods (each starts fr
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protege.named import NamedOptions, distinct_names, names_alone
+from protege.named import NamedOptions, named_list
 
 
 class ForgetConfig(BaseModel):
@@ -50,21 +50,12 @@ class UnlearningConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     forget: ForgetConfig
-    methods: list[MethodConfig] = Field(default_factory=list, description="approximate methods to compare")
+    methods: named_list(MethodConfig, "method") = Field(
+        default_factory=list, description="approximate methods to compare"
+    )
     sisa: SisaConfig | None = Field(None, description="also train with SISA and forget exactly")
     epochs: int = Field(5, ge=1, le=1000, description="epochs of each approximate method")
     lr: float | None = Field(None, gt=0, description="learning rate of the methods (default: the student's)")
-
-    @field_validator("methods", mode="before")
-    @classmethod
-    def _names_alone(cls, value: Any) -> Any:
-        """A method may be given by its name alone."""
-        return names_alone(value)
-
-    @field_validator("methods")
-    @classmethod
-    def _distinct(cls, value: list) -> list:
-        return distinct_names(value, "method")
 
     @model_validator(mode="after")
     def _something_to_do(self) -> UnlearningConfig:
