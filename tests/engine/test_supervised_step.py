@@ -131,5 +131,5 @@ def test_rdrop_on_soft_targets_with_a_mask_follows_its_equation(alpha):
 
 
 def test_rdrop_refuses_a_negative_weight():
-    with pytest.raises(ValueError, match="alpha must be non-negative, got -0.5"):
+    with pytest.raises(ValueError, match=r"alpha must be non-negative, got -0\.5"):
         RDropStep(alpha=-0.5)
