@@ -49,7 +49,8 @@ def html_section(block: dict[str, dict]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in HEADINGS)
     for stage, measures in block.items():
         body = "".join(
-            "<tr>" + "".join(f"<td{' class=text' if i == 0 else ''}>{escape(c)}</td>" for i, c in enumerate(row))
+            "<tr>"
+            + "".join(f"<td{' class=text' if i == 0 else ''}>{escape(c)}</td>" for i, c in enumerate(row))
             + "</tr>"
             for row in rows(measures)
         )
