@@ -70,7 +70,7 @@ def main() -> None:
                 f"mlp {hidden}: accuracy drop {measures['drop']:+.2%}, top-1 agreement {measures['agreement']:.1%}, "
                 f"float ÷ int8 latency b1 {plain['1'] / int8['1']:.2f}×, b64 {plain['64'] / int8['64']:.2f}×"
             )
-    print("\n".join(lines + [""] + summary))
+    print("\n".join([*lines, "", *summary]))
 
 
 if __name__ == "__main__":

@@ -205,7 +205,7 @@ def measure(data: DataBundle, models: dict[str, tuple[Callable[[np.ndarray], np.
     out: dict = {"metric": metric, "task": data.task, "test_examples": len(x), "method": METHOD}
     logits = {}
     for name, (runtime, blob) in models.items():
-        logits[name] = torch.from_numpy(np.asarray(runtime(x))).float()
+        logits[name] = all_logits(runtime, x)
         out[name] = {
             metric: task.metric(metric).compute(logits[name], y),
             "latency_ms": {str(b): latency_ms(runtime, x, b) for b in LATENCY_BATCH_SIZES},
@@ -219,6 +219,12 @@ def measure(data: DataBundle, models: dict[str, tuple[Callable[[np.ndarray], np.
     elif data.task == "multilabel":
         out["agreement"] = float(((first > 0) == (last > 0)).float().mean())
     return out
+
+
+def all_logits(runtime: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+    """``runtime``'s outputs for every input, a batch at a time (a large test split never goes in at once)."""
+    parts = [np.asarray(runtime(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    return torch.from_numpy(np.concatenate(parts)).float()
 
 
 def latency_ms(runtime: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int) -> float:
