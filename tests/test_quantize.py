@@ -161,3 +161,29 @@ def test_refused_up_front_other_format_bad_tolerance_or_a_model_outside_a_run(ta
     with pytest.raises(ModelError, match=r"is not a stage of a run, and --quantize int8 measures"):
         export_int8(tmp_path / "model")
     assert not list(tmp_path.glob("*.onnx"))
+
+
+@pytest.mark.parametrize(("task", "metric"), [("regression", "r2"), ("multilabel", "micro_f1")])
+def test_regression_and_multilabel_compare_their_headline_metric(task, metric, tmp_path):
+    from protege.recipe_reader import load_recipe
+
+    overrides = ["teacher.train.epochs=2", "student.train.epochs=1", "student.baseline.epochs=1"]
+    overrides += ["evaluate.latency=false", "data.options.num_samples=300", "transfer.options.num_samples=300"]
+    run = run_recipe(load_recipe(f"recipes/{task}.yaml", overrides), tmp_path / "run").run_dir
+    measures = export_int8(run, max_drop=1.0).measures
+    assert measures["metric"] == metric and measures["task"] == task
+    assert measures["drop"] == pytest.approx(measures["float"][metric] - measures["int8"][metric])
+    assert ("agreement" in measures) == (task == "multilabel")
+    assert json.loads((run / "report.json").read_text())["quantization"]["student"] == measures
+
+
+def test_the_command_prints_float_and_int8_and_where_it_wrote(tabular, tmp_path, capsys):
+    run, target = tmp_path / "run", tmp_path / "cli.int8.onnx"
+    shutil.copytree(tabular["run"], run, ignore=shutil.ignore_patterns("export"))  # its report changes
+    argv = ["export", str(run), "--quantize", "int8", "-o", str(target), "--max-drop", "0.5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "latency b64" in out and "file size" in out
+    assert str(target) in out and (tmp_path / "cli.int8.quantization.json").is_file()
+    report = json.loads((run / "report.json").read_text())
+    assert report["quantization"]["student"]["file"] == str(target)  # outside the run: the path as given
