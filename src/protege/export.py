@@ -293,7 +293,7 @@ def _rebuild_module(card: ModelCard, origin: str, files: dict[str, str] | None, 
 
 
 @contextmanager
-def _without_log(logger: str, prefix: str) -> Iterator[None]:
+def without_log(logger: str, prefix: str) -> Iterator[None]:
     """Drops one library logger's messages that start with ``prefix`` while a model is exported: known
     harmless ones (the callers say why), which would otherwise look like a failed export."""
 
@@ -323,7 +323,7 @@ def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
 
         names, module = [entry["name"] for entry in card.tasks], TaskOutputs(module, card_widths(card.tasks)).eval()
     try:
-        with _without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
+        with without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
             program = torch.onnx.export(
                 module,
                 (example,),
@@ -382,7 +382,7 @@ def write_torchscript(module: nn.Module, card: ModelCard) -> bytes:
     buffer = io.BytesIO()
     # tracing reads every property of the module, and transformers' loss_function property warns that the
     # config names no loss (an encoder exported for inference computes none)
-    with warnings.catch_warnings(), _without_log("transformers.modeling_utils", "`loss_type="):
+    with warnings.catch_warnings(), without_log("transformers.modeling_utils", "`loss_type="):
         warnings.simplefilter("ignore", FutureWarning)
         # what tracing warns about (Python values frozen into the graph) is what the check after writing
         # tests: the graph runs on real inputs and on a batch of one, and must give PyTorch's logits

@@ -12,11 +12,10 @@ does) are quantized; convolutions stay float, as dynamic int8 convolutions are s
 from __future__ import annotations
 
 import json
-import logging
 import math
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from protege.export import (
     locate_model,
     read_onnx,
     run_data,
+    without_log,
     write_onnx,
 )
 from protege.files import check_writable_file, read_text
@@ -165,22 +165,6 @@ def measured_split(model_dir: Path, card: ModelCard, trust_remote_code: bool = F
     return data
 
 
-@contextmanager
-def _quiet_root(prefix: str) -> Iterator[None]:
-    """Drops the root logger's messages that start with ``prefix`` while the block runs."""
-
-    class Drop(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return not record.getMessage().startswith(prefix)
-
-    root, drop = logging.getLogger(), Drop()
-    root.addFilter(drop)
-    try:
-        yield
-    finally:
-        root.removeFilter(drop)
-
-
 def quantize_onnx(data: bytes) -> bytes:
     """The float ONNX model ``data`` with int8 weights in its matrix products (QInt8, per tensor)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -190,7 +174,7 @@ def quantize_onnx(data: bytes) -> bytes:
         source.write_bytes(data)
         # onnxruntime advises its pre-processing (shape inference, graph optimisation) for static
         # quantization and large transformer graphs; the dynamo exporter's graph already carries shapes
-        with _quiet_root("Please consider to run pre-processing"):
+        with without_log("root", "Please consider to run pre-processing"):
             quantize_dynamic(source, target, op_types_to_quantize=QUANTIZED_OPS, weight_type=QuantType.QInt8)
         return target.read_bytes()
 

@@ -31,11 +31,9 @@ def rows(measures: dict) -> list[list[str]]:
 
 def quantization_table(measures: dict) -> Table:
     """The terminal's table of one int8 export."""
-    title = (
-        f"int8 · {measures['stage']} · {measures['test_examples']} test examples · "
-        f"{measures['threads']} thread(s) · max drop {measures['max_drop']:g}"
-    )
-    table = Table(title=title)
+    title = f"int8 · {measures['stage']} · {measures['test_examples']} test examples"
+    caption = f"onnxruntime, {measures['threads']} thread(s) · refused beyond a drop of {measures['max_drop']:g}"
+    table = Table(title=title, caption=caption)
     for heading in HEADINGS:
         table.add_column(heading, justify="left" if heading == "measure" else "right", no_wrap=True)
     for row in rows(measures):
