@@ -73,3 +73,12 @@ def test_multitask_benchmark_reports_every_row_per_task():
         cells = [c.strip() for c in row.split("|")[2:-1]]
         assert len(cells) == 4 and all(" ± " in cell for cell in cells)
     assert "single-task MLPs" in out and "parameters" in out
+
+
+def test_quantize_benchmark_tables_float_and_int8():
+    out = _run("quantize.py", "--hidden", "16", "--epochs", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| mlp 16 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["float", "int8"]
+    for row in rows:
+        assert 0 <= float(row.split("|")[3].strip().rstrip("%")) <= 100
+    assert "float ÷ int8 latency b1" in out
