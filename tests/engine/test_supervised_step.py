@@ -133,3 +133,27 @@ def test_rdrop_on_soft_targets_with_a_mask_follows_its_equation(alpha):
 def test_rdrop_refuses_a_negative_weight():
     with pytest.raises(ValueError, match=r"alpha must be non-negative, got -0\.5"):
         RDropStep(alpha=-0.5)
+
+
+class _Seen(torch.nn.Module):
+    """An objective that keeps what the step handed it (a user's own objective reads these fields)."""
+
+    needs_teacher, needs_setup = False, False
+    student_layers, teacher_layers = (), ()
+
+    def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
+        self.out = out
+        return {"zero": out.logits.sum() * 0}
+
+
+def test_without_a_teacher_the_objective_sees_no_teacher_outputs_and_a_narrower_mask_wins():
+    seen = _Seen()
+    step = SupervisedStep(seen)
+    student = _mlp(0, 8)
+    batch = {"x": torch.randn(4, 6), "y": torch.tensor([0, 1, 2, 0]), "labeled": torch.ones(4, dtype=torch.bool)}
+    step(student, batch, run=None)
+    assert seen.out.teacher_logits is None and seen.out.teacher_features == {} and seen.out.features == {}
+    narrower = torch.tensor([True, False, True, False])  # DER leaves the replayed examples out of the objective
+    outputs = step.step_outputs(student(batch["x"]), batch, narrower)
+    assert torch.equal(outputs.labeled, narrower)
+    assert torch.equal(step.step_outputs(student(batch["x"]), batch).labeled, batch["labeled"])
