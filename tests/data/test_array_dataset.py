@@ -195,3 +195,14 @@ def test_a_bundle_describes_its_outputs_and_splits(task, names, words):
 def test_a_bundle_without_validation_counts_zero_there():
     bundle = _bundle("classification", ["a", "b"], val=False)
     assert bundle.sizes() == {"train": 6, "val": 0, "test": 3} and bundle.input_shape == (3,)
+
+
+def test_the_loader_drops_a_last_partial_batch_when_asked():
+    assert [len(b["y"]) for b in batch_loader(_classes(10), 4, drop_last=True)] == [4, 4]
+
+
+def test_a_labelled_set_with_targets_of_another_float_type_keeps_its_labels():
+    train = ArrayDataset(torch.zeros(2, 1), torch.tensor([[1.0], [2.0]]))
+    extra = ArrayDataset(torch.zeros(2, 1), torch.tensor([[3.0], [4.0]], dtype=torch.float64))
+    joined = concat(train, extra)
+    assert joined.y.flatten().tolist() == [1.0, 2.0, 3.0, 4.0] and joined.labeled.all()
