@@ -102,6 +102,10 @@ class StreamedImages(Dataset):
     def num_workers(self) -> int:
         return self.folder.num_workers
 
+    def subset(self, idx: torch.Tensor) -> StreamedImages:
+        """The examples at ``idx`` (the same files, fewer of them)."""
+        return StreamedImages(self.folder, self.positions[idx], self.y[idx])
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         batch = self.__getitems__([i])
         return {key: value[0] for key, value in batch.items()}
