@@ -71,8 +71,10 @@ def imagefolder(
     )
     if chosen == "cache":
         folder = prepared_cache(folder, cache_dir)
-    where = f"from the prepared cache {folder.cache}" if folder.cache is not None else "from the files"
-    log(f"imagefolder: {len(every):,} images read {where} by {workers or 'no'} worker processes ({why})")
+    if folder.cache is not None:
+        log(f"imagefolder: {len(every):,} images read from the prepared cache {folder.cache} ({why})")
+    else:
+        log(f"imagefolder: {len(every):,} images read from the files by {workers or 'no'} worker processes ({why})")
     return _positions(files, folder)
 
 
