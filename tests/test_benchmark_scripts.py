@@ -73,3 +73,15 @@ def test_multitask_benchmark_reports_every_row_per_task():
         cells = [c.strip() for c in row.split("|")[2:-1]]
         assert len(cells) == 4 and all(" ± " in cell for cell in cells)
     assert "single-task MLPs" in out and "parameters" in out
+
+
+@pytest.mark.slow
+def test_data_loading_benchmark_reports_every_loader_and_mode():
+    out = _run("data_loading.py", "--files", "200", "--memory-sizes", "200", "--side", "16", "--workers", "1")
+    for row in ("| protege, streamed from files |", "| torchvision ImageFolder", "| protege, prepared cache"):
+        assert float(next(line for line in out.splitlines() if line.startswith(row)).split("|")[2].replace(",", "")) > 0
+    assert [line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| 200 |")] == [
+        "stream",
+        "cache",
+        "memory",
+    ]

@@ -105,3 +105,17 @@ def test_mixed_sizes_in_a_streamed_folder_need_a_size(tmp_path):
     with pytest.raises(DataError, match=r"is 12×10 pixels but .* is 9×7; set options.size"):
         _load(root, tmp_path, load="stream")
     assert _load(root, tmp_path, load="stream", size=[4, 4]).input_shape == (3, 4, 4)
+
+
+def test_a_worker_does_not_keep_the_run_directory_locked(tmp_path):
+    """Forked workers inherit the run's flock; they close it, so a run killed while its workers live on
+    can be resumed at once."""
+    from protege import rundir
+
+    data = _load(_folder(tmp_path / "pets"), tmp_path, load="stream", num_workers=1)
+    (tmp_path / "run").mkdir()
+    with rundir.locked(tmp_path / "run"):
+        batches = iter(batch_loader(data.train, 2))
+        next(batches)  # the worker is alive, forked while the lock was held
+    with rundir.locked(tmp_path / "run"):  # refused if the living worker still held the lock
+        next(batches)

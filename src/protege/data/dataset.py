@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from protege.files import release_inherited_locks
+
 UNLABELED = -1
 """Class id stored for transfer-set examples (only the teacher labels them); the ``labeled`` mask, not
 this value, is what says an example has no label."""
@@ -130,6 +132,10 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
 
 
+def _worker_started(_worker_id: int) -> None:
+    release_inherited_locks()  # a worker must not keep the run directory locked after its run is killed
+
+
 def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
@@ -157,6 +163,7 @@ def batch_loader(
         collate_fn=_whole_batch if fast else None,
         num_workers=workers,
         persistent_workers=workers > 0,
+        worker_init_fn=_worker_started if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
         pin_memory=torch.cuda.is_available(),  # page-locked batches copy to the GPU without blocking
     )
