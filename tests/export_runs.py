@@ -103,3 +103,19 @@ def text_run(directory: Path) -> RunResult:
     directory.mkdir(parents=True, exist_ok=True)
     write_text_csv(directory / "text.csv")
     return run_recipe(text_recipe(directory / "text.csv"), directory / "run")
+
+
+def add_outlier_weight(model_dir: Path) -> None:
+    """Give the saved model's first Linear layer one huge weight, on a unit whose bias keeps it from ever
+    firing: the float model only loses that unit, while int8 per-tensor quantization (scale = the largest
+    weight / 127) rounds every other weight of the layer to zero, so its predictions collapse."""
+    from safetensors.torch import load_file, save_file
+
+    path = model_dir / "model.safetensors"
+    state = load_file(str(path))
+    weight = next(key for key, value in state.items() if key.endswith("weight") and value.ndim == 2)
+    bias = weight.removesuffix("weight") + "bias"
+    state[weight][0] = 0.0
+    state[weight][0, 0] = 1e4
+    state[bias][0] = -1e9
+    save_file(state, str(path))

@@ -75,6 +75,15 @@ def test_multitask_benchmark_reports_every_row_per_task():
     assert "single-task MLPs" in out and "parameters" in out
 
 
+def test_quantize_benchmark_tables_float_and_int8():
+    out = _run("quantize.py", "--hidden", "16", "--epochs", "1")
+    rows = [line for line in out.splitlines() if line.startswith("| mlp 16 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["float", "int8"]
+    for row in rows:
+        assert 0 <= float(row.split("|")[3].strip().rstrip("%")) <= 100
+    assert "float ÷ int8 latency b1" in out
+
+
 @pytest.mark.slow
 def test_data_loading_benchmark_reports_every_loader_and_mode():
     out = _run("data_loading.py", "--files", "200", "--memory-sizes", "200", "--side", "16", "--workers", "1")

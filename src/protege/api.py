@@ -22,6 +22,7 @@ from protege.export import DEFAULT_TOLERANCE, ExportResult, export_model
 from protege.objectives import build_objective
 from protege.predict import Prediction, Predictor
 from protege.predict import predict as predict_inputs
+from protege.quantize import DEFAULT_MAX_DROP, export_int8
 from protege.transfer import Strategy, build_strategy
 
 DataLike = DataBundle | Dataset | DataLoader | tuple | str
@@ -178,10 +179,25 @@ def export(
     output: str | Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     trust_remote_code: bool = False,
+    quantize: str | None = None,
+    max_drop: float = DEFAULT_MAX_DROP,
 ) -> ExportResult:
     """Export the model a run saved (``model``: run, stage or model directory) as safetensors, ONNX or
     TorchScript with its labels and preprocessing (a text model's tokenizer) inside; the written file is
-    checked against PyTorch. ``trust_remote_code`` lets a Hugging Face model's files run their code."""
+    checked against PyTorch. ``trust_remote_code`` lets a Hugging Face model's files run their code.
+    ``quantize="int8"``: an int8 ONNX file instead, refused when the test metric drops by more than
+    ``max_drop`` (a QuantizedExport with the float and int8 measurements)."""
+    if quantize is not None:
+        return export_int8(
+            model,
+            quantize,
+            format=format,
+            stage=stage,
+            output=output,
+            max_drop=max_drop,
+            tolerance=tolerance,
+            trust_remote_code=trust_remote_code,
+        )
     return export_model(
         model, format, stage=stage, output=output, tolerance=tolerance, trust_remote_code=trust_remote_code
     )

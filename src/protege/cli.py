@@ -148,6 +148,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from protege.console import out_console
     from protege.export import export_model
 
+    if args.quantize is not None:
+        return _export_int8(args)
     result = export_model(
         args.model,
         args.format,
@@ -158,6 +160,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     check = f"max |difference| from PyTorch {result.max_abs_diff:.2g} on {result.samples}"
     out_console.print(f"{result.path}  ({result.format}; {check})", markup=False)
+    return 0
+
+
+def _export_int8(args: argparse.Namespace) -> int:
+    """``protege export --quantize int8``: the int8 file, then float and int8 side by side."""
+    from protege.console import out_console
+    from protege.quantize import export_int8
+    from protege.report.quantization import quantization_table
+
+    result = export_int8(
+        args.model,
+        args.quantize,
+        format=args.format,
+        stage=args.stage,
+        output=args.output,
+        max_drop=args.max_drop,
+        threads=args.threads,
+        tolerance=args.tolerance,
+        trust_remote_code=args.trust_remote_code,
+    )
+    out_console.print(quantization_table(result.measures))
+    where = f"; added to {result.report}" if result.report else ""
+    out_console.print(f"{result.path}  (int8 ONNX; measurements in {result.measures_path}{where})", markup=False)
     return 0
 
 
@@ -361,6 +386,16 @@ def _export_parser(sub) -> None:
     p.add_argument(
         "--tolerance", type=float, default=1e-4, help="largest difference from PyTorch, relative to the logits"
     )
+    p.add_argument(
+        "--quantize", metavar="int8", help="write int8 ONNX (onnxruntime dynamic quantization), measured against float"
+    )
+    p.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.01,
+        help="with --quantize: refuse when the test metric (accuracy) drops by more than this (absolute; 0.01)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="with --quantize: CPU threads for latency (default 1)")
     _add_trust_flag(p)
     p.set_defaults(func=cmd_export)
 

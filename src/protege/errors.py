@@ -26,6 +26,10 @@ class CheckpointError(ProtegeError):
     """A checkpoint or run directory is missing, corrupt or incompatible."""
 
 
+class QuantizationError(ModelError):
+    """A quantized model lost more of its test metric than the user allows; nothing was written."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

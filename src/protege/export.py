@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ from protege.models.store import (
     card_to_json,
     state_for_saving,
 )
+
+if TYPE_CHECKING:
+    from protege.data.dataset import DataBundle
 
 FORMATS = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
 CARD_KEY = "protege"
@@ -143,26 +146,33 @@ def sample_inputs(
 ) -> tuple[torch.Tensor, str]:
     """Inputs to compare the export with PyTorch on: the run's test split when the model sits in a run
     whose data can be loaded (texts through the model's saved tokenizer), else seeded random inputs."""
-    config = model_dir.parent.parent / "config.yaml"
-    if model_dir.name == "model" and config.is_file():
-        from protege.models.hf import saved_text_encoder
-        from protege.pipeline import split_recipe_data
-        from protege.recipe_reader import load_recipe
-
-        try:
-            encoder = saved_text_encoder({model_dir.parent.name: model_dir}, trust_remote_code)
-            data = split_recipe_data(load_recipe(config), encoder)
-        except ProtegeError as exc:
-            log(f"export: cannot load the run's data ({exc}); checking on random inputs")
-        else:
-            if list(data.input_shape) == list(card.input_shape):
-                x = first_inputs(data.test, count)
-                return x, f"{len(x)} test inputs"
+    try:
+        data = run_data(model_dir, trust_remote_code)
+    except ProtegeError as exc:
+        log(f"export: cannot load the run's data ({exc}); checking on random inputs")
+        data = None
+    if data is not None and list(data.input_shape) == list(card.input_shape):
+        x = first_inputs(data.test, count)
+        return x, f"{len(x)} test inputs"
     generator = torch.Generator().manual_seed(0)
     if example_input(card).dtype == torch.long:  # token ids: any id of the vocabulary, padding included
         ids = torch.randint(0, module.vocab_size, (count, *card.input_shape), generator=generator)
         return ids, f"{count} random inputs"
     return torch.randn(count, *card.input_shape, generator=generator), f"{count} random inputs"
+
+
+def run_data(model_dir: Path, trust_remote_code: bool = False) -> DataBundle | None:
+    """The splits of the run whose stage model ``model_dir`` is (its recipe's data, texts through the
+    model's saved tokenizer), or None for a model outside a run; data that cannot be loaded raises."""
+    config = model_dir.parent.parent / "config.yaml"
+    if model_dir.name != "model" or not config.is_file():
+        return None
+    from protege.models.hf import saved_text_encoder
+    from protege.pipeline import split_recipe_data
+    from protege.recipe_reader import load_recipe
+
+    encoder = saved_text_encoder({model_dir.parent.name: model_dir}, trust_remote_code)
+    return split_recipe_data(load_recipe(config), encoder)
 
 
 def check_outputs(
@@ -284,7 +294,7 @@ def _rebuild_module(card: ModelCard, origin: str, files: dict[str, str] | None, 
 
 
 @contextmanager
-def _without_log(logger: str, prefix: str) -> Iterator[None]:
+def without_log(logger: str, prefix: str) -> Iterator[None]:
     """Drops one library logger's messages that start with ``prefix`` while a model is exported: known
     harmless ones (the callers say why), which would otherwise look like a failed export."""
 
@@ -314,7 +324,7 @@ def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
 
         names, module = [entry["name"] for entry in card.tasks], TaskOutputs(module, card_widths(card.tasks)).eval()
     try:
-        with _without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
+        with without_log("onnxscript.optimizer._constant_folding", "Evaluation failed"):
             program = torch.onnx.export(
                 module,
                 (example,),
@@ -335,14 +345,15 @@ def write_onnx(module: nn.Module, card: ModelCard) -> bytes:
 
 
 def read_onnx(
-    data: bytes | Path, origin: str, trust_remote_code: bool = False
+    data: bytes | Path, origin: str, trust_remote_code: bool = False, *, threads: int | None = None
 ) -> tuple[Callable[[np.ndarray], np.ndarray], ModelCard, dict[str, str] | None]:
-    """An onnxruntime session (CPU), the card and the Hugging Face files from the file's metadata; inputs
-    are cast to what the graph declares (int64 token ids, float32 values). Reading runs no code."""
+    """An onnxruntime session (CPU, ``threads`` threads, default torch's count), the card and the Hugging
+    Face files from the file's metadata; inputs are cast to what the graph declares (int64 token ids,
+    float32 values). Reading runs no code."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
     options.log_severity_level = 3
     source = str(data) if isinstance(data, Path) else data
     try:
@@ -372,7 +383,7 @@ def write_torchscript(module: nn.Module, card: ModelCard) -> bytes:
     buffer = io.BytesIO()
     # tracing reads every property of the module, and transformers' loss_function property warns that the
     # config names no loss (an encoder exported for inference computes none)
-    with warnings.catch_warnings(), _without_log("transformers.modeling_utils", "`loss_type="):
+    with warnings.catch_warnings(), without_log("transformers.modeling_utils", "`loss_type="):
         warnings.simplefilter("ignore", FutureWarning)
         # what tracing warns about (Python values frozen into the graph) is what the check after writing
         # tests: the graph runs on real inputs and on a batch of one, and must give PyTorch's logits

@@ -309,3 +309,28 @@ def test_fitnet_pools_a_guided_sequence_to_the_hint_sequence(batch):
     with torch.no_grad():
         guided = torch.nn.functional.adaptive_avg_pool1d(fitnet.adapter(s), 4).double()
     _close(fitnet(out)["hint"], (guided - t.double()).pow(2).mean())
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("kd", {"alpha": 0.5}), ("dkd", {}), ("dist", {}), ("rkd", {}), ("pkt", {"ce_weight": 1.0}), ("attention", {})],
+)
+def test_every_hard_term_reads_the_batchs_labelled_mask(batch, name, options):
+    """A step may narrow the mask (DER's replayed examples, unlearning's forgotten ones): an example the
+    mask leaves out must not enter the cross-entropy, exactly as if its class id were -1."""
+    labeled = batch["target"] >= 0
+    labeled[[0, 2]] = False
+    if name == "attention":
+        options = {"student_layers": ["features.3"], "teacher_layers": ["features.3"], "ce_weight": 1.0}
+
+    def outputs(target: torch.Tensor, mask: torch.Tensor | None = None) -> StepOutputs:
+        out = _embedded({**batch, "target": target})
+        out.labeled = mask
+        if name == "attention":
+            out.features = {"features.3": batch["s_embedding"].view(BATCH, 1, 2, 2)}
+            out.teacher_features = {"features.3": batch["t_embedding"][:, :4].reshape(BATCH, 1, 2, 2)}
+        return out
+
+    masked = _terms(name, options, outputs(batch["target"], labeled))["ce"]
+    _close(masked, _terms(name, options, outputs(batch["target"].masked_fill(~labeled, -1)))["ce"])
+    assert not torch.allclose(masked, _terms(name, options, outputs(batch["target"]))["ce"])

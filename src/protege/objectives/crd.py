@@ -102,7 +102,7 @@ class CRD(Objective):
         self._update_memory(index, e_s, e_t)
         terms = {"crd": self.crd_weight * loss}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms
 
     def _scores(self, embedding: torch.Tensor, memory: torch.Tensor, contrast: torch.Tensor, z: torch.Tensor):

@@ -50,5 +50,5 @@ class DIST(Objective):
         inter, intra = dist_terms(out.logits, out.teacher_logits, self.temperature)
         terms = {"inter": self.beta * inter, "intra": self.gamma * intra}
         if self.ce_weight > 0:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms

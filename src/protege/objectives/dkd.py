@@ -55,5 +55,5 @@ class DecoupledKD(Objective):
         tckd, nckd = dkd_terms(out.logits, out.teacher_logits, target, self.temperature)
         terms = {"tckd": self.alpha * tckd, "nckd": self.beta * nckd}
         if self.ce_weight > 0:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms

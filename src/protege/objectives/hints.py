@@ -87,7 +87,7 @@ class FitNet(Objective):
             guided = match_spatial(guided, t.shape[2:])
         terms = {"hint": self.hint_weight * F.mse_loss(guided, t.float())}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms
 
 
@@ -129,5 +129,5 @@ class AttentionTransfer(Objective):
             total = total + (attention_map(s) - attention_map(t)).pow(2).mean()
         terms = {"attention": self.beta / 2 * total}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms

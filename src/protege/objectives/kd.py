@@ -80,5 +80,6 @@ class KnowledgeDistillation(Objective):
         assert out.teacher_logits is not None, "the engine gives a teacher to objectives that need one"
         terms = {"kd": soft_target_loss(out.logits, out.teacher_logits, self.temperature, self.alpha)}
         if self.alpha < 1.0:
-            terms["ce"] = (1.0 - self.alpha) * hard_label_loss(out.logits, out.target, self.label_smoothing)
+            hard = hard_label_loss(out.logits, out.target, self.label_smoothing, out.labeled)
+            terms["ce"] = (1.0 - self.alpha) * hard
         return terms

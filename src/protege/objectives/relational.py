@@ -89,7 +89,7 @@ class RelationalKD(_EmbeddingObjective):
         if self.angle_weight:
             terms["rkd_angle"] = self.angle_weight * rkd_angle(s, t)
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms
 
 
@@ -123,5 +123,5 @@ class ProbabilisticKT(_EmbeddingObjective):
         s, t = self.embeddings(out)
         terms = {"pkt": self.pkt_weight * pkt_loss(s, t)}
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms

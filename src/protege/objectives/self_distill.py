@@ -80,11 +80,11 @@ class SelfDistillation(Objective):
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
         deep_features = _pooled(out.features[self.deep_layer]).detach()
         deep_logits = out.logits.detach().float()
-        ce = hard_label_loss(out.logits, out.target)
+        ce = hard_label_loss(out.logits, out.target, labeled=out.labeled)
         soft = hint = torch.zeros((), device=ce.device)
         for path in self.layers:
             features, logits = self.heads[_key(path)](out.features[path])
-            ce = ce + (1 - self.alpha) * hard_label_loss(logits, out.target)
+            ce = ce + (1 - self.alpha) * hard_label_loss(logits, out.target, labeled=out.labeled)
             soft = soft + self.alpha * soft_target_loss(logits, deep_logits, self.temperature)
             hint = hint + self.feature_weight * (features - deep_features).pow(2).sum(1).mean()
         return {"ce": ce, "soft": soft, "hint": hint}

@@ -99,5 +99,5 @@ class TinyBERT(Objective):
             attention = sum(attention_loss(out.features[s], out.teacher_features[t]) for s, t in self.attention)
             terms["attention"] = self.attention_weight * attention
         if self.ce_weight:
-            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target)
+            terms["ce"] = self.ce_weight * hard_label_loss(out.logits, out.target, labeled=out.labeled)
         return terms

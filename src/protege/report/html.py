@@ -76,6 +76,10 @@ def render_html(report: dict) -> str:
         from protege.report.adaptation import html_section as adaptation_section
 
         parts.append(adaptation_section(report["adaptation"]))
+    if "quantization" in report:
+        from protege.report.quantization import html_section as quantization_section
+
+        parts.append(quantization_section(report["quantization"]))
     parts.append(_footer(report))
     title = f"protege report: {report['recipe']}"
     return (
