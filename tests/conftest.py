@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("PROTEGE_QUIET", "1")
+os.environ.setdefault("PROTEGE_CACHE_DIR", tempfile.mkdtemp(prefix="protege-test-cache-"))  # never ~/.cache
 
 import pytest
 import torch

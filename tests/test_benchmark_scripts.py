@@ -82,3 +82,15 @@ def test_quantize_benchmark_tables_float_and_int8():
     for row in rows:
         assert 0 <= float(row.split("|")[3].strip().rstrip("%")) <= 100
     assert "float ÷ int8 latency b1" in out
+
+
+@pytest.mark.slow
+def test_data_loading_benchmark_reports_every_loader_and_mode():
+    out = _run("data_loading.py", "--files", "200", "--memory-sizes", "200", "--side", "16", "--workers", "1")
+    for row in ("| protege, streamed from files |", "| torchvision ImageFolder", "| protege, prepared cache"):
+        assert float(next(line for line in out.splitlines() if line.startswith(row)).split("|")[2].replace(",", "")) > 0
+    assert [line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| 200 |")] == [
+        "stream",
+        "cache",
+        "memory",
+    ]

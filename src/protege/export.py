@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from protege.console import log
+from protege.data.dataset import first_inputs
 from protege.errors import CheckpointError, ConfigError, ModelError, ProtegeError, did_you_mean
 from protege.files import check_writable_file, read_text
 from protege.models import (
@@ -151,7 +152,7 @@ def sample_inputs(
         log(f"export: cannot load the run's data ({exc}); checking on random inputs")
         data = None
     if data is not None and list(data.input_shape) == list(card.input_shape):
-        x = data.test.x[:count]
+        x = first_inputs(data.test, count)
         return x, f"{len(x)} test inputs"
     generator = torch.Generator().manual_seed(0)
     if example_input(card).dtype == torch.long:  # token ids: any id of the vocabulary, padding included

@@ -3,6 +3,7 @@ folder where a file belongs or a place that cannot be written is a one-line erro
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -55,3 +56,17 @@ def _check_writable_parent(path: Path, what: str) -> None:
 def _check_access(folder: Path, path: Path, what: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"{what} {path}: no permission to write in {folder}; choose another place")
+
+
+HELD_LOCKS: set[int] = set()
+"""File descriptors of the run-directory locks this process holds (protege.rundir adds and removes them)."""
+
+
+def release_inherited_locks() -> None:
+    """Close, in a forked child (a DataLoader worker), the lock descriptors it inherited: an ``flock`` lives
+    as long as any process holds its file open, so a worker outliving a killed run would keep its run
+    directory locked until it noticed (about 5 s later) and a prompt ``--resume`` would be refused."""
+    for fd in list(HELD_LOCKS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    HELD_LOCKS.clear()

@@ -30,6 +30,7 @@ from protege.config import Recipe, dump_recipe
 from protege.console import log
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle
+from protege.data.streamed import refuse_streamed
 from protege.data.text import TextEncoder
 from protege.data.transfer import build_transfer_set
 from protege.distributed import is_main_process, wait_for_everyone
@@ -58,6 +59,8 @@ def default_run_dir(recipe: Recipe) -> Path:
     return Path(recipe.output_dir or Path("runs") / recipe.name)
 
 
+IN_MEMORY_BLOCKS = ("continual", "multitask", "unlearning", "adaptation", "robust")
+"""Recipe blocks that slice, shift or perturb the training inputs themselves, so need them in memory."""
 RUN_FILES = ("config.yaml", "metrics.jsonl", "report.json", "report.html", "tensorboard", "mlruns")
 """Top-level entries every run may write besides its stage folders."""
 
@@ -156,7 +159,11 @@ def load_recipe_data(recipe: Recipe) -> DataBundle:
     from protege.models.hf import shared_text_encoder
 
     stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
-    return split_recipe_data(recipe, shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]))
+    data = split_recipe_data(recipe, shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]))
+    for block in IN_MEMORY_BLOCKS:
+        if getattr(recipe, block) is not None:
+            refuse_streamed(data.train, f"the {block} block")
+    return data
 
 
 def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataBundle:

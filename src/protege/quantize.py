@@ -24,6 +24,7 @@ import torch
 
 from protege.console import log
 from protege.data.dataset import DataBundle
+from protege.data.streamed import refuse_streamed
 from protege.errors import CheckpointError, ConfigError, ModelError, QuantizationError, did_you_mean
 from protege.evaluate import time_calls
 from protege.export import (
@@ -117,6 +118,7 @@ def export_int8(
     built = load_run_model(f"run:{model_dir}", None, None, trust_remote_code)
     module, card = built.module.eval(), built.card
     data = measured_split(model_dir, card, trust_remote_code)
+    refuse_streamed(data.test, "measuring an int8 export")  # onnxruntime reads the whole test split
     run_dir = model_dir.parent.parent
     report_path = run_dir / "report.json" if (run_dir / "report.json").is_file() else None
     if report_path is not None:

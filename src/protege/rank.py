@@ -19,6 +19,7 @@ from torch import nn
 
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle, batch_loader
+from protege.data.streamed import StreamedImages
 from protege.errors import ConfigError, DataError, ModelError
 from protege.models import build_model, check_model_options, load_run_model
 
@@ -188,7 +189,7 @@ class Ranking:
         }
 
 
-def _subsample(dataset: ArrayDataset, limit: int | None, seed: int) -> ArrayDataset:
+def _subsample(dataset: ArrayDataset | StreamedImages, limit: int | None, seed: int) -> ArrayDataset | StreamedImages:
     """At most ``limit`` examples, drawn stratified by class with ``seed``."""
     if limit is None or len(dataset) <= limit:
         return dataset
@@ -200,6 +201,8 @@ def _subsample(dataset: ArrayDataset, limit: int | None, seed: int) -> ArrayData
     stratify = labels if counts[counts > 0].min() >= 2 and limit >= len(counts[counts > 0]) else None
     keep, _ = train_test_split(index, train_size=limit, random_state=seed, stratify=stratify)
     keep = torch.as_tensor(np.sort(keep))
+    if isinstance(dataset, StreamedImages):
+        return dataset.subset(keep)
     return ArrayDataset(dataset.x[keep], dataset.y[keep])
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from protege.errors import ConfigError
+from protege.files import HELD_LOCKS
 from protege.models.store import atomic_write_text, is_temporary
 
 MARKER = ".protege-run"
@@ -153,8 +154,10 @@ def locked(path: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}))
         handle.flush()
+        HELD_LOCKS.add(handle.fileno())
         yield
     finally:
+        HELD_LOCKS.discard(handle.fileno())
         handle.close()  # closing the file drops the lock
 
 

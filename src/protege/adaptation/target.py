@@ -18,6 +18,7 @@ from protege.continual.streams import DomainShift
 from protege.data.build import load_data
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
 from protege.data.paired import PairedSet
+from protege.data.streamed import refuse_streamed
 from protege.data.tagged import TaggedDataset
 from protege.errors import ConfigError, DataError
 
@@ -125,6 +126,7 @@ def _other_source(data: DataBundle, target: TargetConfig, seed: int) -> Domains:
             f"({data.source}) {data.input_shape}; the same model reads both, so give a target whose inputs have "
             "the source's shape"
         )
+    refuse_streamed(other.train, "adaptation.target")
     if not other.train.x.is_floating_point():
         raise DataError(f"adaptation.target {target.source}: the inputs are token ids; give numeric inputs")
     unknown = [name for name in other.class_names if name not in data.class_names]

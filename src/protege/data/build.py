@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
 from protege.data.raw import FLOAT32_MAX, RawData, call_source
 from protege.data.sources import read_csv_rows
+from protege.data.streamed import StreamedImages
 from protege.data.targets import target_index
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.errors import DataError
@@ -80,12 +82,13 @@ def load_data(
     if standardize:
         if tokens:
             raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
+        if raw.images is not None:
+            raise DataError(
+                f"{source}: standardize needs every image in memory (images are already in [0, 1]); set "
+                "standardize: false, or data.options.load: memory"
+            )
         preprocess["standardize"] = _standardize(splits)
-
-    def dataset(a: np.ndarray, b: np.ndarray) -> ArrayDataset:
-        return ArrayDataset(
-            torch.as_tensor(np.ascontiguousarray(a, dtype=np.int64 if tokens else np.float32)), torch.as_tensor(b)
-        )
+    dataset = _dataset_maker(raw, tokens)
 
     return DataBundle(
         task=task,
@@ -101,6 +104,15 @@ def load_data(
         groups=_group_names(splits),
         rows={split: torch.as_tensor(r) for split, r in splits.rows.items() if r is not None},
     )
+
+
+def _dataset_maker(raw: RawData, tokens: bool) -> Callable[[np.ndarray, np.ndarray], Dataset]:
+    """How a split's inputs and targets become a dataset: tensors in memory, or, for an image folder read
+    batch by batch, its file positions (``StreamedImages``)."""
+    if raw.images is not None:
+        return lambda a, b: StreamedImages(raw.images, torch.as_tensor(a), torch.as_tensor(b))
+    dtype = np.int64 if tokens else np.float32
+    return lambda a, b: ArrayDataset(torch.as_tensor(np.ascontiguousarray(a, dtype=dtype)), torch.as_tensor(b))
 
 
 def _group_names(splits: Splits) -> dict[str, list[str]]:
@@ -197,6 +209,11 @@ def load_unlabeled(
         x = _csv_inputs(Path(argument).expanduser(), options or {}, text_encoder, preprocess)
     else:
         raw = call_source(source, **(options or {}))
+        if raw.images is not None:
+            raise DataError(
+                f"transfer set {source}: a transfer set is held in memory, and its images would be read from "
+                f"{raw.images.load}; set transfer.options.load: memory"
+            )
         parts = [a for a in (raw.x, raw.x_val, raw.x_test) if a is not None]
         x = np.concatenate(parts)
         if raw.text is not None:

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from protege.files import release_inherited_locks
+
 UNLABELED = -1
 """Class id stored for transfer-set examples (only the teacher labels them); the ``labeled`` mask, not
 this value, is what says an example has no label."""
@@ -49,6 +51,10 @@ class ArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"x": self.x[i], "y": self.y[i], "labeled": self.labeled[i], "index": torch.tensor(i)}
 
@@ -69,6 +75,20 @@ class ArrayDataset(Dataset):
             digest.update(str(tuple(t.shape)).encode())
             digest.update(t.contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def first_inputs(dataset: Dataset, count: int) -> torch.Tensor:
+    """The first ``count`` inputs of an in-memory dataset, or of one that reads its batches (streamed
+    images): a sample to size parts on or to trace a model with."""
+    if isinstance(dataset, ArrayDataset):
+        return dataset.x[:count]
+    return dataset.__getitems__(list(range(min(count, len(dataset)))))["x"]  # type: ignore[attr-defined]
+
+
+def fixed_inputs(dataset: object) -> bool:
+    """Whether an example's input is the same every epoch (in memory, or files read unchanged), so a
+    frozen teacher's outputs for it can be cached."""
+    return isinstance(dataset, ArrayDataset) or getattr(dataset, "fixed_inputs", False)
 
 
 def concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:
@@ -112,6 +132,10 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
 
 
+def _worker_started(_worker_id: int) -> None:
+    release_inherited_locks()  # a worker must not keep the run directory locked after its run is killed
+
+
 def _whole_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
 
@@ -123,19 +147,23 @@ def batch_loader(
     ``batch_sampler(batch_size, shuffle, seed)`` returns, which must order batches by seed and epoch alone).
 
     ``ArrayDataset`` is sliced once per batch; any other map-style dataset goes through the
-    default collation.
+    default collation. A dataset with ``num_workers`` (streamed images) is read by that many worker
+    processes, kept for the whole run; batches still come in the sampler's order.
     """
     own = getattr(dataset, "batch_sampler", None)  # a dataset that composes its batches itself (replay)
     sampler = own(batch_size, shuffle, seed) if callable(own) else None
     sampler = sampler or EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last)
     fast = hasattr(dataset, "__getitems__")
+    workers = getattr(dataset, "num_workers", 0)
     # A private generator: creating the iterator draws a base seed from it, which must not consume
     # the global random state (a resumed run would then see different dropout masks).
     return DataLoader(
         dataset,
         batch_sampler=sampler,
         collate_fn=_whole_batch if fast else None,
-        num_workers=0,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=_worker_started if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
         pin_memory=torch.cuda.is_available(),  # page-locked batches copy to the GPU without blocking
     )
@@ -174,7 +202,7 @@ class DataBundle:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
+        return self.train.input_shape
 
     def describe(self) -> str:
         sizes = self.sizes()

@@ -2,105 +2,39 @@
 
 ``path/<class>/<image>``, or ``path/train/<class>/<image>`` with optional ``val/`` and ``test/`` beside
 it to keep a split the data set defines. Images become float tensors in [0, 1], shape (channels,
-height, width), held in memory like every other source (small data sets are what transfer learning
-on 2 cores is for). All images must share one size and one colour mode, or the recipe names them.
+height, width). ``load`` says where they live: ``memory`` decodes every image up front, ``stream``
+decodes each batch in DataLoader workers, ``cache`` reads a uint8 copy prepared once, and ``auto``
+(the default) keeps a folder in memory up to 1 GiB of float32 pixels and streams a larger one. All
+images must share one size and one colour mode, or the recipe names them.
 """
 
 from __future__ import annotations
 
-import typing
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
 
+from protege.console import log
+from protege.data.decode import MAX_INPUT_VALUES, MODES, SIMILAR_MODE, load_image, open_image
+from protege.data.image_cache import prepared_cache
 from protege.data.raw import SOURCES, RawData
+from protege.data.streamed import AUTO_MEMORY_BYTES, ImageFolder, default_workers
 from protege.errors import DataError
-from protege.options import MAX_INPUT_VALUES, MAX_SIDE, ImageMode
-
-if TYPE_CHECKING:
-    import PIL.Image
+from protege.options import MAX_SIDE, ImageMode
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MODES: tuple[str, ...] = typing.get_args(ImageMode)
 Size = Annotated[list[Annotated[int, Field(ge=1, le=MAX_SIDE)]], Field(min_length=2, max_length=2)]
 """``size: [height, width]``, each side 1 to 8,192 pixels."""
-MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
-"""The largest image read, 8192×8192 (Pillow's own limit is looser), checked from the header before decoding."""
+Load = Literal["auto", "memory", "stream", "cache"]
+Workers = Annotated[int, Field(ge=0, le=64)]
+"""``num_workers``: DataLoader worker processes that decode streamed images (0: in the training process)."""
 SPLITS = ("train", "val", "test")
-DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-"""16-bit (and 32-bit integer) grey images: their values reach 65,535, not 255."""
-SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
-"""Modes that become one of MODES when an image is read (palette images become RGB, 16-bit grey L...)."""
-
-
-def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np.ndarray:
-    """One image as float32 (channels, height, width) in [0, 1]; a file Pillow cannot decode is a DataError."""
-    from PIL import Image
-
-    with open_image(file) as image:
-        channels = Image.getmodebands(mode or image.mode)
-        if size is None and channels * image.width * image.height > MAX_INPUT_VALUES:
-            raise DataError(
-                f"{file} is {image.width}×{image.height} pixels, more values than a model takes "
-                f"({MAX_INPUT_VALUES:,}); set options.size: [height, width] to resize every image"
-            )
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                image.load()
-            deep = image.mode in DEEP_MODES
-            if deep:  # 16-bit grey: scaled to [0, 1] by its own range, not clipped at 255 by convert("L")
-                scaled = np.asarray(image.convert("I"), dtype=np.float32) / 65535.0
-                image = Image.fromarray(scaled)  # float32 grey: mode F
-            elif mode is not None and image.mode != mode:
-                image = image.convert(mode)
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) if deep else np.asarray(image, dtype=np.float32) / 255.0
-        except Exception as exc:  # Pillow's decoders raise many kinds of errors on damaged files
-            raise DataError(_unreadable(file, exc)) from None
-    if deep and mode not in (None, "L"):  # a colour model reads the grey value in every channel
-        array = np.repeat(array[..., None], Image.getmodebands(mode), axis=-1)
-        if mode == "RGBA":
-            array[..., 3] = 1.0
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-
-
-@contextmanager
-def open_image(file: Path) -> Iterator[PIL.Image.Image]:
-    """An image opened by Pillow (header only), refused before any pixel is decoded when it claims more
-    than MAX_IMAGE_PIXELS (a decompression bomb, or a header that lies) or cannot be identified."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # damaged metadata (EXIF, TIFF tags) the pixels do not need
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(
-            f"{file}: its header claims more pixels than the {MAX_IMAGE_PIXELS:,} protege reads; shrink the image"
-        ) from None
-    except Exception as exc:  # Pillow's format plugins raise many kinds of errors on damaged headers
-        raise DataError(_unreadable(file, exc)) from None
-    with image:
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise DataError(
-                f"{file}: its header claims {image.width}×{image.height} pixels, more than the "
-                f"{MAX_IMAGE_PIXELS:,} protege reads; shrink the image"
-            )
-        yield image
-
-
-def _unreadable(file: Path, exc: Exception) -> str:
-    text = str(exc).strip()
-    problem = text.splitlines()[0] if text else type(exc).__name__
-    return f"{file}: not a readable image ({problem}); remove or replace the file"
+Listed = dict[str, list[tuple[Path, str]]]
+"""Each split's (file, class name) pairs, in sorted order."""
+Header = tuple[Path, str, int, int]
+"""A file, the colour mode it is read in, its width and height: what its header says."""
 
 
 def _class_folders(root: Path) -> list[Path]:
@@ -112,8 +46,43 @@ def _images(folder: Path) -> list[Path]:
 
 
 @SOURCES.register("imagefolder")
-def imagefolder(path: Path, size: Size | None = None, mode: ImageMode | None = None) -> RawData:
-    """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts them."""
+def imagefolder(
+    path: Path,
+    size: Size | None = None,
+    mode: ImageMode | None = None,
+    load: Load = "auto",
+    num_workers: Workers | None = None,
+    cache_dir: str | None = None,
+) -> RawData:
+    """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts
+    them, ``load`` (auto, memory, stream, cache) says where they are held, ``num_workers`` how many
+    processes decode a streamed folder, ``cache_dir`` where a prepared cache goes (``PROTEGE_CACHE_DIR``)."""
+    files = _listed(path)
+    every = [file for found in files.values() for file, _ in found]
+    target_size = (size[0], size[1]) if size is not None else None
+    workers = default_workers() if num_workers is None else num_workers
+    chosen, why = _choose(load, every, target_size, mode)
+    if chosen == "memory":
+        log(f"imagefolder: {len(every):,} images decoded into memory ({why})")
+        return _in_memory(files, target_size, mode or _one_mode(_headers(every)))
+    headers = _headers(every)  # every file's header before any training: a damaged one is named now
+    folder = ImageFolder(
+        tuple(every), target_size or _one_size(headers), mode or _one_mode(headers), workers, root=path.resolve()
+    )
+    if chosen == "cache":
+        folder = prepared_cache(folder, cache_dir)
+    if folder.cache is not None:
+        log(f"imagefolder: {len(every):,} images read from the prepared cache {folder.cache} ({why})")
+    else:
+        log(f"imagefolder: {len(every):,} images read from the files by {workers or 'no'} worker processes ({why})")
+    return _positions(files, folder)
+
+
+imagefolder.takes_directory = True  # type: ignore[attr-defined]
+
+
+def _listed(path: Path) -> Listed:
+    """The folder's image files per split, each with its class folder's name; the classes are train/'s."""
     split_roots = {name: path / name for name in SPLITS if (path / name).is_dir()}
     if split_roots and "train" not in split_roots:
         raise DataError(f"{path}: has {', '.join(split_roots)} folders but no train/ folder")
@@ -121,7 +90,7 @@ def imagefolder(path: Path, size: Size | None = None, mode: ImageMode | None = N
     class_names = [folder.name for folder in _class_folders(roots["train"])]
     if not class_names:
         raise DataError(f"{path}: no class folders; lay images out as {path}/<class>/<image file>")
-    files: dict[str, list[tuple[Path, str]]] = {}
+    files: Listed = {}
     for split, root in roots.items():
         found = [(file, folder.name) for folder in _class_folders(root) for file in _images(folder)]
         unknown = sorted({label for _, label in found} - set(class_names))
@@ -130,27 +99,43 @@ def imagefolder(path: Path, size: Size | None = None, mode: ImageMode | None = N
         if not found:
             raise DataError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
         files[split] = found
-    every = [file for found in files.values() for file, _ in found]
-    target_size = tuple(size) if size is not None else None
-    target_mode = mode or _common_mode(every)
+    return files
+
+
+def _choose(load: str, every: list[Path], size: tuple[int, int] | None, mode: str | None) -> tuple[str, str]:
+    """The loading mode and why: the one the recipe names, or for ``auto`` memory while the decoded float32
+    pixels (from the first header, as all images share a size) take at most AUTO_MEMORY_BYTES."""
+    if load != "auto":
+        return load, f"options.load: {load}"
+    from PIL import Image
+
+    with open_image(every[0]) as image:
+        height, width = size or (image.height, image.width)
+        channels = Image.getmodebands(mode or _read_mode(image.mode))
+    decoded = len(every) * channels * height * width * 4
+    limit = f"{AUTO_MEMORY_BYTES / 1024**3:g} GiB"
+    if decoded <= AUTO_MEMORY_BYTES:
+        return "memory", f"options.load: auto; {decoded / 1024**2:,.1f} MiB as float32, at most {limit}"
+    return "stream", f"options.load: auto; {decoded / 1024**3:,.1f} GiB as float32, more than {limit}"
+
+
+def _in_memory(files: Listed, size: tuple[int, int] | None, mode: str) -> RawData:
+    """Every image decoded into one float32 array per split."""
     arrays: dict[str, np.ndarray] = {}
     first_shape: tuple[Path, tuple[int, ...]] | None = None
     for split, found in files.items():
         images = []
         for file, _ in found:
-            image = load_image(file, target_size, target_mode)
+            image = load_image(file, size, mode)
             if first_shape is None:
                 first_shape = (file, image.shape)
             elif image.shape != first_shape[1]:
                 (h0, w0), (h, w) = first_shape[1][1:], image.shape[1:]
-                raise DataError(
-                    f"{file} is {w}×{h} pixels but {first_shape[0]} is {w0}×{h0}; set options.size: [height, width] "
-                    "to resize every image"
-                )
+                raise DataError(_size_mismatch(file, (w, h), first_shape[0], (w0, h0)))
             images.append(image)
         arrays[split] = np.stack(images)
     labels = {split: np.array([label for _, label in found]) for split, found in files.items()}
-    preprocess = {"image": {"size": list(first_shape[1][1:]), "mode": target_mode}} if first_shape else None
+    preprocess = {"image": {"size": list(first_shape[1][1:]), "mode": mode}} if first_shape else None
     return RawData(
         x=arrays["train"],
         y=labels["train"],
@@ -158,21 +143,47 @@ def imagefolder(path: Path, size: Size | None = None, mode: ImageMode | None = N
         y_val=labels.get("val"),
         x_test=arrays.get("test"),
         y_test=labels.get("test"),
-        class_names=None,
         preprocess=preprocess,
     )
 
 
-imagefolder.takes_directory = True  # type: ignore[attr-defined]
+def _positions(files: Listed, folder: ImageFolder) -> RawData:
+    """Each split as positions in the folder's file list, which the loader turns into streamed datasets."""
+    positions, start = {}, 0
+    for split, found in files.items():
+        positions[split] = np.arange(start, start + len(found), dtype=np.int64)
+        start += len(found)
+    labels = {split: np.array([label for _, label in found]) for split, found in files.items()}
+    return RawData(
+        x=positions["train"],
+        y=labels["train"],
+        x_val=positions.get("val"),
+        y_val=labels.get("val"),
+        x_test=positions.get("test"),
+        y_test=labels.get("test"),
+        preprocess={"image": {"size": list(folder.size), "mode": folder.mode}},
+        images=folder,
+    )
 
 
-def _common_mode(files: list[Path]) -> str:
-    """The one colour mode all images share; mixed modes are an error that names the fix."""
+def _read_mode(mode: str) -> str:
+    return mode if mode in MODES else SIMILAR_MODE.get(mode, "RGB")
 
-    seen: dict[str, Path] = {}
+
+def _headers(files: list[Path]) -> list[Header]:
+    """Every file's header (no pixel decoded): an unreadable one, or one too large for a model without
+    ``options.size``, is an error that names the file."""
+    headers = []
     for file in files:
         with open_image(file) as image:
-            image_mode = image.mode if image.mode in MODES else SIMILAR_MODE.get(image.mode, "RGB")
+            headers.append((file, _read_mode(image.mode), image.width, image.height))
+    return headers
+
+
+def _one_mode(headers: list[Header]) -> str:
+    """The one colour mode all images share; mixed modes are an error that names the fix."""
+    seen: dict[str, Path] = {}
+    for file, image_mode, _, _ in headers:
         seen.setdefault(image_mode, file)
         if len(seen) > 1:
             (mode_a, file_a), (mode_b, file_b) = list(seen.items())[:2]
@@ -181,3 +192,27 @@ def _common_mode(files: list[Path]) -> str:
                 "to convert every image"
             )
     return next(iter(seen))
+
+
+def _one_size(headers: list[Header]) -> tuple[int, int]:
+    """The (height, width) all images share, without ``options.size``; one that differs, or one with more
+    values than a model takes, is an error that names the fix."""
+    from PIL import Image
+
+    first, _, w0, h0 = headers[0]
+    for file, image_mode, w, h in headers:
+        if Image.getmodebands(image_mode) * w * h > MAX_INPUT_VALUES:
+            raise DataError(
+                f"{file} is {w}×{h} pixels, more values than a model takes ({MAX_INPUT_VALUES:,}); set "
+                "options.size: [height, width] to resize every image"
+            )
+        if (w, h) != (w0, h0):
+            raise DataError(_size_mismatch(file, (w, h), first, (w0, h0)))
+    return h0, w0
+
+
+def _size_mismatch(file: Path, size: tuple[int, int], first: Path, first_size: tuple[int, int]) -> str:
+    return (
+        f"{file} is {size[0]}×{size[1]} pixels but {first} is {first_size[0]}×{first_size[1]}; set "
+        "options.size: [height, width] to resize every image"
+    )

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,9 @@ class RawData:
     """The names of ``y``'s columns (several labels or targets), or of its one column (a regression target)."""
     label_delimiter: str | None = None
     """Set when each label is a list of labels in one string (``"news|sport"``), split at this."""
+    images: Any = None
+    """Set when ``x`` holds positions in an image folder's file list (``protege.data.streamed.ImageFolder``:
+    streamed or cached images); the loader makes datasets that read the files batch by batch."""
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -76,6 +80,8 @@ def check_shapes(raw: RawData, source: str) -> None:
     """Refuse arrays a source handed over in shapes no model takes: inputs of one row per example, (N,
     values...) with 1 to 3 axes per example (texts: one string each), one label per example, and splits
     that pair inputs with labels and share the train split's shape."""
+    if raw.images is not None:
+        return  # positions in a file list; the images' shape comes from their headers (data/images.py)
     splits = {"": (raw.x, raw.y), "_val": (raw.x_val, raw.y_val), "_test": (raw.x_test, raw.y_test)}
     for suffix, (x, y) in splits.items():
         if (x is None) != (y is None):

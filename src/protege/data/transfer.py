@@ -16,6 +16,7 @@ from pydantic import Field, PositiveFloat
 
 from protege.data.build import load_unlabeled
 from protege.data.dataset import UNLABELED, ArrayDataset
+from protege.data.streamed import refuse_streamed
 from protege.errors import DataError
 from protege.options import check_options, signature_fields
 from protege.registry import Registry
@@ -59,6 +60,7 @@ def build_transfer_set(
     """The transfer set a recipe names, as unlabeled examples shaped like the training inputs; another
     source goes through the labelled data's encoding: its fitted ``text_encoder`` for texts, and its
     ``preprocess`` (feature columns, standardisation) for numbers."""
+    refuse_streamed(train, "a transfer set")  # it is joined to the training inputs
     if source in DERIVED:
         if not train.x.is_floating_point():
             raise DataError(f"transfer set {source!r} mixes numeric inputs; token ids cannot be mixed")

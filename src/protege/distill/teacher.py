@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.data.dataset import ArrayDataset, batch_loader
+from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
 from protege.models.store import TEMPORARY_SUFFIX, atomic_write_text
 from protege.models.taps import FeatureTaps
 
@@ -197,7 +197,7 @@ def output_shapes(teacher: nn.Module, dataset: ArrayDataset, device: torch.devic
     """Per-example shapes of the logits and of each tapped layer, from one example."""
     freeze(teacher)
     with FeatureTaps(teacher, layers, detach=True) as taps:
-        logits = teacher(dataset.x[:1].to(device))
+        logits = teacher(first_inputs(dataset, 1).to(device))
         shapes = {LOGITS: tuple(logits.shape[1:]), **{p: tuple(taps[p].shape[1:]) for p in layers}}
     return shapes
 
@@ -232,7 +232,7 @@ def prepare_teacher(
     teacher = freeze(teacher).to(device)
     if mode == "off":
         return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers, lookahead)
-    if not isinstance(dataset, ArrayDataset):
+    if not fixed_inputs(dataset):
         reason = "inputs may change between epochs (not an in-memory dataset)"
         return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
     start = time.perf_counter()

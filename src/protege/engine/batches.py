@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from protege.config import TrainConfig
-from protege.data.dataset import ArrayDataset, batch_loader
+from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
 from protege.distill.teacher import TeacherSignal, online_lookahead
 from protege.engine.step import TEACHER_FEATURES, TEACHER_LOGITS
 from protege.errors import ProtegeError
@@ -33,16 +33,16 @@ def loader_for(data: Dataset | DataLoader, batch_size: int, shuffle: bool, seed:
 
 def sample_inputs(loader: DataLoader) -> torch.Tensor:
     """A couple of inputs for parts that size themselves on a dry run (adapters)."""
-    if isinstance(loader.dataset, ArrayDataset):
-        return loader.dataset.x[:2]
+    if isinstance(loader.dataset, ArrayDataset) or hasattr(loader.dataset, "input_shape"):
+        return first_inputs(loader.dataset, 2)  # without starting the loader's workers
     return as_batch(next(iter(loader)))["x"][:2]
 
 
 def teacher_lookahead(config: TrainConfig, device: torch.device, loader: DataLoader, cache: str) -> int:
     """Training batches per online teacher forward (1 under gradient accumulation: Accelerate finds the
     last batch of an epoch by reading one ahead, and a longer look-ahead would move that point)."""
-    if config.grad_accumulation > 1 or (cache != "off" and isinstance(loader.dataset, ArrayDataset)):
-        return 1  # an in-memory dataset is cached, unless the cache is switched off
+    if config.grad_accumulation > 1 or (cache != "off" and fixed_inputs(loader.dataset)):
+        return 1  # a dataset whose inputs never change is cached, unless the cache is switched off
     example = sample_inputs(loader)[0]
     return online_lookahead(
         device, config.batch_size, example.nelement() * example.element_size(), config.teacher_batch_size

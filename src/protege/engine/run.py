@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from protege.checkpoint import Checkpointer, TrainState
 from protege.config import TrainConfig
 from protege.console import log
-from protege.data.dataset import ArrayDataset, EpochBatchSampler
+from protege.data.dataset import EpochBatchSampler
 from protege.distill.teacher import TeacherSignal, prepare_teacher
 from protege.engine.batches import loader_for, sample_inputs, teacher_lookahead
 from protege.engine.devices import (
@@ -195,7 +195,7 @@ def _restore(run: TrainingRun, resume: bool) -> None:
         return
     run.checkpointer = Checkpointer(run.workdir / "checkpoints", run.config.keep_checkpoints)
     dataset = run.loader.dataset
-    fingerprint = dataset.fingerprint() if isinstance(dataset, ArrayDataset) else None
+    fingerprint = dataset.fingerprint() if callable(getattr(dataset, "fingerprint", None)) else None
     run.state = TrainState(fingerprint=fingerprint)
     if not resume:
         return

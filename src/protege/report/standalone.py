@@ -12,6 +12,7 @@ import torch
 from protege.config import EvaluateConfig
 from protege.data.build import load_data, source_location
 from protege.data.dataset import ArrayDataset, DataBundle
+from protege.data.streamed import refuse_streamed
 from protege.errors import ConfigError, DataError
 from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
@@ -249,6 +250,7 @@ def _prepare_like_training(bundle: DataBundle, preprocessing: list[dict], source
             )
     if not standardize:
         return bundle
+    refuse_streamed(bundle.test, "evaluating a model trained on standardised inputs")
     shape = bundle.test.x.shape[1:]  # a card may store the statistics flat or shaped like one input
     mean = torch.tensor(standardize[0]["mean"], dtype=torch.float32).reshape(shape)
     std = torch.tensor(standardize[0]["std"], dtype=torch.float32).reshape(shape)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from protege.console import log
-from protege.data.dataset import ArrayDataset, batch_loader
+from protege.data.dataset import ArrayDataset, batch_loader, fixed_inputs
 from protege.models.taps import resolve_module
 from protege.transfer.base import Strategy, StrategyHook
 
@@ -43,7 +43,7 @@ def cache_refusal(model: nn.Module, train: object, val: object, needs_teacher: b
     """Why features cannot be cached for this run, or None when they can."""
     if not (callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None))):
         return "the model has no forward_features/forward_head"
-    if not isinstance(train, ArrayDataset) or not (val is None or isinstance(val, ArrayDataset)):
+    if not fixed_inputs(train) or not (val is None or fixed_inputs(val)):
         return "the data is not an in-memory data set (its inputs may change between epochs)"
     if needs_teacher:
         return "the objective needs a teacher"
