@@ -91,3 +91,69 @@ def test_cpu_latency_restores_the_thread_count():
     before = torch.get_num_threads()
     assert cpu_latency_ms(model, (4,), batch_size=2, threads=2, repeats=3) > 0
     assert torch.get_num_threads() == before
+
+
+def test_predicted_logits_come_in_order_in_eval_mode_and_leave_the_mode_alone():
+    from protege.data.dataset import ArrayDataset
+    from protege.evaluate import predict_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 3)).train()
+    data = ArrayDataset(torch.randn(11, 4), torch.arange(11) % 3)
+    logits = predict_logits(model, data, batch_size=4)  # three batches, the last one partial
+    assert model.training  # the caller's mode is restored
+    model.eval()
+    with torch.no_grad():
+        expected = model(data.x)
+    torch.testing.assert_close(logits, expected)  # no dropout: eval mode, every example once, in order
+    model.eval()
+    predict_logits(model, data)
+    assert not model.training
+    torch.testing.assert_close(predict_logits(model, data), expected)  # default batch size: one batch
+
+
+def test_agreement_counts_shared_top_classes_and_the_kl_from_the_teacher():
+    from protege.evaluate import agreement
+
+    student = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 2.0, 0.0]])
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 4.0, 1.0]])
+    result = agreement(student, teacher)
+    assert result["agreement"] == pytest.approx(3 / 4)
+    p, q = teacher.softmax(-1), student.softmax(-1)
+    assert result["kl_to_teacher"] == pytest.approx((p * (p.log() - q.log())).sum(-1).mean().item(), rel=1e-5)
+    assert agreement(student, student)["kl_to_teacher"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_size_and_flops_of_a_known_model():
+    from protege.evaluate import count_parameters, flops_per_example
+
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2)).train()
+    assert count_parameters(model) == 6 * 5 + 5 + 5 * 2 + 2
+    assert flops_per_example(model, (6,)) == 2 * (6 * 5 + 5 * 2)  # a multiply and an add per weight
+    assert not model.training  # counted as evaluation runs it
+
+
+def test_reliability_bins_edges_hold_their_examples():
+    """Confidence exactly 1 joins the last bin; each bin's [lower, upper) holds the confidences counted in it."""
+    logits = torch.tensor([[100.0, 0.0], [0.0, 0.4], [0.3, 0.0], [2.0, 0.0]])
+    target = torch.tensor([0, 0, 0, 1])
+    bins = reliability_bins(logits, target, bins=4)
+    assert [b["lower"] for b in bins] == [0.0, 0.25, 0.5, 0.75] and [b["upper"] for b in bins] == [0.25, 0.5, 0.75, 1.0]
+    assert [b["count"] for b in bins] == [0, 0, 2, 2]
+    assert bins[0]["confidence"] is None and bins[0]["accuracy"] is None
+    confidence = logits.softmax(-1).max(-1).values
+    assert bins[2]["confidence"] == pytest.approx(confidence[1:3].mean().item())
+    assert bins[2]["accuracy"] == pytest.approx(0.5) and bins[3]["accuracy"] == pytest.approx(0.5)
+    assert bins[3]["confidence"] == pytest.approx(((confidence[0] + confidence[3]) / 2).item())
+
+
+def test_quality_reads_soft_targets_at_their_most_probable_class_and_matches_torchmetrics_ece():
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    soft = torch.nn.functional.one_hot(TARGET, 3).float() * 0.8 + 0.2 / 3
+    assert quality(LOGITS, soft) == pytest.approx(quality(LOGITS, TARGET))
+    ece = multiclass_calibration_error(LOGITS.softmax(-1), TARGET, 3, n_bins=15, norm="l1").item()
+    by_hand = sum(
+        b["count"] / 5 * abs(b["accuracy"] - b["confidence"]) for b in reliability_bins(LOGITS, TARGET) if b["count"]
+    )
+    assert quality(LOGITS, TARGET)["ece"] == pytest.approx(ece) == pytest.approx(by_hand, abs=1e-6)

@@ -57,3 +57,64 @@ def test_each_task_monitors_a_metric_it_measures():
         key, _ = task.monitored(task.monitor)
         assert key == task.monitor
         assert all(task.metric(m).sums for m in task.val_metrics)
+
+
+def test_each_metric_knows_whether_higher_is_better():
+    better = {name: get_metric(task, name).higher_is_better for task, name in
+              [("classification", "accuracy"), ("classification", "macro_f1"), ("classification", "nll"),
+               ("classification", "ece"), ("multilabel", "micro_f1"), ("multilabel", "macro_f1"),
+               ("multilabel", "map"), ("regression", "mae"), ("regression", "rmse"), ("regression", "r2")]}  # fmt: skip
+    assert better == {"accuracy": True, "macro_f1": True, "nll": False, "ece": False, "micro_f1": True,
+                      "map": True, "mae": False, "rmse": False, "r2": True}  # fmt: skip
+    assert get_metric("regression", "mae").better(0.1, 0.2) and not get_metric("regression", "mae").better(0.3, 0.2)
+    assert get_metric("regression", "r2").better(0.3, 0.2) and get_metric("regression", "r2").better(-5.0, None)
+
+
+def test_an_unknown_metric_is_one_line_naming_the_known_ones():
+    from protege.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"regression has no metric 'rsme' \(did you mean \"rmse\"\?\); known: mae, rmse, r2"
+    ):
+        get_metric("regression", "rsme")
+
+
+def test_a_metric_name_is_registered_once_per_task():
+    from protege.metrics.base import Metric, register
+
+    with pytest.raises(ValueError, match="metric 'mae' of regression is registered twice"):
+        register(Metric("mae", "regression", False, lambda o, t: 0.0))
+
+
+def test_mean_average_precision_matches_scikit_learn():
+    from sklearn.metrics import average_precision_score
+
+    value = get_metric("multilabel", "map").compute(ML_P, ML_Y)
+    assert value == pytest.approx(average_precision_score(ML_Y.numpy(), ML_P.numpy(), average="macro"), rel=1e-5)
+
+
+def test_summed_statistics_with_nothing_labelled_give_no_value():
+    nothing = torch.zeros(40, dtype=torch.bool)
+    assert np.isnan(
+        get_metric("regression", "mae").from_stats(get_metric("regression", "mae").stats(REG_P, REG_Y, nothing))
+    )
+    r2 = get_metric("regression", "r2")
+    one = torch.zeros(40, dtype=torch.bool)
+    one[0] = True
+    assert np.isnan(r2.from_stats(r2.stats(REG_P, REG_Y, one)))  # R² needs two values to have a spread
+    accuracy = get_metric("classification", "accuracy")
+    assert np.isnan(accuracy.from_stats(accuracy.stats(torch.randn(4, 3), torch.arange(4) % 3, nothing[:4])))
+
+
+def test_regression_metrics_read_a_single_target_given_as_a_vector():
+    y, p = REG_Y[:, 0], REG_P[:, :1]
+    for name, expected in (("mae", mean_absolute_error(y, p[:, 0])), ("rmse", mean_squared_error(y, p[:, 0]) ** 0.5)):
+        assert get_metric("regression", name).compute(p, y) == pytest.approx(expected, rel=1e-5)
+    assert get_metric("regression", "r2").compute(p, y) == pytest.approx(r2_score(y, p[:, 0]), rel=1e-5)
+
+
+def test_macro_f1_of_multilabel_counts_a_label_never_present_nor_predicted_as_zero():
+    outputs = torch.tensor([[3.0, -3.0], [3.0, -3.0]])
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert get_metric("multilabel", "macro_f1").compute(outputs, target) == pytest.approx(0.5)
+    assert get_metric("multilabel", "micro_f1").compute(outputs, target) == pytest.approx(1.0)
