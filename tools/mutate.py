@@ -11,6 +11,7 @@ cannot change a result) are left out of the score.
     python tools/mutate.py objectives kd    # some groups
     python tools/mutate.py --summary        # the summary of the last runs only
     python tools/mutate.py kd --min-score 90   # exit 1 below 90% (CI runs this)
+    python tools/mutate.py --remap-since REV   # renumber the equivalents of functions changed since REV
 """
 
 from __future__ import annotations
@@ -168,6 +169,67 @@ def summarise(group: Group, known: dict[str, str]) -> dict:
             "score": score, "target": group.target, "survivors": survivors}  # fmt: skip
 
 
+def _changes(path: str, code: str, functions: set[str]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each mutant of ``functions`` in ``code``: the lines it removes and the lines it adds."""
+    import libcst
+    from mutmut.__main__ import mutate_file_contents
+    from mutmut.mutation.diff_apply import read_mutant_function, read_original_function
+
+    mutated = mutate_file_contents(path, code)
+    module = libcst.parse_module(mutated.code)
+    found = {}
+    for name in mutated.mutant_names:
+        if name.rsplit("__mutmut_", 1)[0] in functions:
+            before = libcst.Module([read_original_function(module, name)]).code.splitlines()
+            after = libcst.Module([read_mutant_function(module, name)]).code.splitlines()
+            found[name] = (tuple(x.strip() for x in before if x not in after),
+                           tuple(x.strip() for x in after if x not in before))  # fmt: skip
+    return found
+
+
+def remap(since: str) -> list[str]:
+    """Renumber the listed equivalent mutants of every module changed since the git revision ``since``:
+    mutmut numbers a function's mutants in order, so an edit above a mutant moves its number. A mutant
+    is found again by its change (the lines it removes and adds); one whose change no longer exists
+    is dropped. Rewrites the equivalents file and returns what changed, one line each."""
+    text = EQUIVALENTS.read_text(encoding="utf-8")
+    known = equivalents()
+    changed = subprocess.run(["git", "diff", "--name-only", since, "--", "src"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()  # fmt: skip
+    report = []
+    for path in (p for p in changed if p.endswith(".py") and (ROOT / p).is_file()):
+        module = path.removeprefix("src/").removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        names = [
+            k.removeprefix(module + ".")
+            for k in known
+            if k.startswith(module + ".") and "." not in k[len(module) + 1 :]
+        ]
+        if not names:
+            continue
+        functions = {n.rsplit("__mutmut_", 1)[0] for n in names}
+        old_code = subprocess.run(["git", "show", f"{since}:{path}"], cwd=ROOT, capture_output=True, text=True).stdout
+        old, new = (
+            _changes(path, old_code, functions),
+            _changes(path, (ROOT / path).read_text(encoding="utf-8"), functions),
+        )
+        by_change: dict[tuple, list[str]] = {}
+        for name, change in new.items():
+            by_change.setdefault((name.rsplit("__mutmut_", 1)[0], change), []).append(name)
+        for name in names:
+            found = by_change.get((name.rsplit("__mutmut_", 1)[0], old.get(name)), [])
+            if found == [name]:
+                continue
+            line = next(x for x in text.splitlines() if x.startswith(f'"{module}.{name}"'))
+            if len(found) == 1:
+                text = text.replace(line, line.replace(f'"{module}.{name}"', f'"{module}.{found[0]}"', 1))
+                report.append(f"{module}.{name} -> {found[0]}")
+            else:
+                text = text.replace(line + "\n", "")
+                report.append(f"{module}.{name}: dropped ({'its change is gone' if not found else 'ambiguous'})")
+    EQUIVALENTS.write_text(text, encoding="utf-8")
+    return report
+
+
 def print_summary(rows: list[dict]) -> None:
     header = "| group | mutants | killed | timed out | survived | equivalent | no tests | score | target |"
     print(header + "\n|---|---|---|---|---|---|---|---|---|")
@@ -187,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", action="store_true", help="summarise the last runs without running")
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--min-score", type=float, help="exit 1 when a group scores below this (%%)")
+    parser.add_argument("--remap-since", metavar="REV", help="renumber the equivalents of modules changed since REV")
     args = parser.parse_args(argv)
+    if args.remap_since:
+        print("\n".join(remap(args.remap_since)) or "no equivalent mutant moved")
+        return 0
     unknown = [name for name in args.groups if name not in GROUPS]
     if unknown:
         parser.error(f"unknown group {unknown[0]!r}; the groups: {', '.join(GROUPS)}")
