@@ -56,16 +56,17 @@ class Views:
 
 
 def check_same_examples(first: DataBundle, other: DataBundle, who: str) -> None:
-    """Refuse two views that cannot be the same examples: other classes, or other split sizes."""
+    """Refuse a view (``other``) that cannot be the student's examples (``first``): other classes, or
+    other split sizes."""
     if list(first.class_names) != list(other.class_names):
         raise DataError(
-            f"{who} predicts the classes {', '.join(other.class_names)} and the data has "
-            f"{', '.join(first.class_names)}; teacher and student must read the same examples and classes"
+            f"{who} has the classes {', '.join(other.class_names)} and the student's "
+            f"{', '.join(first.class_names)}; teacher and student must read the same examples"
         )
     if first.sizes() != other.sizes():
         raise DataError(
-            f"{who} reads {_sizes(other)} examples and the student {_sizes(first)}; teacher and student must "
-            "read the same examples"
+            f"{who} holds {_sizes(other)} examples and the student's {_sizes(first)}; teacher and student "
+            "must read the same examples"
         )
 
 
