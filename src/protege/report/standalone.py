@@ -252,8 +252,10 @@ def _same_source(trained: dict, request: DataRequest) -> bool:
 
 
 def _with_text_column(data: DataRequest, model_dirs: dict[str, Path]) -> dict:
-    """A csv/jsonl source's options, reading text from the column the models were trained on unless named."""
-    column = read_card(next(iter(model_dirs.values()))).preprocess.get("text_column")
+    """A csv/jsonl source's options, reading text from the column the models were trained on unless named
+    (the first model that read text names it: the others may read numbers, or another view of the texts)."""
+    columns = (read_card(directory).preprocess.get("text_column") for directory in model_dirs.values())
+    column = next((c for c in columns if c is not None), None)
     if column is None or "text_column" in data.options or data.source.partition(":")[0] not in ("csv", "jsonl"):
         return data.options
     return {"text_column": column, **data.options}
