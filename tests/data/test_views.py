@@ -8,6 +8,8 @@ import torch
 from tests.conftest import write_tiny_hf_model
 
 from protege.api import distill
+from protege.api import predict as predict_inputs
+from protege.cli import main
 from protege.config import TrainConfig
 from protege.data.build import encode_examples, split_examples
 from protege.data.dataset import ArrayDataset
@@ -108,6 +110,37 @@ def test_a_tokenizer_teacher_distils_into_a_tfidf_student_from_a_recipe(tiny_hf,
     assert {"teacher", "student"} <= set(report["models"]) and "agreement" in report["models"]["student"]
     data, views = load_recipe_views(recipe)
     assert views is not None and data.train.x.is_floating_point()  # the run's data is the student's view
+
+
+def test_each_saved_model_of_a_mixed_run_predicts_and_is_evaluated_from_raw_text(tiny_hf, sentiment_csv, tmp_path):
+    recipe = recipe_from_dict(_recipe(sentiment_csv, {"source": f"hf:{tiny_hf}", "max_length": 12}, {"source": "mlp"}))
+    result = run_recipe(recipe, tmp_path / "run")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the film was good\nawful food\n", encoding="utf-8")
+    for stage in ("teacher", "student"):
+        model_dir = tmp_path / "run" / stage / "model"
+        predictions = predict_inputs(model_dir, texts, top_k=1)
+        view = result.stages[stage].data  # the model's own encoder, fitted in the run
+        encoded = torch.as_tensor(view.text_encoder.transform(["the film was good", "awful food"]))
+        with torch.no_grad():
+            expected = result.stages[stage].model.eval()(encoded).softmax(-1).max(-1).values
+        torch.testing.assert_close(torch.tensor([p.probabilities[0] for p in predictions]), expected)
+        assert main(["predict", str(model_dir), str(texts)]) == 0
+    assert main(["evaluate", str(tmp_path / "run"), "-o", str(tmp_path / "scored")]) == 0
+    scored = json.loads((tmp_path / "scored" / "report.json").read_text())["models"]
+    ran = json.loads((tmp_path / "run" / "report.json").read_text())["models"]
+    for stage in ("teacher", "student"):  # each scored again on its own view: the run's own numbers
+        assert scored[stage]["accuracy"] == ran[stage]["accuracy"] and scored[stage]["nll"] == ran[stage]["nll"]
+    student = tmp_path / "run" / "student" / "model"
+    argv = [
+        "evaluate",
+        str(student),
+        "--data",
+        f"csv:{sentiment_csv}",
+        "--teacher",
+        str(tmp_path / "run" / "teacher" / "model"),
+    ]
+    assert main([*argv, "--data-option", "text_column=text"]) == 0
 
 
 def test_two_hf_models_with_different_tokenizers_distil(tiny_hf, sentiment_csv, tmp_path):
