@@ -14,6 +14,7 @@ from protege.config import TrainConfig
 from protege.data.build import encode_examples, split_examples
 from protege.data.dataset import ArrayDataset
 from protege.data.views import TEACHER_INPUTS, Views, with_teacher_view
+from protege.dry_run import describe
 from protege.engine import fit
 from protege.errors import DataError, ProtegeError
 from protege.models import build_model
@@ -99,8 +100,10 @@ def test_the_teacher_reads_its_own_view_once_per_example_when_cached(tiny_hf, se
         assert len(torch.cat(teacher.seen)) == 2 * len(tokens.train)
 
 
-def test_a_tokenizer_teacher_distils_into_a_tfidf_student_from_a_recipe(tiny_hf, sentiment_csv, tmp_path):
+def test_a_tokenizer_teacher_distils_into_a_tfidf_student_from_a_recipe(tiny_hf, sentiment_csv, tmp_path, capsys):
     recipe = recipe_from_dict(_recipe(sentiment_csv, {"source": f"hf:{tiny_hf}", "max_length": 12}, {"source": "mlp"}))
+    describe(recipe)  # --dry-run builds each model on its own view
+    assert "views: 2 encodings" in capsys.readouterr().out
     result = run_recipe(recipe, tmp_path / "run")
     teacher, student = result.stages["teacher"], result.stages["student"]
     assert "tokenizer" in teacher.card.preprocess and "tfidf" in student.card.preprocess
