@@ -48,7 +48,7 @@ def describe(recipe: Recipe) -> None:
         table.add_column(column)
     built_models: dict[str, object] = {}
     for spec in recipe_plan(recipe, data).stages({}):
-        view = views.for_model(spec.model.source, spec.model.options) if views and spec.model else data
+        view = views.for_model(spec.model.source, spec.model.options) if views is not None and spec.model else data
         row, groups = _stage_row(spec, view, built_models)
         table.add_row(*row)
         group_tables += groups

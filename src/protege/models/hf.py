@@ -385,7 +385,8 @@ def check_same_inputs(models: list[tuple[str, str]], why: str = "") -> None:
     if readers and others:
         raise ModelError(
             f"{readers[0][0]} {readers[0][1]} reads token ids but {others[0][0]} {others[0][1]} does not; "
-            f"{why or 'here'} every stage must be an hf: model with the same tokenizer"
+            f"{why or 'where the stages share one view of the examples,'} every stage must be an hf: model with the "
+            "same tokenizer"
         )
 
 
