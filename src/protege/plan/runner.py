@@ -187,7 +187,7 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     return StageResult(spec.name, model, built.card, outcome, model_dir, role=spec.role, data=data)
 
 
-def _with_teacher_inputs(train_set, teacher: StageResult, data: DataBundle):
+def _with_teacher_inputs(train_set: ArrayDataset, teacher: StageResult, data: DataBundle) -> ArrayDataset:
     """The student's training set with the teacher's inputs for each example, when the teacher reads
     another view of the examples (its own tokenizer, or TF-IDF); as it is when both read the same one."""
     if teacher.data is None or teacher.data is data:
