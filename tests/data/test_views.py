@@ -8,6 +8,7 @@ import torch
 from tests.conftest import write_tiny_hf_model
 
 from protege.api import distill
+from protege.api import export as export_model
 from protege.api import predict as predict_inputs
 from protege.cli import main
 from protege.config import TrainConfig
@@ -129,6 +130,8 @@ def test_each_saved_model_of_a_mixed_run_predicts_and_is_evaluated_from_raw_text
             expected = result.stages[stage].model.eval()(encoded).softmax(-1).max(-1).values
         torch.testing.assert_close(torch.tensor([p.probabilities[0] for p in predictions]), expected)
         assert main(["predict", str(model_dir), str(texts)]) == 0
+        exported = export_model(model_dir, "safetensors", output=tmp_path / f"{stage}.safetensors")
+        assert exported.samples == "12 test inputs"  # checked on its own view of the run's test split
     assert main(["evaluate", str(tmp_path / "run"), "-o", str(tmp_path / "scored")]) == 0
     scored = json.loads((tmp_path / "scored" / "report.json").read_text())["models"]
     ran = json.loads((tmp_path / "run" / "report.json").read_text())["models"]
