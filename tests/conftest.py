@@ -46,14 +46,16 @@ def _few_threads():
 WORDS = ["good", "great", "fine", "bad", "awful", "poor", "the", "film", "was", "food", "very", "quite"]
 
 
-def write_tiny_hf_model(directory, hidden: int = 16, layers: int = 2, seed: int = 0):
+def write_tiny_hf_model(directory, hidden: int = 16, layers: int = 2, seed: int = 0, reverse: bool = False):
     """A randomly initialised 2-layer BERT and a word-level tokenizer over ``WORDS``, saved as a Hugging
-    Face folder: what ``hf:<folder>`` loads, built in milliseconds and without the hub."""
+    Face folder: what ``hf:<folder>`` loads, built in milliseconds and without the hub. ``reverse`` numbers
+    the words the other way round: another tokenizer (other ids) for the same texts."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(WORDS)}}
+    words = WORDS[::-1] if reverse else WORDS
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, **{w: i + 4 for i, w in enumerate(words)}}
     core = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Whitespace()

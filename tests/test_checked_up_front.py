@@ -62,6 +62,6 @@ def test_evaluate_checks_its_output_folder_before_evaluating(tmp_path, capsys, m
     model = saved_model(tmp_path, 10)
     (tmp_path / "reports").mkdir()
     _refuse_writing_in(monkeypatch, tmp_path / "reports")
-    monkeypatch.setattr(standalone, "load_data", lambda *a, **k: pytest.fail("evaluated before checking the output"))
+    monkeypatch.setattr(standalone, "split_examples", lambda *a, **k: pytest.fail("evaluated before checking output"))
     assert main(["evaluate", str(model), "--data", "digits", "-o", str(tmp_path / "reports")]) == 2
     assert "no permission to write in" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from tests.conftest import write_sentiment_csv, write_tiny_hf_model
 
 from protege.models.store import is_temporary
 
@@ -42,9 +43,26 @@ def _metrics(run_dir):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in lines]
 
 
+def _views_recipe(tmp_path) -> dict:
+    """A tiny hf teacher (its own tokenizer) distilled into a TF-IDF mlp student: two views of one CSV."""
+    texts = write_sentiment_csv(tmp_path / "sentiment.csv", n=300)
+    teacher = write_tiny_hf_model(tmp_path / "tiny-bert", hidden=8, layers=1)
+    return {
+        **RECIPE,
+        "data": {"source": f"csv:{texts}", "options": {"text_column": "text"}},
+        "teacher": {"model": {"source": f"hf:{teacher}", "max_length": 12}, "train": {"epochs": 1, "batch_size": 64}},
+        "student": {
+            **RECIPE["student"],
+            "model": {"source": "mlp", "hidden": 8},
+            "train": {**RECIPE["student"]["train"], "epochs": 6},
+        },
+    }
+
+
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
-    _kill_resume_and_compare(tmp_path, RECIPE)
+@pytest.mark.parametrize("views", [False, True], ids=["one view", "tokenizer teacher, TF-IDF student"])
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, views):
+    _kill_resume_and_compare(tmp_path, _views_recipe(tmp_path) if views else RECIPE)
 
 
 @pytest.mark.slow

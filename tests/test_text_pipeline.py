@@ -44,10 +44,13 @@ def test_hf_teacher_distils_into_a_smaller_hf_student(tiny_hf, sentiment_csv, tm
     torch.testing.assert_close(loaded(data.test.x), expected)
 
 
-def test_a_recipe_mixing_hf_and_builtin_models_is_refused_before_it_runs(tiny_hf, sentiment_csv):
+def test_mixing_hf_and_builtin_models_is_refused_only_where_stages_share_one_view(tiny_hf, sentiment_csv):
     raw = _recipe(sentiment_csv, f"hf:{tiny_hf}", "mlp")
     raw["student"]["model"] = {"source": "mlp"}
-    with pytest.raises(ProtegeError, match=r"student.model: teacher hf:.* every stage must be an hf: model"):
+    recipe_from_dict(raw)  # each model reads its own view of the texts (protege.data.views)
+    raw["transfer"] = {"source": f"csv:{sentiment_csv}", "options": {"text_column": "text"}}
+    match = r"student.model: teacher hf:.* with a transfer set every stage must be an hf: model"
+    with pytest.raises(ProtegeError, match=match):
         recipe_from_dict(raw)
 
 

@@ -15,6 +15,7 @@ from protege import rundir
 from protege.config import TrainConfig
 from protege.data.build import load_data
 from protege.data.dataset import ArrayDataset, DataBundle, concat
+from protege.data.views import check_same_examples, with_teacher_view
 from protege.engine import fit
 from protege.errors import ConfigError
 from protege.evaluate import agreement, predict_logits, quality
@@ -83,13 +84,19 @@ def _held(output_dir: str | Path | None) -> contextlib.AbstractContextManager:
     return rundir.locked(Path(output_dir))
 
 
-def _finish(model: nn.Module, outcome, test: ArrayDataset | None, teacher: nn.Module | None) -> Result:
+def _finish(
+    model: nn.Module,
+    outcome,
+    test: ArrayDataset | None,
+    teacher: nn.Module | None,
+    teacher_test: ArrayDataset | None = None,
+) -> Result:
     metrics = dict(outcome.final)
     if test is not None:
         logits = predict_logits(model, test)
         metrics.update({f"test_{k}": v for k, v in quality(logits, test.y).items()})
         if teacher is not None:
-            teacher_logits = predict_logits(teacher, test)
+            teacher_logits = predict_logits(teacher, teacher_test if teacher_test is not None else test)
             metrics.update({f"test_{k}": v for k, v in agreement(logits, teacher_logits).items()})
     return Result(model, metrics, outcome.history, outcome.teacher_mode, outcome.seconds)
 
@@ -143,11 +150,22 @@ def distill(
     seed: int = 0,
     output_dir: str | Path | None = None,
     resume: bool = False,
+    teacher_data: DataBundle | None = None,
     **options: Any,
 ) -> Result:
     """Distill ``teacher`` into ``student`` with Hinton's soft targets; ``transfer`` adds unlabeled
-    inputs that only the teacher labels. The teacher is frozen; its logits are cached when exact."""
+    inputs that only the teacher labels. The teacher is frozen; its logits are cached when exact.
+    ``teacher_data`` is the same examples as the teacher reads them, when it reads them otherwise than the
+    student (its own tokenizer: protege.data.views); the teacher then runs on its own view of each example."""
     train_set, val_set, test = _as_splits(data, val_data, seed)
+    teacher_test = test
+    if teacher_data is not None:
+        if transfer is not None or not isinstance(train_set, ArrayDataset):
+            raise ConfigError("teacher_data needs in-memory data for the student and no transfer set")
+        if isinstance(data, DataBundle):
+            check_same_examples(data, teacher_data, "the teacher's data")
+        train_set = with_teacher_view(train_set, teacher_data.train, "the teacher's data")
+        teacher_test = teacher_data.test if test is not None else None
     if transfer is not None:
         if not isinstance(train_set, ArrayDataset):
             raise ConfigError("a transfer set can only be added to in-memory data (a source name, bundle or tensors)")
@@ -168,7 +186,7 @@ def distill(
             stage="distill",
             **_run_dir(output_dir, resume),
         )
-    return _finish(outcome.model, outcome, test, teacher)
+    return _finish(outcome.model, outcome, test, teacher, teacher_test)
 
 
 def export(

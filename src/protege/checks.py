@@ -29,9 +29,12 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
     for name, stage in stages:
         checks.stage(name, stage)
         distills |= checks.objectives(name, stage, task, has_teacher=recipe.teacher is not None)
-    from protege.models.hf import check_same_inputs
+    why = one_view_needed(recipe)
+    if why is not None:
+        from protege.models.hf import check_same_inputs
 
-    checks.guard("student.model", check_same_inputs, [(name, stage.model.source) for name, stage in stages])
+        models = [(name, stage.model.source) for name, stage in stages]
+        checks.guard("student.model", check_same_inputs, models, why)
     if recipe.transfer is not None and not distills:
         checks.fail(
             "transfer", "a transfer set is only used when the student distills from a teacher (e.g. objective: kd)"
@@ -76,6 +79,21 @@ def _check_continual(checks: _Checks, recipe: Recipe) -> None:
         checks.guard(f"{where}.name", CONTINUAL_STRATEGIES.get, strategy.name)
         checks.guard(where, CONTINUAL_STRATEGIES.check_options, strategy.name, strategy.options)
         checks.guard(where, check_scenario, CONTINUAL_STRATEGIES.get(strategy.name), recipe.continual.scenario)
+
+
+def one_view_needed(recipe: Recipe) -> str | None:
+    """Why every stage of ``recipe`` must read the examples the same way (None: each may read its own view,
+    protege.data.views): a transfer set is encoded once, an ensemble feeds its teachers one input, and the
+    other paradigms' plans share one set of tensors."""
+    blocks = ("continual", "multitask", "unlearning", "adaptation", "robust")
+    block = next((name for name in blocks if getattr(recipe, name) is not None), None)
+    if block is not None:
+        return f"with a {block} block"
+    if recipe.transfer is not None:
+        return "with a transfer set"
+    if len(recipe.teacher_stages) > 1:
+        return "with several teachers"
+    return None
 
 
 class _Checks:

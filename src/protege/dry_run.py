@@ -11,7 +11,7 @@ from protege.evaluate import count_parameters
 from protege.models import build_model, with_card_heads
 from protege.models.compatibility import check_inputs, check_saved_task
 from protege.objectives import OBJECTIVES
-from protege.pipeline import load_recipe_data, load_transfer_set, recipe_plan
+from protege.pipeline import load_recipe_views, load_transfer_set, recipe_plan
 from protege.plan import StageSpec
 from protege.transfer import build_strategy
 from protege.transfer.base import group_rows
@@ -19,8 +19,10 @@ from protege.transfer.base import group_rows
 
 def describe(recipe: Recipe) -> None:
     """Load the data and build the models (no training) and print the plan: every stage it yields, in order."""
-    data = load_recipe_data(recipe)
+    data, views = load_recipe_views(recipe)
     out_console.print(f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.describe()}, task {data.task}")
+    if views is not None and len(views) > 1:
+        out_console.print(f"views: {len(views)} encodings of the same examples, each model reads its own")
     transfer_set = load_transfer_set(recipe, data)
     if recipe.transfer is not None and transfer_set is not None:
         options = recipe.transfer.options or ""
@@ -46,7 +48,8 @@ def describe(recipe: Recipe) -> None:
         table.add_column(column)
     built_models: dict[str, object] = {}
     for spec in recipe_plan(recipe, data).stages({}):
-        row, groups = _stage_row(spec, data, built_models)
+        view = views.for_model(spec.model.source, spec.model.options) if views is not None and spec.model else data
+        row, groups = _stage_row(spec, view, built_models)
         table.add_row(*row)
         group_tables += groups
     out_console.print(table)

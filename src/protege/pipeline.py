@@ -28,11 +28,12 @@ from pydantic import ValidationError
 from protege import rundir
 from protege.config import Recipe, dump_recipe
 from protege.console import log
-from protege.data.build import load_data
+from protege.data.build import SplitExamples, load_data, split_examples
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.data.streamed import refuse_streamed
 from protege.data.text import TextEncoder
 from protege.data.transfer import build_transfer_set
+from protege.data.views import Views
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.errors import ConfigError
 from protege.models.store import atomic_write_text
@@ -155,15 +156,37 @@ def _same_recipe(config_path: Path, recipe: Recipe) -> bool:
 
 
 def load_recipe_data(recipe: Recipe) -> DataBundle:
-    """The recipe's data, split with the recipe's seed; texts are tokenised for Hugging Face models."""
-    from protege.models.hf import shared_text_encoder
+    """The recipe's data, split with the recipe's seed, as its student (or its only model) reads it."""
+    return load_recipe_views(recipe)[0]
+
+
+def load_recipe_views(recipe: Recipe) -> tuple[DataBundle, Views | None]:
+    """The recipe's examples split once with the recipe's seed, and each stage's view of them (its own
+    tokenizer, or TF-IDF fitted on the training texts): the last stage's view (the student's) and the views,
+    or, for a recipe whose stages must share one view (protege.checks.one_view_needed), that view and None."""
+    from protege.checks import one_view_needed
+    from protege.models.hf import model_text_encoder, shared_text_encoder
 
     stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
-    data = split_recipe_data(recipe, shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages]))
+    if one_view_needed(recipe) is not None or not stages:
+        encoder = shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages])
+        data, views = split_recipe_data(recipe, encoder), None
+    else:
+        views = Views(recipe_examples(recipe), model_text_encoder)
+        data = [views.for_model(stage.model.source, stage.model.options) for _, stage in stages][-1]
     for block in IN_MEMORY_BLOCKS:
         if getattr(recipe, block) is not None:
             refuse_streamed(data.train, f"the {block} block")
-    return data
+    return data, views
+
+
+def recipe_examples(recipe: Recipe) -> SplitExamples:
+    """The recipe's examples split as a run splits them, before any model's encoding (protege.data.views)."""
+    config = recipe.data
+    return split_examples(
+        config.source, config.options, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+        standardize=config.standardize, seed=recipe.seed, task=config.task,
+    )  # fmt: skip
 
 
 def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataBundle:
@@ -219,11 +242,14 @@ def run_recipe(
 
 def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> RunResult:
     """The recipe's plan of stages, then the report, into ``run_dir`` (held by this process)."""
-    data = load_recipe_data(recipe)
+    data, views = load_recipe_views(recipe)
     log(f"data: {data.describe()}")
+    if views is not None and len(views) > 1:
+        log(f"views: {len(views)} encodings of the same examples, one per kind of model (protege.data.views)")
     transfer_set = load_transfer_set(recipe, data)  # before the teacher trains, so its problems show now
     tracker = start_tracking(recipe, run_dir)
-    context = StageContext(data, run_dir, resume, transfer_set, [tracker.record] if tracker is not None else [])
+    on_epoch = [tracker.record] if tracker is not None else []
+    context = StageContext(data, run_dir, resume, transfer_set, on_epoch, views=views)
     if recipe.continual is not None:
         from protege.continual.run import run_continual
 

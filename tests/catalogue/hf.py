@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from tests.catalogue import recipe, saved_model
-from tests.hf_files import CODE, name_code, saved_hf_model
+from tests.hf_files import CODE, name_code, saved_hf_model, sentiment_data
 
 from protege.models.store import ModelCard, card_from_json, read_card
 
@@ -24,15 +24,47 @@ def code_model(tmp: Path, file: str = "config.json", card_trusts: bool = True) -
     return name_code(saved_hf_model(tmp), tmp / "ran", file, card_trusts)
 
 
-def text_recipe(tmp: Path, teacher: dict | None = None, student: dict | None = None) -> list[str]:
-    """A recipe on the sentiment CSV that ``saved_hf_model`` wrote: a trained tiny-bert student by default."""
+def text_recipe(
+    tmp: Path,
+    teacher: dict | None = None,
+    student: dict | None = None,
+    transfer: bool = False,
+    teachers: list[dict] | None = None,
+) -> list[str]:
+    """A recipe on the sentiment CSV that ``saved_hf_model`` wrote: a trained tiny-bert student by default;
+    with ``teacher`` (or ``teachers``, each trained for an epoch) the student distils, from a ``transfer``
+    set of the same texts when asked."""
     train = {"epochs": 1, "batch_size": 16}
     stages = {"student": {"model": student or {"source": f"hf:{tmp / 'tiny-bert'}", "max_length": 12}, "train": train}}
     if teacher is not None:
-        stages["teacher"] = {"model": teacher}
+        stages["teacher"] = {"model": teacher, **({} if teacher["source"].startswith("run:") else {"train": train})}
         stages["student"]["objective"] = {"name": "kd"}
+    if teachers is not None:
+        stages["teacher"] = [{"model": model, "train": train} for model in teachers]
     raw = {"name": "text", "data": {"source": f"csv:{tmp / 'sentiment.csv'}", "options": {"text_column": "text"}}}
+    if transfer:
+        raw["transfer"] = {"source": f"csv:{tmp / 'sentiment.csv'}", "options": {"text_column": "text"}}
     return recipe(tmp, raw={**raw, **stages, "evaluate": {"latency": False}})
+
+
+MLP = {"source": "mlp", "hidden": 4}
+
+
+def TINY_BERT(tmp: Path) -> dict:
+    """The tiny hf model of ``saved_hf_model`` (written with the sentiment CSV) as a model block."""
+    saved_hf_model(tmp)
+    return {"source": f"hf:{tmp / 'tiny-bert'}", "max_length": 12}
+
+
+def hf_model_of_classes(tmp: Path, classes: list[str]) -> Path:
+    """A saved (untrained) tiny hf classifier whose head predicts ``classes``: trained on other data."""
+    from protege.models import build_model, save_model
+
+    saved_hf_model(tmp)
+    folder = tmp / "tiny-bert"
+    data = sentiment_data(tmp, folder)
+    built = build_model(f"hf:{folder}", {"max_length": 12}, data.input_shape, classes, data.preprocess)
+    return save_model(built.module, built.card, tmp / "other_classes")
 
 
 def hf_folder_whose_tokenizer_names_code(tmp: Path) -> list[str]:
@@ -161,7 +193,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: text_recipe(t, student={"source": f"hf:{saved_hf_model(t).parent / 'tiny-bert'}"}),
         "reads at most 64 tokens, but the texts are padded to 128; set max_length to at most 64",
     ),
-    "evaluate an hf model with a teacher that reads other inputs": (
+    "evaluate an hf model with a teacher trained on other data (it cannot read these examples)": (
         lambda t: [
             "evaluate",
             str(saved_hf_model(t)),
@@ -170,7 +202,19 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
             "--teacher",
             str(saved_model(t, 2)),
         ],
-        "every stage must be an hf: model with the same tokenizer",
+        "other_model takes inputs of shape (1, 8, 8), the data has (12,)",
+    ),
+    "a run: hf teacher trained on other classes, distilled into a TF-IDF student": (
+        lambda t: text_recipe(t, teacher={"source": f"run:{hf_model_of_classes(t, ['a', 'b', 'c'])}"}, student=MLP),
+        "other_classes predicts 3 classes but the data has 2; use a model trained on the same classes",
+    ),
+    "a tokenizer teacher and a TF-IDF student with a transfer set (encoded once, for one view)": (
+        lambda t: text_recipe(t, teacher=TINY_BERT(t), student=MLP, transfer=True),
+        "with a transfer set every stage must be an hf: model with the same tokenizer",
+    ),
+    "several teachers reading different views of the texts": (
+        lambda t: text_recipe(t, teacher=TINY_BERT(t), student=MLP, teachers=[TINY_BERT(t), MLP]),
+        "with several teachers every stage must be an hf: model with the same tokenizer",
     ),
     "an exported file whose embedded file names a path outside its folder": (
         lambda t: ["predict", str(exported_file(t, {"../config.json": b"{}"})), texts(t)],

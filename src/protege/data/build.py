@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -43,6 +44,23 @@ class Splits:
     """Each split's examples as rows of the source (ids that survive the seeded split)."""
 
 
+@dataclass
+class SplitExamples:
+    """A source's examples split once, before any encoding: what every model's view of the data shares
+    (the same texts, in the same order, in the same splits), plus how they were split."""
+
+    raw: RawData
+    splits: Splits
+    class_names: list[str]
+    source: str
+    options: dict | None
+    seed: int
+    test_fraction: float
+    val_fraction: float
+    standardize: bool
+    task: str
+
+
 def load_data(
     source: str,
     options: dict | None = None,
@@ -60,16 +78,45 @@ def load_data(
     0/1 per label, or real values. Texts are encoded after the split, fitted on train: TF-IDF, or
     ``text_encoder`` (a Hugging Face model's tokenizer). ``targets`` replaces the task's reading of the
     raw targets (several tasks side by side: protege.multitask.data)."""
+    examples = split_examples(
+        source, options, val_fraction=val_fraction, test_fraction=test_fraction, standardize=standardize,
+        seed=seed, task=task, targets=targets,
+    )  # fmt: skip
+    return encode_examples(examples, text_encoder)
+
+
+def split_examples(
+    source: str,
+    options: dict | None = None,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    standardize: bool = False,
+    seed: int = 0,
+    task: str = "classification",
+    targets: TargetIndex | None = None,
+) -> SplitExamples:
+    """Load ``source`` and split its raw examples (see :func:`load_data`), encoding nothing yet."""
     raw = call_source(source, **(options or {}))
+    _check_features(raw, source)
+    index = targets or functools.partial(target_index, task)
+    class_names, encode = index(raw.y, raw.class_names, source, raw.label_names, raw.label_delimiter)
+    splits = _splits(raw, encode, source, test_fraction, val_fraction, seed)
+    fractions = (test_fraction, val_fraction)
+    return SplitExamples(raw, splits, class_names, source, options, seed, *fractions, standardize, task)
+
+
+def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = None) -> DataBundle:
+    """The split examples as tensors: texts through ``text_encoder`` (TF-IDF when None), fitted on the
+    training texts; numbers standardised when asked. ``examples`` is left as it was, so another model
+    can encode the same examples its own way."""
+    raw, source, task = examples.raw, examples.source, examples.task
     if text_encoder is not None and raw.text is None:
         raise DataError(
             f"{source} gives numeric inputs, but a Hugging Face model reads text: use a text source "
             f"(csv:/jsonl: with text_column, bbc_news)"
         )
-    _check_features(raw, source)
-    index = targets or functools.partial(target_index, task)
-    class_names, encode = index(raw.y, raw.class_names, source, raw.label_names, raw.label_delimiter)
-    splits = _splits(raw, encode, source, test_fraction, val_fraction, seed)
+    splits = dataclasses.replace(examples.splits)
     preprocess = dict(raw.preprocess or {})
     if raw.text is not None:
         text_encoder = text_encoder or TfidfEncoder(raw.text["max_features"])
@@ -79,7 +126,7 @@ def load_data(
         if "tfidf" in preprocess:
             preprocess["tfidf"]["column"] = raw.text["column"]
     tokens = raw.text is not None and splits.x.dtype.kind in "iu"  # integers are token ids only from a tokenizer
-    if standardize:
+    if examples.standardize:
         if tokens:
             raise DataError(f"{source}: standardize applies to numeric features, not token ids; set it to false")
         if raw.images is not None:
@@ -90,13 +137,14 @@ def load_data(
         preprocess["standardize"] = _standardize(splits)
     dataset = _dataset_maker(raw, tokens)
 
+    how = (examples.seed, splits, examples.test_fraction, examples.val_fraction, examples.standardize, task)
     return DataBundle(
         task=task,
-        split=_provenance(source, options, seed, splits, test_fraction, val_fraction, standardize, task),
+        split=_provenance(source, examples.options, *how),
         train=dataset(splits.x, splits.y),
         test=dataset(splits.x_test, splits.y_test),
         val=dataset(splits.x_val, splits.y_val) if splits.x_val is not None else None,
-        class_names=class_names,
+        class_names=list(examples.class_names),
         source=source,
         preprocess=preprocess,
         text_encoder=text_encoder if raw.text is not None else None,

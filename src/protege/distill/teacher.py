@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
+from protege.data.views import TEACHER_INPUTS, teacher_view
 from protege.models.store import TEMPORARY_SUFFIX, atomic_write_text
 from protege.models.taps import FeatureTaps
 
@@ -82,7 +83,7 @@ class OnlineTeacher:
     @torch.no_grad()
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with self.autocast():
-            return self.teacher(batch["x"])
+            return self.teacher(teacher_inputs(batch))
 
     def features(self) -> dict[str, torch.Tensor]:
         return dict(self.taps.outputs) if self.taps is not None else {}
@@ -100,13 +101,13 @@ class OnlineTeacher:
 
     @torch.no_grad()
     def _grouped(self, group: list[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
-        shapes = {tuple(batch["x"].shape[1:]) for batch in group}
+        shapes = {tuple(teacher_inputs(batch).shape[1:]) for batch in group}
         if len(group) == 1 or len(shapes) > 1:  # batches padded to different lengths: one at a time
             yield from one_at_a_time(self, group)
             return
         sizes = [len(batch["x"]) for batch in group]
         with self.autocast():
-            logits = self.teacher(torch.cat([batch["x"] for batch in group])).split(sizes)
+            logits = self.teacher(torch.cat([teacher_inputs(batch) for batch in group])).split(sizes)
         layers = {name: value.split(sizes) for name, value in self.features().items()}
         for i, batch in enumerate(group):
             yield batch, logits[i], {name: parts[i] for name, parts in layers.items()}
@@ -147,6 +148,12 @@ class CachedTeacher:
 
     def close(self) -> None:
         self._features = {}
+
+
+def teacher_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The batch's examples as the teacher reads them: its own view's inputs when the batch carries them
+    (protege.data.views), else the student's."""
+    return batch.get(TEACHER_INPUTS, batch["x"])
 
 
 def one_at_a_time(signal: TeacherSignal, batches: Iterable[dict[str, torch.Tensor]]) -> Iterator[TeacherBatch]:
@@ -227,9 +234,11 @@ def prepare_teacher(
 
     ``layers`` are teacher modules whose outputs the objective needs; they are cached with the logits
     (``auto``: in memory up to ``MEMORY_LIMIT_BYTES``, then memory-mapped on disk, else online).
-    Online, the teacher runs once per ``lookahead`` training batches.
+    Online, the teacher runs once per ``lookahead`` training batches. A dataset whose teacher reads
+    another view of the examples is cached on that view, by the same example indices.
     """
     teacher = freeze(teacher).to(device)
+    dataset = teacher_view(dataset)
     if mode == "off":
         return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers, lookahead)
     if not fixed_inputs(dataset):

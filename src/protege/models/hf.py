@@ -377,20 +377,34 @@ def reads_tokens(source: str) -> bool:
     return False
 
 
-def check_same_inputs(models: list[tuple[str, str]]) -> None:
-    """Refuse stages (``(stage, source)``) where some models read token ids and others do not."""
+def check_same_inputs(models: list[tuple[str, str]], why: str = "") -> None:
+    """Refuse stages (``(stage, source)``) where some models read token ids and others do not, where the
+    stages must share one view of the examples (``why`` says which recipe needs that)."""
     readers = [(stage, source) for stage, source in models if reads_tokens(source)]
     others = [(stage, source) for stage, source in models if not reads_tokens(source)]
     if readers and others:
         raise ModelError(
             f"{readers[0][0]} {readers[0][1]} reads token ids but {others[0][0]} {others[0][1]} does not; "
-            f"with an hf: model every stage must be an hf: model with the same tokenizer"
+            f"{why or 'where the stages share one view of the examples,'} every stage must be an hf: model with the "
+            "same tokenizer"
         )
+
+
+def model_text_encoder(source: str, options: dict) -> TokenizerEncoder | None:
+    """The encoder of the view a model reads: its own tokenizer for a model that reads token ids, None
+    (TF-IDF features, or the numbers themselves) for any other."""
+    return text_encoder(source, options) if reads_tokens(source) else None
+
+
+def saved_model_encoder(model_dir: Path, trust_remote_code: bool = False) -> TokenizerEncoder | None:
+    """:func:`model_text_encoder` of a saved model: its saved tokenizer at the length it was trained with."""
+    options = {"trust_remote_code": True} if trust_remote_code is True else {}
+    return model_text_encoder(f"run:{model_dir}", options)
 
 
 def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | None:
     """The one tokenizer every stage's model (``(stage, source, options)``) reads, or None when no stage
-    is a Hugging Face model. Teacher and student must see the same ids: anything else is refused."""
+    is a Hugging Face model, for recipes whose stages share one view (protege.data.views has the others)."""
     check_same_inputs([(stage, source) for stage, source, _ in models])
     readers = [(stage, source, options) for stage, source, options in models if reads_tokens(source)]
     if not readers:

@@ -15,6 +15,7 @@ from accelerate.utils import set_seed
 from protege.config import TrainConfig
 from protege.console import log
 from protege.data.dataset import ArrayDataset, DataBundle, concat
+from protege.data.views import Views, with_teacher_view
 from protege.distill.ensemble import EnsembleTeacher
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.engine import FitResult, fit
@@ -50,6 +51,19 @@ class StageContext:
     results: dict[str, StageResult] = field(default_factory=dict)
     cleared: set[str] = field(default_factory=set)
     """Folders this process has started afresh (a stage and its hint stage share one)."""
+    views: Views | None = None
+    """Each model's view of the examples (protege.data.views), where stages may read their own; else every
+    stage reads ``data``."""
+
+
+def stage_data(spec: StageSpec, context: StageContext) -> DataBundle:
+    """The view of the examples the stage's model reads: its own encoder's (a continued model: the one it
+    read before), or the run's data where every stage shares one."""
+    if spec.model_from is not None:
+        return context.results[spec.model_from].data or context.data
+    if context.views is None or spec.model is None:
+        return context.data
+    return context.views.for_model(spec.model.source, spec.model.options)
 
 
 def run_plan(specs: Iterable[StageSpec], context: StageContext) -> dict[str, StageResult]:
@@ -74,8 +88,9 @@ def run_stage(spec: StageSpec, context: StageContext) -> StageResult | None:
     built = _model(spec, context)
     if spec.train is None:
         log(f"[bold]{spec.name}[/]: loaded {spec.model.source}")
+        model_dir = resolve_run_path(spec.model.source)
         return StageResult(
-            spec.name, built.module, built.card, model_dir=resolve_run_path(spec.model.source), role=spec.role
+            spec.name, built.module, built.card, model_dir=model_dir, role=spec.role, data=stage_data(spec, context)
         )
     return _train(spec, context, built, folder)
 
@@ -87,9 +102,10 @@ def _finished(folder: Path) -> bool:
 def _reload(spec: StageSpec, context: StageContext, model_dir: Path) -> StageResult:
     # the recipe being resumed is the user's: its permission for the model's code carries over
     trust = {"trust_remote_code": True} if spec.model is not None and trusts_remote_code(spec.model.options) else {}
-    built = build_model(f"run:{model_dir}", trust, context.data.input_shape, _class_names(spec, context))
+    data = stage_data(spec, context)
+    built = build_model(f"run:{model_dir}", trust, data.input_shape, _class_names(spec, context))
     log(f"[bold]{spec.name}[/]: finished in an earlier run, loaded from {model_dir}")
-    return StageResult(spec.name, built.module, built.card, model_dir=model_dir, role=spec.role)
+    return StageResult(spec.name, built.module, built.card, model_dir=model_dir, role=spec.role, data=data)
 
 
 def _class_names(spec: StageSpec, context: StageContext) -> list[str]:
@@ -99,7 +115,6 @@ def _class_names(spec: StageSpec, context: StageContext) -> list[str]:
 def _model(spec: StageSpec, context: StageContext) -> BuiltModel:
     """The stage's model: continued from an earlier stage (its head grown to the stage's classes), or
     built (and checked against the data when it is a saved one). ``seed`` sets the initial weights."""
-    data = context.data
     if spec.model_from is not None:  # a copy: the earlier stage's result keeps its own weights
         earlier = context.results[spec.model_from]
         built = BuiltModel(copy.deepcopy(earlier.model), copy.deepcopy(earlier.card), trained=False)
@@ -109,6 +124,7 @@ def _model(spec: StageSpec, context: StageContext) -> BuiltModel:
         return built
     set_seed(spec.seed)
     assert spec.model is not None
+    data = stage_data(spec, context)
     check_saved_task(spec.model.source, data.task, f"{spec.name} {spec.model.source}")
     names = _class_names(spec, context)
     built = build_model(spec.model.source, spec.model.options, data.input_shape, names, data.preprocess)
@@ -122,7 +138,7 @@ def _model(spec: StageSpec, context: StageContext) -> BuiltModel:
 
 
 def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Path) -> StageResult:
-    data, train = context.data, spec.train
+    data, train = stage_data(spec, context), spec.train
     assert train is not None
     if is_main_process():
         check_free_space(context.run_dir, spec.name, built.module, train)
@@ -137,6 +153,8 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     _start_folder(context, folder, spec)
     strategy = build_strategy(spec.strategy.name, spec.strategy.options) if spec.strategy is not None else None
     teacher = context.results[spec.teacher].model if spec.teacher is not None else spec.teacher_module
+    if spec.teacher is not None and objective.needs_teacher and spec.train_set is None:
+        train_set = _with_teacher_inputs(train_set, context.results[spec.teacher], data)
     outcome = fit(
         built.module,
         train_set,
@@ -157,7 +175,7 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     )
     model = outcome.model.cpu()
     if not spec.save:
-        return StageResult(spec.name, model, built.card, outcome, role=spec.role)
+        return StageResult(spec.name, model, built.card, outcome, role=spec.role, data=data)
     built.card.metrics = {**training_summary(outcome, train, spec.role), **spec.notes}
     built.card.data = dict(data.split)
     model_dir = folder / "model"
@@ -166,7 +184,15 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
         if strategy is not None:
             save_trained_part(strategy, model, model_dir)  # head.safetensors or adapter.safetensors
     wait_for_everyone()
-    return StageResult(spec.name, model, built.card, outcome, model_dir, role=spec.role)
+    return StageResult(spec.name, model, built.card, outcome, model_dir, role=spec.role, data=data)
+
+
+def _with_teacher_inputs(train_set: ArrayDataset, teacher: StageResult, data: DataBundle) -> ArrayDataset:
+    """The student's training set with the teacher's inputs for each example, when the teacher reads
+    another view of the examples (its own tokenizer, or TF-IDF); as it is when both read the same one."""
+    if teacher.data is None or teacher.data is data:
+        return train_set
+    return with_teacher_view(train_set, teacher.data.train, f"teacher ({teacher.card.architecture})")
 
 
 def _start_folder(context: StageContext, folder: Path, spec: StageSpec) -> None:

@@ -14,7 +14,7 @@ from typing import Literal
 from torch import nn
 
 from protege.config import ModelConfig, StrategyConfig, TrainConfig
-from protege.data.dataset import ArrayDataset
+from protege.data.dataset import ArrayDataset, DataBundle
 from protege.engine import FitResult
 from protege.engine.step import Step
 from protege.hooks import Hook
@@ -94,3 +94,5 @@ class StageResult:
     model_dir: Path | None = None
     role: Role = "student"
     details: dict = field(default_factory=dict)
+    data: DataBundle | None = None
+    """The view of the examples the model reads (protege.data.views): its test split is what it is scored on."""

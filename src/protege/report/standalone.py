@@ -9,17 +9,19 @@ from pathlib import Path
 
 import torch
 
+from protege.checks import one_view_needed
 from protege.config import EvaluateConfig
-from protege.data.build import load_data, source_location
+from protege.data.build import source_location, split_examples
 from protege.data.dataset import ArrayDataset, DataBundle
 from protege.data.streamed import refuse_streamed
+from protege.data.views import Views
 from protege.errors import ConfigError, DataError
 from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
 from protege.models.compatibility import check_features, check_split, check_task, check_task_free
-from protege.models.hf import saved_text_encoder
+from protege.models.hf import saved_model_encoder, saved_text_encoder
 from protege.models.store import ModelCard, read_card
-from protege.pipeline import split_recipe_data
+from protege.pipeline import recipe_examples, split_recipe_data
 from protege.recipe_reader import load_recipe
 from protege.report.html import write_html
 from protege.report.summary import assemble_report, model_titles, print_summary, read_history, write_report
@@ -92,15 +94,18 @@ def evaluate_saved(
         _check_output(output_dir, config)
     path = Path(target.removeprefix("run:")).expanduser()
     model_dirs, name, is_run = _models_at(path, teacher)
-    bundle, seed = _data_for(target, path, data, model_dirs, is_run, trust_remote_code)
+    views, seed = _data_for(target, path, data, model_dirs, is_run, trust_remote_code)
+    bundle = views[list(model_dirs)[-1]]
     names = None if bundle.task == "multitask" else bundle.class_names  # each head checks its own outputs
     loaded = {
-        key: load_run_model(f"run:{d}", bundle.input_shape, names, trust_remote_code) for key, d in model_dirs.items()
+        key: load_run_model(f"run:{d}", views[key].input_shape, names, trust_remote_code)
+        for key, d in model_dirs.items()
     }
     for key, m in loaded.items():
         check_task_free(m.card, f"model {key} ({model_dirs[key]})")
     if data is not None:
-        bundle = _prepare_like_training(bundle, [m.card.preprocess for m in loaded.values()], data.source)
+        views = _prepared_views(views, {key: m.card.preprocess for key, m in loaded.items()}, data.source)
+        bundle = views[list(model_dirs)[-1]]
     roles = {key: card_role(key, m.card) for key, m in loaded.items()}
     if teacher is not None:  # the model named by --teacher is the reference, whatever it was in its own run
         roles["teacher"] = "teacher"
@@ -114,6 +119,7 @@ def evaluate_saved(
         titles=model_titles(roles, {key: m.card for key, m in loaded.items()}),
         history=read_history(path / "metrics.jsonl") if is_run else {},
         roles=roles,
+        views=views,
     )
     if is_run and data is None:
         _add_robust_accuracy(report, path, {key: m.module for key, m in loaded.items()}, bundle)
@@ -171,26 +177,43 @@ def _models_at(path: Path, teacher: str | None) -> tuple[dict[str, Path], str, b
 
 def _data_for(
     target: str, path: Path, data: DataRequest | None, model_dirs: dict[str, Path], is_run: bool, trust: bool
-) -> tuple[DataBundle, int | None]:
-    """The data to score on: ``data`` as the models were trained (their columns, split, task), or a run's
-    own test split; the split's seed."""
-    encoder = saved_text_encoder(model_dirs, trust)
+) -> tuple[dict[str, DataBundle], int | None]:
+    """The data to score each model on, through its own saved encoder (protege.data.views): ``data`` as the
+    models were trained (their columns, split, task), or a run's own test split; the split's seed."""
+    encoders = {key: saved_model_encoder(directory, trust) for key, directory in model_dirs.items()}
+    views: Views | None = None
     if data is not None:
         cards = {key: read_card(directory) for key, directory in model_dirs.items()}
         data = like_training(data, cards)
-        options = _with_text_column(data, model_dirs) if encoder is not None else data.options
-        bundle = load_data(
-            data.source, options, test_fraction=data.test_fraction, seed=data.seed, text_encoder=encoder, task=data.task
+        reads_text = any(encoder is not None for encoder in encoders.values())
+        options = _with_text_column(data, model_dirs) if reads_text else data.options
+        views = Views(
+            split_examples(data.source, options, test_fraction=data.test_fraction, seed=data.seed, task=data.task),
+            lambda source, _: encoders[source],
         )
+        bundles = {key: views.for_model(key, {}) for key in model_dirs}
         for key, card in cards.items():
             check_task(card, data.task, key)
-            check_features(card.preprocess.get("features"), bundle.preprocess.get("features"), key)
-            check_split(card.data, bundle.split, f"{key} ({model_dirs[key]})")
-        return bundle, data.seed
-    if is_run:
-        recipe = load_recipe(path / "config.yaml")
-        return split_recipe_data(recipe, encoder), recipe.seed
-    raise ConfigError(f"{target} is a single model; name the data to evaluate it on with --data")
+            check_features(card.preprocess.get("features"), bundles[key].preprocess.get("features"), key)
+            check_split(card.data, bundles[key].split, f"{key} ({model_dirs[key]})")
+        return bundles, data.seed
+    if not is_run:
+        raise ConfigError(f"{target} is a single model; name the data to evaluate it on with --data")
+    recipe = load_recipe(path / "config.yaml")
+    if one_view_needed(recipe) is not None:
+        bundle = split_recipe_data(recipe, saved_text_encoder(model_dirs, trust))
+        return {key: bundle for key in model_dirs}, recipe.seed
+    views = Views(recipe_examples(recipe), lambda source, _: encoders[source])
+    return {key: views.for_model(key, {}) for key in model_dirs}, recipe.seed
+
+
+def _prepared_views(views: dict[str, DataBundle], preprocessing: dict[str, dict], source: str) -> dict[str, DataBundle]:
+    """:func:`_prepare_like_training` once per view, with the preprocessing of the models that read it."""
+    prepared: dict[int, DataBundle] = {}
+    for view in {id(v): v for v in views.values()}.values():
+        readers = [preprocessing[key] for key, v in views.items() if v is view]
+        prepared[id(view)] = _prepare_like_training(view, readers, source)
+    return {key: prepared[id(view)] for key, view in views.items()}
 
 
 def like_training(request: DataRequest, cards: dict[str, ModelCard]) -> DataRequest:
@@ -230,8 +253,10 @@ def _same_source(trained: dict, request: DataRequest) -> bool:
 
 
 def _with_text_column(data: DataRequest, model_dirs: dict[str, Path]) -> dict:
-    """A csv/jsonl source's options, reading text from the column the models were trained on unless named."""
-    column = read_card(next(iter(model_dirs.values()))).preprocess.get("text_column")
+    """A csv/jsonl source's options, reading text from the column the models were trained on unless named
+    (the first model that read text names it: the others may read numbers, or another view of the texts)."""
+    columns = (read_card(directory).preprocess.get("text_column") for directory in model_dirs.values())
+    column = next((c for c in columns if c is not None), None)
     if column is None or "text_column" in data.options or data.source.partition(":")[0] not in ("csv", "jsonl"):
         return data.options
     return {"text_column": column, **data.options}

@@ -91,6 +91,7 @@ def build_report(
         titles=model_titles(roles, {name: stage.card for name, stage in stages.items()}),
         history=history,
         roles=roles,
+        views={name: stage.data for name, stage in stages.items() if stage.data is not None},
     )
 
 
@@ -132,15 +133,18 @@ def assemble_report(
     titles: dict[str, str] | None = None,
     history: dict[str, list[dict]] | None = None,
     roles: dict[str, str] | None = None,
+    views: dict[str, DataBundle] | None = None,
 ) -> dict:
     """The report of ``models_in`` ({name: (module, card, model dir or None)}); the model whose role is
-    ``teacher`` (without roles: the one named ``teacher``) is the reference every other one is compared with."""
+    ``teacher`` (without roles: the one named ``teacher``) is the reference every other one is compared with.
+    A model named in ``views`` is scored on its own view of the test examples (the same examples, in the
+    same order, through its own encoder: protege.data.views)."""
     roles = roles or {key: "teacher" if key == "teacher" else "student" for key in models_in}
     models: dict[str, dict] = {}
     logits_by_model: dict[str, torch.Tensor] = {}
     for key, (module, card, model_dir) in models_in.items():
         log(f"evaluating {key} on {len(data.test)} test examples")
-        entry, logits = evaluate_model(module, data, config)
+        entry, logits = evaluate_model(module, (views or {}).get(key, data), config)
         entry["title"] = (titles or {}).get(key, key)
         entry["role"] = roles.get(key, "student")
         entry["architecture"] = card.architecture
