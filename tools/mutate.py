@@ -192,42 +192,46 @@ def remap(since: str) -> list[str]:
     mutmut numbers a function's mutants in order, so an edit above a mutant moves its number. A mutant
     is found again by its change (the lines it removes and adds); one whose change no longer exists
     is dropped. Rewrites the equivalents file and returns what changed, one line each."""
-    text = EQUIVALENTS.read_text(encoding="utf-8")
     known = equivalents()
     changed = subprocess.run(["git", "diff", "--name-only", since, "--", "src"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.split()  # fmt: skip
-    report = []
+    moved: dict[str, str | None] = {}  # old full name -> new full name, None: dropped
     for path in (p for p in changed if p.endswith(".py") and (ROOT / p).is_file()):
-        module = path.removeprefix("src/").removesuffix(".py").replace("/", ".").removesuffix(".__init__")
-        names = [
-            k.removeprefix(module + ".")
-            for k in known
-            if k.startswith(module + ".") and "." not in k[len(module) + 1 :]
-        ]
-        if not names:
-            continue
-        functions = {n.rsplit("__mutmut_", 1)[0] for n in names}
-        old_code = subprocess.run(["git", "show", f"{since}:{path}"], cwd=ROOT, capture_output=True, text=True).stdout
-        old, new = (
-            _changes(path, old_code, functions),
-            _changes(path, (ROOT / path).read_text(encoding="utf-8"), functions),
-        )
-        by_change: dict[tuple, list[str]] = {}
-        for name, change in new.items():
-            by_change.setdefault((name.rsplit("__mutmut_", 1)[0], change), []).append(name)
-        for name in names:
-            found = by_change.get((name.rsplit("__mutmut_", 1)[0], old.get(name)), [])
-            if found == [name]:
-                continue
-            line = next(x for x in text.splitlines() if x.startswith(f'"{module}.{name}"'))
-            if len(found) == 1:
-                text = text.replace(line, line.replace(f'"{module}.{name}"', f'"{module}.{found[0]}"', 1))
-                report.append(f"{module}.{name} -> {found[0]}")
-            else:
-                text = text.replace(line + "\n", "")
-                report.append(f"{module}.{name}: dropped ({'its change is gone' if not found else 'ambiguous'})")
-    EQUIVALENTS.write_text(text, encoding="utf-8")
+        moved.update(_moved_in(path, since, known))
+    lines, report = [], []
+    for line in EQUIVALENTS.read_text(encoding="utf-8").splitlines(keepends=True):
+        name = line.split('"')[1] if line.startswith('"') else None
+        if name not in moved:
+            lines.append(line)
+        elif moved[name] is None:
+            report.append(f"{name}: dropped (its change is gone, or is no longer one mutant)")
+        else:
+            lines.append(line.replace(f'"{name}"', f'"{moved[name]}"', 1))
+            report.append(f"{name} -> {moved[name]}")
+    EQUIVALENTS.write_text("".join(lines), encoding="utf-8")
     return report
+
+
+def _moved_in(path: str, since: str, known: dict[str, str]) -> dict[str, str | None]:
+    """The listed mutants of one module whose number changed since ``since`` (None: gone)."""
+    module = path.removeprefix("src/").removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+    names = [k.removeprefix(module + ".") for k in known if k.startswith(module + ".")]
+    names = [n for n in names if "." not in n]  # not a name of a module below this one
+    if not names:
+        return {}
+    functions = {n.rsplit("__mutmut_", 1)[0] for n in names}
+    old_code = subprocess.run(["git", "show", f"{since}:{path}"], cwd=ROOT, capture_output=True, text=True).stdout
+    old = _changes(path, old_code, functions)
+    new = _changes(path, (ROOT / path).read_text(encoding="utf-8"), functions)
+    by_change: dict[tuple, list[str]] = {}
+    for name, change in new.items():
+        by_change.setdefault((name.rsplit("__mutmut_", 1)[0], change), []).append(name)
+    moved: dict[str, str | None] = {}
+    for name in names:
+        found = by_change.get((name.rsplit("__mutmut_", 1)[0], old.get(name)), [])
+        if found != [name]:
+            moved[f"{module}.{name}"] = f"{module}.{found[0]}" if len(found) == 1 else None
+    return moved
 
 
 def print_summary(rows: list[dict]) -> None:
