@@ -157,3 +157,37 @@ def test_quality_reads_soft_targets_at_their_most_probable_class_and_matches_tor
         b["count"] / 5 * abs(b["accuracy"] - b["confidence"]) for b in reliability_bins(LOGITS, TARGET) if b["count"]
     )
     assert quality(LOGITS, TARGET)["ece"] == pytest.approx(ece) == pytest.approx(by_hand, abs=1e-6)
+
+
+class LateClock(FakeClock):
+    """A fake clock whose time does not start at zero (a real perf_counter never does)."""
+
+    def __init__(self, durations, start=100.0):
+        super().__init__(durations)
+        self.now = start
+
+
+def test_time_calls_defaults_warm_up_for_fifty_milliseconds_and_at_least_three_calls():
+    clock = LateClock([0.01] * 10_000)
+    timing = time_calls(clock.run, repeats=1, clock=clock)
+    assert timing.warmup_calls == 5 and timing.calls == 1  # 5 × 10 ms reach 50 ms; one call fills a block
+    slow = LateClock([1.0] * 100)
+    assert time_calls(slow.run, repeats=1, clock=slow).warmup_calls == 3
+
+
+def test_time_calls_caps_the_number_of_blocks_at_a_thousand():
+    clock = LateClock([1e-6] * 2_000_000)
+    timing = time_calls(clock.run, budget_s=1.0, clock=clock)
+    assert timing.repeats == 1000  # 1 s of 0.5 ms blocks would be 2,000
+
+
+def test_confusion_matrix_of_more_examples_than_classes():
+    logits = torch.tensor([[3.0, 0.0], [0.0, 3.0], [3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    assert confusion_matrix(logits, torch.tensor([0, 1, 1, 0, 0])) == [[2, 1], [1, 1]]
+
+
+def test_a_confidence_on_a_bin_edge_goes_up_and_a_low_one_stays_in_the_first_bin():
+    two_way_tie = torch.zeros(1, 2)  # confidence exactly 0.5: the bin [0.5, 0.75)
+    assert [b["count"] for b in reliability_bins(two_way_tie, torch.tensor([0]), bins=4)] == [0, 0, 1, 0]
+    five_way_tie = torch.zeros(1, 5)  # confidence 0.2, below the first edge 0.25
+    assert [b["count"] for b in reliability_bins(five_way_tie, torch.tensor([0]), bins=4)] == [1, 0, 0, 0]

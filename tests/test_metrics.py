@@ -118,3 +118,31 @@ def test_macro_f1_of_multilabel_counts_a_label_never_present_nor_predicted_as_ze
     target = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert get_metric("multilabel", "macro_f1").compute(outputs, target) == pytest.approx(0.5)
     assert get_metric("multilabel", "micro_f1").compute(outputs, target) == pytest.approx(1.0)
+
+
+def test_a_tie_is_not_an_improvement():
+    """Early stopping waits for a strictly better value, in either direction."""
+    assert not get_metric("classification", "accuracy").better(0.5, 0.5)
+    assert not get_metric("regression", "mae").better(0.5, 0.5)
+
+
+def test_one_labelled_example_has_a_value():
+    accuracy, mae = get_metric("classification", "accuracy"), get_metric("regression", "mae")
+    one = torch.tensor([True, False])
+    assert accuracy.from_stats(accuracy.stats(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]), one)) == 1.0
+    assert mae.from_stats(mae.stats(torch.tensor([[1.0], [5.0]]), torch.tensor([[3.0], [0.0]]), one)) == 2.0
+
+
+def test_r2_of_two_values_and_of_targets_with_a_small_spread_match_scikit_learn():
+    r2 = get_metric("regression", "r2")
+    y, p = torch.tensor([[1.0], [2.0]]), torch.tensor([[1.2], [1.9]])
+    assert r2.compute(p, y) == pytest.approx(r2_score(y.numpy(), p.numpy()), rel=1e-5)
+    small_y, small_p = REG_Y * 0.01, REG_P * 0.01  # Σ(y - ȳ)² well below 1
+    assert r2.compute(small_p, small_y) == pytest.approx(r2_score(small_y.numpy(), small_p.numpy()), rel=1e-4)
+
+
+def test_a_label_is_predicted_only_when_its_logit_passes_zero_and_present_only_above_one_half():
+    micro = get_metric("multilabel", "micro_f1")
+    target = torch.tensor([[1.0, 0.0], [0.5, 1.0]])  # a soft 0.5 is not a present label
+    outputs = torch.tensor([[1.0, 0.0], [-1.0, 2.0]])  # a logit of exactly 0 (probability 0.5) is not predicted
+    assert micro.compute(outputs, target) == pytest.approx(1.0)

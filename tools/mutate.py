@@ -98,6 +98,7 @@ def run(group: Group, children: int) -> None:
     server, a batch run now and then reports a mutant that its tests kill when run by name (seen with
     torch and hypothesis), so a mutant counts as survived only when the second run agrees."""
     work = prepare(group)
+    (work / "fresh.json").unlink(missing_ok=True)  # verdicts of an earlier run's survivors
     print(f"mutating {group.name}: {', '.join(group.modules)} (tests: {', '.join(group.tests)})", flush=True)
     _mutmut(work, ["run", "--max-children", str(children)], "mutmut.log")
     survivors = sorted(name for name, status in outcomes(group).items() if status == "survived")
@@ -106,6 +107,33 @@ def run(group: Group, children: int) -> None:
         # fresh coverage: a test changed since the stats were taken may now reach a survivor's function
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         _mutmut(work, ["run", "--max-children", str(children), *survivors], "mutmut-survivors.log")
+    fresh_check(group)
+
+
+def fresh_check(group: Group) -> None:
+    """Run each remaining survivor's tests once more in a fresh interpreter with the mutant switched on
+    before any import: mutmut's fork server imports the modules first, so a mutant in code that runs at
+    import time (a metric built by a factory, a registry filled at import) is never seen by its tests
+    there. Verdicts go to ``fresh.json``, which the summary reads."""
+    work = WORK / group.name / "mutants"
+    stats_file = work / "mutmut-stats.json"
+    by_function = (
+        json.loads(stats_file.read_text(encoding="utf-8"))["tests_by_mangled_function_name"]
+        if stats_file.is_file()
+        else {}
+    )
+    verdicts = {}
+    survivors = sorted(name for name, status in outcomes(group).items() if status == "survived")
+    if survivors:
+        print(f"  checking {len(survivors)} survivor(s) in a fresh interpreter each", flush=True)
+    for name in survivors:
+        tests = by_function.get(name.rsplit("__mutmut_", 1)[0]) or list(group.tests)
+        env = {**os.environ, "MUTANT_UNDER_TEST": name, "PYTHONPATH": str(work / "src"), "PROTEGE_QUIET": "1",
+               "PROTEGE_PROPERTY_EXAMPLES": "8"}  # fmt: skip
+        command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, check=False)
+        verdicts[name] = "killed" if done.returncode == 1 else "survived"
+    (WORK / group.name / "fresh.json").write_text(json.dumps(verdicts, indent=1), encoding="utf-8")
 
 
 def _mutmut(work: Path, arguments: list[str], log_name: str) -> None:
@@ -121,6 +149,11 @@ def outcomes(group: Group) -> dict[str, str]:
     for meta in sorted((WORK / group.name / "mutants" / "src").rglob("*.py.meta")):
         for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
             found[name] = "timeout" if code in TIMEOUTS else STATUS.get(code, "suspicious")
+    fresh = WORK / group.name / "fresh.json"
+    if fresh.is_file():  # a survivor killed in a fresh interpreter (fresh_check) counts as killed
+        found.update(
+            {n: v for n, v in json.loads(fresh.read_text(encoding="utf-8")).items() if found.get(n) == "survived"}
+        )
     return found
 
 
@@ -253,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", action="store_true", help="summarise the last runs without running")
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--min-score", type=float, help="exit 1 when a group scores below this (%%)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="only re-check the last run's survivors in fresh interpreters"
+    )
     parser.add_argument("--remap-since", metavar="REV", help="renumber the equivalents of modules changed since REV")
     args = parser.parse_args(argv)
     if args.remap_since:
@@ -262,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group {unknown[0]!r}; the groups: {', '.join(GROUPS)}")
     groups = [GROUPS[name] for name in args.groups] or [g for g in GROUPS.values() if g.name != "kd"]
-    if not args.summary:
+    if args.fresh:
+        for group in groups:
+            fresh_check(group)
+    elif not args.summary:
         for group in groups:
             run(group, args.children)
     known = equivalents()
