@@ -123,16 +123,20 @@ def fresh_check(group: Group) -> None:
         else {}
     )
     verdicts = {}
-    survivors = sorted(name for name, status in outcomes(group).items() if status == "survived")
+    known = equivalents()
+    survivors = [name for name, status in sorted(outcomes(group).items()) if status == "survived" and name not in known]
+    survivors = [name for name in survivors if not message_only(*change(group, name))]  # equivalent: not re-run
     if survivors:
         print(f"  checking {len(survivors)} survivor(s) in a fresh interpreter each", flush=True)
     for name in survivors:
-        tests = by_function.get(name.rsplit("__mutmut_", 1)[0]) or list(group.tests)
         env = {**os.environ, "MUTANT_UNDER_TEST": name, "PYTHONPATH": str(work / "src"), "PROTEGE_QUIET": "1",
                "PROTEGE_PROPERTY_EXAMPLES": "8"}  # fmt: skip
-        command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
-        done = subprocess.run(command, cwd=work, env=env, capture_output=True, check=False)
-        verdicts[name] = "killed" if done.returncode == 1 else "survived"
+        verdicts[name] = "survived"
+        for tests in (by_function.get(name.rsplit("__mutmut_", 1)[0]), list(group.tests)):
+            command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *(tests or [])]
+            if tests and subprocess.run(command, cwd=work, env=env, capture_output=True, check=False).returncode == 1:
+                verdicts[name] = "killed"
+                break
     (WORK / group.name / "fresh.json").write_text(json.dumps(verdicts, indent=1), encoding="utf-8")
 
 
