@@ -146,3 +146,11 @@ def test_a_label_is_predicted_only_when_its_logit_passes_zero_and_present_only_a
     target = torch.tensor([[1.0, 0.0], [0.5, 1.0]])  # a soft 0.5 is not a present label
     outputs = torch.tensor([[1.0, 0.0], [-1.0, 2.0]])  # a logit of exactly 0 (probability 0.5) is not predicted
     assert micro.compute(outputs, target) == pytest.approx(1.0)
+
+
+def test_a_task_type_without_metrics_has_none_and_names_none():
+    from protege.errors import ConfigError
+
+    assert metrics_of("ranking") == []
+    with pytest.raises(ConfigError, match=r"ranking has no metric 'ndcg'; known: $"):
+        get_metric("ranking", "ndcg")
