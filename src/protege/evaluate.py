@@ -14,7 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from protege.data.dataset import ArrayDataset, batch_loader
+from protege.data.dataset import ArrayDataset
+from protege.data.lengths import in_order, inference_batches
 from protege.metrics import metrics_of
 from protege.metrics.classification import CALIBRATION_BINS
 
@@ -27,13 +28,17 @@ blocks keep most samples free of a preemption on a busy machine, and the median 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, dataset: ArrayDataset, batch_size: int = 512) -> torch.Tensor:
-    """Logits for every example of ``dataset``, in order, on the CPU, in eval mode."""
+    """Logits for every example of ``dataset``, in order, on the CPU, in eval mode (token ids read grouped
+    by length, protege.data.lengths)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = [model(batch["x"].to(device)).float().cpu() for batch in batch_loader(dataset, batch_size)]
+    out, indices = [], []
+    for batch in inference_batches(model, dataset, batch_size):
+        out.append(model(batch["x"].to(device)).float().cpu())
+        indices.append(batch["index"])
     model.train(was_training)
-    return torch.cat(out)
+    return in_order(out, indices)
 
 
 def quality(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

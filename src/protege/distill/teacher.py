@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
+from protege.data.lengths import inference_batches
 from protege.data.views import TEACHER_INPUTS, teacher_view
 from protege.models.store import TEMPORARY_SUFFIX, atomic_write_text
 from protege.models.taps import FeatureTaps
@@ -178,25 +179,34 @@ def compute_outputs(
 ) -> dict[str, torch.Tensor | np.ndarray]:
     """The teacher's logits and ``layers`` outputs for every example in order, written into ``out``
     (memmaps) or into float32 tensors on ``device`` allocated once at their full size (no second copy
-    from concatenating the batches, so a large cache peaks at its own size)."""
+    from concatenating the batches, so a large cache peaks at its own size). Logits alone of a text
+    teacher are computed over texts grouped by length (protege.data.lengths); tapped layers keep every
+    position, so with ``layers`` the batches come in order at the full length."""
     freeze(teacher)
     tables: dict[str, torch.Tensor | np.ndarray] = dict(out) if out is not None else {}
+    batches = batch_loader(dataset, batch_size) if layers else inference_batches(teacher, dataset, batch_size)
     with FeatureTaps(teacher, layers, detach=True) as taps:
-        for batch in batch_loader(dataset, batch_size):
+        for batch in batches:
             with autocast():
                 logits = teacher(batch["x"].to(device))
             values = {LOGITS: logits, **{path: taps[path] for path in layers}}
-            index = batch["index"]
-            start, stop = int(index[0]), int(index[-1]) + 1
             for name, value in values.items():
                 if name not in tables:
                     tables[name] = torch.empty((len(dataset), *value.shape[1:]), dtype=torch.float32, device=device)
-                table = tables[name]
-                if isinstance(table, np.ndarray):
-                    table[start:stop] = value.float().cpu().numpy()
-                else:
-                    table[start:stop] = value
+                _write_rows(tables[name], batch["index"], value)
     return tables
+
+
+def _write_rows(table: torch.Tensor | np.ndarray, index: torch.Tensor, value: torch.Tensor) -> None:
+    """``value`` into the rows ``index`` of a table: a slice where the rows are consecutive (every
+    in-order batch), else the rows themselves."""
+    start = int(index[0])
+    consecutive = torch.equal(index, torch.arange(start, start + len(index), device=index.device))
+    rows: slice | torch.Tensor = slice(start, start + len(index)) if consecutive else index
+    if isinstance(table, np.ndarray):
+        table[rows if isinstance(rows, slice) else rows.numpy()] = value.float().cpu().numpy()
+    else:
+        table[rows if isinstance(rows, slice) else rows.to(table.device)] = value
 
 
 @torch.no_grad()

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from protege.console import log
-from protege.data.dataset import ArrayDataset, batch_loader, fixed_inputs
+from protege.data.dataset import ArrayDataset, fixed_inputs
+from protege.data.lengths import in_order, inference_batches
 from protege.models.taps import resolve_module
 from protege.transfer.base import Strategy, StrategyHook
 
@@ -54,12 +55,14 @@ def cache_refusal(model: nn.Module, train: object, val: object, needs_teacher: b
 
 @torch.no_grad()
 def compute_features(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 256) -> ArrayDataset:
-    """The backbone's features of every example (eval mode), on the CPU, with the examples' targets."""
+    """The backbone's features of every example (eval mode), on the CPU, with the examples' targets (token
+    ids read grouped by length, protege.data.lengths)."""
     model.eval()
-    chunks = []
-    for batch in batch_loader(data, batch_size, shuffle=False, seed=0):
+    chunks, indices = [], []
+    for batch in inference_batches(model, data, batch_size):
         chunks.append(model.forward_features(batch["x"].to(device)).float().cpu())
-    return ArrayDataset(torch.cat(chunks), data.y)
+        indices.append(batch["index"])
+    return ArrayDataset(in_order(chunks, indices), data.y, data.labeled)
 
 
 class CachedFeaturesProbe(StrategyHook):
