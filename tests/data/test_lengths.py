@@ -12,9 +12,18 @@ from tests.conftest import write_tiny_hf_model
 from tests.hf_files import sentiment_data
 from torch import nn
 
+from protege.api import train
 from protege.data.dataset import ArrayDataset
-from protege.data.lengths import groups_by_length, in_order, inference_batches, pad_id_of, token_lengths
+from protege.data.lengths import (
+    cut_padding,
+    groups_by_length,
+    in_order,
+    inference_batches,
+    pad_id_of,
+    token_lengths,
+)
 from protege.distill.teacher import compute_outputs
+from protege.engine.batches import padding_to_cut
 from protege.evaluate import predict_logits
 from protege.models import build_model
 from protege.transfer.feature_cache import compute_features
@@ -33,7 +42,7 @@ class PaddedTokens(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.widths.append(x.shape[1])
-        mask = (x != self.pad_token_id).unsqueeze(-1).float()
+        mask = (x != 0).unsqueeze(-1).float()
         return (self.embed(x) * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,3 +158,49 @@ def test_a_hugging_face_classifier_gives_the_same_logits_grouped_by_length(tmp_p
     with torch.no_grad():
         expected = torch.cat([model(data.train.x[i : i + 4]) for i in range(0, len(data.train), 4)])
     assert torch.allclose(predict_logits(model, data.train, batch_size=4), expected, atol=1e-5)
+
+
+def test_a_batch_loses_only_its_all_padding_columns():
+    ids = torch.tensor([[3, 4, 0, 0, 0], [5, 0, 6, 0, 0]])
+    assert torch.equal(cut_padding(ids, 0), ids[:, :3])
+    assert cut_padding(ids[:, :3], 0).shape == (2, 3)  # nothing to cut
+    assert cut_padding(torch.zeros(2, 4, dtype=torch.long), 0).shape == (2, 1)
+    numbers = torch.zeros(2, 5)
+    assert cut_padding(numbers, 0) is numbers  # features, not token ids
+
+
+class UnpaddedTokens(PaddedTokens):
+    """The same model, not declaring that its outputs ignore the padding: its batches keep every column."""
+
+    pad_token_id = None
+
+
+def test_training_on_cut_batches_gives_the_weights_of_training_at_full_width():
+    data = padded([3, 8, 1, 5, 5, 2, 7, 4, 2, 6] * 4, seed=1)
+    final = {}
+    for model_class in (PaddedTokens, UnpaddedTokens):
+        torch.manual_seed(0)
+        model = model_class()
+        train(model, data, epochs=2, batch_size=8, lr=0.05)
+        final[model_class] = (model.state_dict(), sorted(set(model.widths)))
+    (cut, cut_widths), (full, full_widths) = final[PaddedTokens], final[UnpaddedTokens]
+    assert full_widths == [8] and cut_widths[0] < 8  # some batches were cut
+    for name, value in full.items():
+        assert torch.allclose(cut[name], value, atol=1e-5), name
+
+
+def test_a_step_that_reads_inner_layers_keeps_every_column():
+    class Reads:
+        teacher_layers = ("embed",)
+
+    class Objective:
+        student_layers = ("embed",)
+
+    class Student:
+        teacher_layers = ()
+        objective = Objective()
+
+    assert padding_to_cut(PaddedTokens(), Reads()) is None
+    assert padding_to_cut(PaddedTokens(), Student()) is None
+    assert padding_to_cut(PaddedTokens(), object()) == 0
+    assert padding_to_cut(nn.Linear(2, 2), object()) is None

@@ -30,6 +30,15 @@ def token_lengths(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     return ((ids != pad_id) * positions).amax(1)
 
 
+def cut_padding(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """A batch of right-padded token ids without the columns that are padding in every row (at least one
+    column kept); any other input as it is."""
+    if ids.dim() != 2 or ids.is_floating_point() or ids.shape[1] <= 1:
+        return ids
+    longest = max(int(token_lengths(ids, pad_id).max()), 1)
+    return ids if longest == ids.shape[1] else ids[:, :longest]
+
+
 def groups_by_length(model: nn.Module, dataset: object) -> bool:
     """Whether an inference pass of ``model`` over ``dataset`` may read it grouped by length: in-memory token
     ids (a 2-D integer tensor) read by a model whose outputs do not depend on the padding."""
@@ -50,8 +59,7 @@ def inference_batches(model: nn.Module, dataset: object, batch_size: int) -> Ite
     order = torch.argsort(lengths, descending=True, stable=True)
     for rows in order.split(batch_size):
         batch = dataset.__getitems__(rows.tolist())
-        longest = max(int(lengths.index_select(0, rows).max()), 1)
-        batch["x"] = batch["x"][:, :longest]
+        batch["x"] = cut_padding(batch["x"], pad_id_of(model))  # type: ignore[arg-type]
         yield batch
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from protege.config import TrainConfig
 from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
+from protege.data.lengths import cut_padding, pad_id_of
 from protege.distill.teacher import TeacherSignal, online_lookahead
 from protege.engine.step import TEACHER_FEATURES, TEACHER_LOGITS
 from protege.errors import ProtegeError
@@ -50,18 +52,36 @@ def teacher_lookahead(config: TrainConfig, device: torch.device, loader: DataLoa
 
 
 def epoch_batches(
-    batches: Iterable, signal: TeacherSignal | None, channels_last: bool
+    batches: Iterable, signal: TeacherSignal | None, channels_last: bool, pad_id: int | None = None
 ) -> Iterator[dict[str, torch.Tensor]]:
     """The epoch's batches as dicts, each with the teacher's logits and tapped layers under
-    ``teacher_logits`` / ``teacher_features`` when there is a teacher."""
+    ``teacher_logits`` / ``teacher_features`` when there is a teacher; with ``pad_id``, the student's
+    token ids lose the columns that are padding in every row once the teacher has read them (padding per
+    batch, as Hugging Face's dynamic padding)."""
     prepared = (_prepare(raw, channels_last) for raw in batches)
-    if signal is None:
-        yield from prepared
-        return
-    for batch, logits, features in signal.stream(prepared):
+    if signal is not None:
+        prepared = _with_teacher(prepared, signal)
+    for batch in prepared:
+        if pad_id is not None:
+            batch["x"] = cut_padding(batch["x"], pad_id)
+        yield batch
+
+
+def _with_teacher(batches: Iterator[dict], signal: TeacherSignal) -> Iterator[dict[str, torch.Tensor]]:
+    for batch, logits, features in signal.stream(batches):
         batch[TEACHER_LOGITS] = logits
         batch[TEACHER_FEATURES] = features
         yield batch
+
+
+def padding_to_cut(model: nn.Module, step: object) -> int | None:
+    """The padding id whose columns each training batch may lose: that of a model whose outputs do not
+    depend on padding (protege.data.lengths), when the step reads no inner layers (their shapes would
+    change with the batch, and a cached teacher's layers keep every position)."""
+    objective = getattr(step, "objective", None)
+    if getattr(step, "teacher_layers", ()) or getattr(objective, "student_layers", ()):
+        return None
+    return pad_id_of(model)
 
 
 def _prepare(raw: object, channels_last: bool) -> dict[str, torch.Tensor]:

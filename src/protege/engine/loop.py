@@ -78,7 +78,7 @@ def fit(
         while run.state.epoch < config.epochs and not run.state.stopped_early:
             bar.update(task, description=f"{stage} {run.state.epoch + 1}/{config.epochs}")
             started = time.perf_counter()
-            for batch in epoch_batches(start_epoch(run), run.signal, run.channels_last):
+            for batch in epoch_batches(start_epoch(run), run.signal, run.channels_last, run.pad_id):
                 logged = train_step(run, batch)
                 if logged is not None:
                     bar.update(task, status=logged)
@@ -148,7 +148,7 @@ def end_epoch(run: TrainingRun, started: float) -> dict:
     if not math.isfinite(record["train_loss"]):
         raise_not_finite(run.stage, state, run.last_terms)
     if run.val_loader is not None:
-        record.update(validate(accelerator, run.model, run.val_loader, run.task))
+        record.update(validate(accelerator, run.model, run.val_loader, run.task, run.pad_id))
     state.epoch += 1
     state.batches_done = 0
     run.sums, state.sums = RunningSums(run.sums.metric), {}

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from protege.checkpoint import TrainState
 from protege.console import log
+from protege.data.lengths import cut_padding
 from protege.distributed import is_main_process
 from protege.engine.batches import as_batch
 from protege.errors import ProtegeError
@@ -48,8 +49,15 @@ def epoch_record(accelerator: Accelerator, stage: str, state: TrainState, sums: 
 
 
 @torch.no_grad()
-def validate(accelerator: Accelerator, model: nn.Module, loader: DataLoader, task: Task = CLASSIFICATION) -> dict:
-    """The task's loss and validation metrics on the validation split, gathered over every process."""
+def validate(
+    accelerator: Accelerator,
+    model: nn.Module,
+    loader: DataLoader,
+    task: Task = CLASSIFICATION,
+    pad_id: int | None = None,
+) -> dict:
+    """The task's loss and validation metrics on the validation split, gathered over every process; with
+    ``pad_id``, each batch's all-padding columns are cut first (protege.data.lengths)."""
     model.eval()
     metrics = [task.metric(name) for name in task.val_metrics]
     loss_sum = torch.zeros((), device=accelerator.device)
@@ -58,7 +66,7 @@ def validate(accelerator: Accelerator, model: nn.Module, loader: DataLoader, tas
     for raw in loader:
         batch = as_batch(raw)
         with accelerator.autocast():
-            outputs = model(batch["x"])
+            outputs = model(batch["x"] if pad_id is None else cut_padding(batch["x"], pad_id))
         mask = labeled_mask(batch["y"], batch.get("labeled"))
         outputs, target, mask = accelerator.gather_for_metrics((outputs.float(), batch["y"], mask))
         loss_sum += task.loss_sum(outputs[mask], target[mask])

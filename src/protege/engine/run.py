@@ -19,7 +19,7 @@ from protege.config import TrainConfig
 from protege.console import log
 from protege.data.dataset import EpochBatchSampler
 from protege.distill.teacher import TeacherSignal, prepare_teacher
-from protege.engine.batches import loader_for, sample_inputs, teacher_lookahead
+from protege.engine.batches import loader_for, padding_to_cut, sample_inputs, teacher_lookahead
 from protege.engine.devices import (
     build_optimizer,
     decay_groups,
@@ -84,6 +84,8 @@ class TrainingRun:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     checkpointer: Checkpointer | None = None
     channels_last: bool = False
+    pad_id: int | None = None
+    """The padding id whose all-padding columns training batches lose (engine.batches.padding_to_cut)."""
     state: TrainState = field(default_factory=TrainState)
     sums: RunningSums | None = None
     extra_params: list[nn.Parameter] = field(default_factory=list)
@@ -125,6 +127,7 @@ def open_run(run: TrainingRun, cleanup: contextlib.ExitStack, resume: bool) -> T
     sample = sample_inputs(run.loader) if run.step.needs_sample or wants_channels_last(run.config) else None
     run.step.setup(run, sample)
     run.channels_last = uses_channels_last(run.config, sample)
+    run.pad_id = padding_to_cut(run.model, run.step)
     _build_optimizer(run)
     _prepare(run)
     _restore(run, resume)
