@@ -244,6 +244,14 @@ def text_encoder(source: str, options: dict) -> TokenizerEncoder:
     return TokenizerEncoder(tokenizer, source, **kwargs)
 
 
+def without_pooler(encoder: nn.Module) -> nn.Module:
+    """The encoder without its BERT-style pooler, which mean or first-token pooling never reads (and unused
+    parameters break DDP)."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
 class HFTextClassifier(nn.Module):
     """A Hugging Face encoder, pooled (mean over real tokens, or the first token), plus a linear head."""
 
@@ -257,10 +265,7 @@ class HFTextClassifier(nn.Module):
     ):
         super().__init__()
         self.encoder_name = encoder.base_model_prefix or "encoder"
-        # BERT-style pooler layers are unused by mean/first-token pooling; unused parameters break DDP
-        if getattr(encoder, "pooler", None) is not None:
-            encoder.pooler = None
-        self.add_module(self.encoder_name, encoder)
+        self.add_module(self.encoder_name, without_pooler(encoder))
         self.head = nn.Linear(encoder.config.hidden_size, num_classes)
         self.pooling = pooling
         self.pad_token_id = int(pad_token_id)
@@ -353,7 +358,7 @@ def cut_encoder(
     what = f"hf:{reference}"
     config = hf_load("config", reference, trust_remote_code, revision, what)
     student_config, layers = cut_config(config, options, what)
-    student = encoder_from_config(student_config, reference, trust_remote_code, what)
+    student = without_pooler(encoder_from_config(student_config, reference, trust_remote_code, what))
     recorded = {"num_hidden_layers": int(student_config.num_hidden_layers)} if layers is not None else {}
     if options.get("pretrained", True) is not False:
         pretrained = load_encoder(reference, True, trust_remote_code, revision, what)
