@@ -370,11 +370,18 @@ def cut_encoder(
 
 def check_cut(source: str, options: dict) -> None:
     """Refuse, before any stage runs, config overrides that the ``hf:`` model's own config cannot take
-    (a field it lacks, heads that do not divide the width, a layer it does not have)."""
-    if source.startswith("hf:") and cut_requested(options):
-        reference = source.partition(":")[2]
-        trust = options.get("trust_remote_code") is True
-        cut_config(hf_load("config", reference, trust, options.get("revision")), options, source)
+    (a field it lacks, heads that do not divide the width, a layer it does not have). A config that cannot
+    be read is left to the stage that builds the model: a finished run's recipe is read again by
+    ``protege evaluate`` after the pretrained folder may be gone."""
+    if not (source.startswith("hf:") and cut_requested(options)):
+        return
+    try:
+        config = hf_load(
+            "config", source.partition(":")[2], options.get("trust_remote_code") is True, options.get("revision")
+        )
+    except ModelError:
+        return
+    cut_config(config, options, source)
 
 
 def max_tokens(encoder: nn.Module, tokenizer: Any) -> int | None:
