@@ -67,17 +67,36 @@ def test_a_student_cut_from_the_teacher_distils_and_predicts_without_the_teacher
     assert main(["evaluate", str(tmp_path / "run"), "--no-latency", "--no-html", "-o", str(tmp_path / "again")]) == 0
 
 
-def test_a_narrower_cut_student_learns_the_teachers_hidden_states_with_tinybert(sentiment_csv, tmp_path):
+def test_a_narrower_cut_student_learns_the_teachers_layers_with_tinybert(sentiment_csv, tmp_path):
     teacher = write_tiny_hf_model(tmp_path / "teacher", layers=4)
     raw = _recipe(sentiment_csv, f"hf:{teacher}", f"hf:{teacher}", num_hidden_layers=2, hidden_size=8)
-    template = "bert.encoder.layer.{}"
-    tinybert = {"name": "tinybert", "student_depth": 2, "teacher_depth": 4, "hidden_template": template}
-    raw["student"]["objective"] = [{**tinybert, "attention_template": None}, {"name": "kd", "temperature": 2}]
+    for stage in ("teacher", "student"):  # eager attention returns the probabilities tinybert matches
+        raw[stage]["model"]["attn_implementation"] = "eager"
+    layers = {
+        "hidden_template": "bert.encoder.layer.{}",
+        "attention_template": "bert.encoder.layer.{}.attention.self:1",
+    }
+    tinybert = {"name": "tinybert", "student_depth": 2, "teacher_depth": 4, **layers}
+    raw["student"]["objective"] = [tinybert, {"name": "kd", "temperature": 2}]
     raw["student"]["train"] = {**raw["student"]["train"], "epochs": 3}
     result = run_recipe(recipe_from_dict(raw), tmp_path / "run")
     history = result.stages["student"].fit.history
-    assert history[-1]["train_hidden"] < history[0]["train_hidden"]
+    assert history[-1]["train_hidden"] < history[0]["train_hidden"] and history[-1]["train_attention"] > 0
     assert result.stages["student"].model.backbone.config.hidden_size == 8
+    again = build_model(f"run:{tmp_path / 'run'}", {}, (12,), ["neg", "pos"]).module
+    assert again.backbone.config._attn_implementation == "eager"  # the card's option, applied on rebuild
+
+
+def test_sdpa_attention_in_a_recipe_names_the_option_that_returns_probabilities(sentiment_csv, tmp_path):
+    teacher = write_tiny_hf_model(tmp_path / "teacher", layers=2)
+    raw = _recipe(sentiment_csv, f"hf:{teacher}", f"hf:{teacher}", num_hidden_layers=1)
+    layers = {
+        "hidden_template": "bert.encoder.layer.{}",
+        "attention_template": "bert.encoder.layer.{}.attention.self:1",
+    }
+    raw["student"]["objective"] = {"name": "tinybert", "layer_map": [[0, 1]], **layers}
+    with pytest.raises(ProtegeError, match="set attn_implementation: eager on the hf: model"):
+        run_recipe(recipe_from_dict(raw), tmp_path / "run")
 
 
 def test_mixing_hf_and_builtin_models_is_refused_only_where_stages_share_one_view(tiny_hf, sentiment_csv):

