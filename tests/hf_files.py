@@ -29,6 +29,19 @@ class CodeModel(BertModel):
 """
 
 
+def write_tiny_distilbert(directory: Path, seed: int = 0) -> Path:
+    """A 2-layer DistilBERT (its config says ``dim``, ``n_layers``, ``hidden_dim``) with the tiny BERT's
+    word-level tokenizer: a model whose layers live elsewhere and whose config has no ``intermediate_size``."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel
+
+    write_tiny_hf_model(directory)
+    torch.manual_seed(seed)
+    config = DistilBertConfig(vocab_size=16, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=64)
+    DistilBertModel(config).save_pretrained(str(directory))
+    return directory
+
+
 def sentiment_data(tmp: Path, folder: Path, max_length: int = 12):
     """The sentiment CSV (written into ``tmp``) tokenised by the hf model at ``folder``."""
     csv = write_sentiment_csv(tmp / "sentiment.csv")

@@ -31,6 +31,14 @@ def test_a_student_problem_stops_the_run_before_the_teacher_trains(changes, mess
     assert not (tmp_path / "run" / "teacher").exists()
 
 
+def test_a_cut_the_students_config_cannot_take_stops_the_run_before_the_teacher_trains(tmp_path, capsys):
+    from tests.catalogue.hf import cut_student
+
+    assert main(cut_student(tmp_path, layers_from=[5])) == 2
+    assert "layers_from names layer 5, but the pretrained model has layers 0 to 1" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "teacher").exists()
+
+
 def test_the_python_api_refuses_an_objective_out_of_range_before_training():
     import protege
     from protege.models.builtin import mlp

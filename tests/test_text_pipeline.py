@@ -1,14 +1,19 @@
 """Text recipes end to end: an hf: teacher distilled into a smaller hf: student on tokenised texts."""
 
 import json
+import shutil
+import time
 
+import numpy as np
 import pytest
 import torch
 from tests.conftest import write_tiny_hf_model
 
+from protege.cli import main
 from protege.errors import ProtegeError
 from protege.models import build_model
 from protege.pipeline import load_recipe_data, run_recipe
+from protege.predict import predict
 from protege.recipe_reader import recipe_from_dict
 
 
@@ -42,6 +47,56 @@ def test_hf_teacher_distils_into_a_smaller_hf_student(tiny_hf, sentiment_csv, tm
     loaded = build_model(f"run:{tmp_path / 'run'}", {}, data.input_shape, data.class_names).module.eval()
     expected = result.stages["student"].model.eval()(data.test.x)
     torch.testing.assert_close(loaded(data.test.x), expected)
+
+
+def test_a_student_cut_from_the_teacher_distils_and_predicts_without_the_teacher_files(sentiment_csv, tmp_path):
+    teacher = write_tiny_hf_model(tmp_path / "teacher", layers=4)
+    raw = _recipe(sentiment_csv, f"hf:{teacher}", f"hf:{teacher}", num_hidden_layers=2)
+    started = time.perf_counter()
+    result = run_recipe(recipe_from_dict(raw), tmp_path / "run")
+    assert time.perf_counter() - started < 30
+    card = json.loads((tmp_path / "run" / "student" / "model" / "model.json").read_text())
+    assert card["options"] == {"max_length": 12, "num_hidden_layers": 2, "layers_from": [0, 2]}
+    assert result.stages["student"].model.backbone.config.num_hidden_layers == 2
+    texts = ["the film was good", "awful food", "quite poor very bad"]
+    expected = predict(tmp_path / "run", texts=texts, top_k=2)
+    shutil.rmtree(teacher)
+    got = predict(tmp_path / "run", texts=texts, top_k=2)
+    assert [p.classes for p in got] == [p.classes for p in expected]
+    np.testing.assert_allclose([p.probabilities for p in got], [p.probabilities for p in expected], atol=1e-6)
+    assert main(["evaluate", str(tmp_path / "run"), "--no-latency", "--no-html", "-o", str(tmp_path / "again")]) == 0
+
+
+def test_a_narrower_cut_student_learns_the_teachers_layers_with_tinybert(sentiment_csv, tmp_path):
+    teacher = write_tiny_hf_model(tmp_path / "teacher", layers=4)
+    raw = _recipe(sentiment_csv, f"hf:{teacher}", f"hf:{teacher}", num_hidden_layers=2, hidden_size=8)
+    for stage in ("teacher", "student"):  # eager attention returns the probabilities tinybert matches
+        raw[stage]["model"]["attn_implementation"] = "eager"
+    layers = {
+        "hidden_template": "bert.encoder.layer.{}",
+        "attention_template": "bert.encoder.layer.{}.attention.self:1",
+    }
+    tinybert = {"name": "tinybert", "student_depth": 2, "teacher_depth": 4, **layers}
+    raw["student"]["objective"] = [tinybert, {"name": "kd", "temperature": 2}]
+    raw["student"]["train"] = {**raw["student"]["train"], "epochs": 3}
+    result = run_recipe(recipe_from_dict(raw), tmp_path / "run")
+    history = result.stages["student"].fit.history
+    assert history[-1]["train_hidden"] < history[0]["train_hidden"] and history[-1]["train_attention"] > 0
+    assert result.stages["student"].model.backbone.config.hidden_size == 8
+    again = build_model(f"run:{tmp_path / 'run'}", {}, (12,), ["neg", "pos"]).module
+    assert again.backbone.config._attn_implementation == "eager"  # the card's option, applied on rebuild
+
+
+def test_sdpa_attention_in_a_recipe_names_the_option_that_returns_probabilities(sentiment_csv, tmp_path):
+    teacher = write_tiny_hf_model(tmp_path / "teacher", layers=2)
+    raw = _recipe(sentiment_csv, f"hf:{teacher}", f"hf:{teacher}", num_hidden_layers=1)
+    layers = {
+        "hidden_template": "bert.encoder.layer.{}",
+        "attention_template": "bert.encoder.layer.{}.attention.self:1",
+    }
+    raw["student"]["objective"] = {"name": "tinybert", "layer_map": [[0, 1]], **layers}
+    with pytest.raises(ProtegeError, match="set attn_implementation: eager on the hf: model"):
+        run_recipe(recipe_from_dict(raw), tmp_path / "run")
 
 
 def test_mixing_hf_and_builtin_models_is_refused_only_where_stages_share_one_view(tiny_hf, sentiment_csv):

@@ -114,6 +114,11 @@ class _Checks:
     def stage(self, name: str, stage: StageConfig) -> None:
         """The stage's model source and options, its train block, its strategy."""
         self.guard(f"{name}.model", check_model_options, stage.model.source, stage.model.options)
+        if stage.model.source.startswith("hf:"):
+            from protege.models.hf import check_cut
+
+            options = check_model_options(stage.model.source, stage.model.options)
+            self.guard(f"{name}.model", check_cut, stage.model.source, options)
         if stage.train is None and not stage.model.source.startswith("run:"):
             self.fail(
                 f"{name}.train",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from tests.catalogue import recipe, saved_model
-from tests.hf_files import CODE, name_code, saved_hf_model, sentiment_data
+from tests.hf_files import CODE, name_code, saved_hf_model, sentiment_data, write_tiny_distilbert
 
 from protege.models.store import ModelCard, card_from_json, read_card
 
@@ -54,6 +54,19 @@ def TINY_BERT(tmp: Path) -> dict:
     """The tiny hf model of ``saved_hf_model`` (written with the sentiment CSV) as a model block."""
     saved_hf_model(tmp)
     return {"source": f"hf:{tmp / 'tiny-bert'}", "max_length": 12}
+
+
+def cut_student(tmp: Path, **cut) -> list[str]:
+    """A recipe whose student is the tiny 2-layer hf model (hidden 16, 2 heads) cut by ``cut``, distilled
+    from the full model: a bad cut must stop the run before the teacher trains."""
+    return text_recipe(tmp, teacher=TINY_BERT(tmp), student={**TINY_BERT(tmp), **cut})
+
+
+def cut_distilbert(tmp: Path, **cut) -> list[str]:
+    """A recipe whose student is a tiny DistilBERT (its config says dim, n_layers, hidden_dim) cut by ``cut``."""
+    saved_hf_model(tmp)
+    folder = write_tiny_distilbert(tmp / "distil")
+    return text_recipe(tmp, student={"source": f"hf:{folder}", "max_length": 12, **cut})
 
 
 def hf_model_of_classes(tmp: Path, classes: list[str]) -> Path:
@@ -215,6 +228,50 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "several teachers reading different views of the texts": (
         lambda t: text_recipe(t, teacher=TINY_BERT(t), student=MLP, teachers=[TINY_BERT(t), MLP]),
         "with several teachers every stage must be an hf: model with the same tokenizer",
+    ),
+    "a cut with heads that do not divide the hidden size": (
+        lambda t: cut_student(t, hidden_size=12, num_attention_heads=5),
+        "num_attention_heads 5 does not divide hidden_size 12; pick a number of heads that does (1, 2, 3, 4, 6, 12)",
+    ),
+    "a cut whose heads do not divide the model's own hidden size": (
+        lambda t: cut_student(t, num_attention_heads=3),
+        "num_attention_heads 3 does not divide hidden_size 16; pick a number of heads that does (1, 2, 4, 8, 16)",
+    ),
+    "a cut whose hidden size the model's heads do not divide": (
+        lambda t: cut_student(t, hidden_size=9),
+        "num_attention_heads 2 does not divide hidden_size 9; pick a number of heads that does (1, 3, 9)",
+    ),
+    "a cut to no layers": (
+        lambda t: cut_student(t, num_hidden_layers=0),
+        "num_hidden_layers: Input should be greater than or equal to 1 (got 0)",
+    ),
+    "a misspelled cut option": (
+        lambda t: cut_student(t, num_hidden_layer=1),
+        "has no option 'num_hidden_layer' (did you mean \"num_hidden_layers\"?)",
+    ),
+    "a cut from a layer the model does not have": (
+        lambda t: cut_student(t, layers_from=[0, 2]),
+        "layers_from names layer 2, but the pretrained model has layers 0 to 1",
+    ),
+    "a cut from a negative layer": (
+        lambda t: cut_student(t, layers_from=[-1]),
+        "layers_from[0]: Input should be greater than or equal to 0 (got -1)",
+    ),
+    "a cut whose layers_from and num_hidden_layers disagree": (
+        lambda t: cut_student(t, num_hidden_layers=1, layers_from=[0, 1]),
+        "layers_from names 2 layers but num_hidden_layers is 1; name one pretrained layer for each student layer",
+    ),
+    "a cut that copies layers into a model without pretrained weights": (
+        lambda t: cut_student(t, layers_from=[1], pretrained=False),
+        "layers_from picks pretrained layers to copy; remove it or set pretrained: true",
+    ),
+    "a cut to more layers than the pretrained model has, none named": (
+        lambda t: cut_student(t, num_hidden_layers=3),
+        "num_hidden_layers 3 is more than the 2 pretrained layers; name the layer each starts from with layers_from",
+    ),
+    "a cut naming a size the model's config does not have": (
+        lambda t: cut_distilbert(t, intermediate_size=8),
+        "its distilbert config has no intermediate_size; leave intermediate_size out for this model",
     ),
     "an exported file whose embedded file names a path outside its folder": (
         lambda t: ["predict", str(exported_file(t, {"../config.json": b"{}"})), texts(t)],

@@ -68,7 +68,11 @@ def check_model_options(source: str, options: dict) -> dict:
         if not name:
             raise ModelError(f"model source {source!r} needs a name: {kind}:<name>")
         if kind == "hf":
-            return MODELS.check_options("hf", options, label=repr(source))
+            from protege.models.hf_cut import check_cut_options
+
+            checked = MODELS.check_options("hf", options, label=repr(source))
+            check_cut_options(checked, f"model {source!r}")
+            return checked
         return options  # timm/torchvision pass other options to the library's constructor, which checks them
     if source not in BUILTIN:
         known = ", ".join([*BUILTIN, "timm:<name>", "torchvision:<name>", "hf:<id or folder>", "run:path"])
@@ -136,7 +140,8 @@ def build_model(
     kind, _, name = source.partition(":")
     if kind in LIBRARIES:
         module = build_library_model(kind, name, options, tuple(input_shape), len(class_names), preprocess)
-        card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
+        recorded = {**options, **getattr(module, "card_options", {})}  # a cut hf: model's layers taken
+        card = ModelCard(source, recorded, list(input_shape), list(class_names), dict(preprocess or {}))
         return BuiltModel(module, card, trained=False)
     module = build_builtin(source, tuple(input_shape), len(class_names), options)
     card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))

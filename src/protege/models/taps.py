@@ -71,7 +71,8 @@ class FeatureTaps:
             if value is None:
                 raise ModelError(
                     f"module {module_path!r} returned None at output {index}; for Hugging Face attention "
-                    "probabilities load the model with attn_implementation='eager'"
+                    "probabilities set attn_implementation: eager on the hf: model (in Python, load the model "
+                    "with attn_implementation='eager')"
                 )
             if not isinstance(value, torch.Tensor):
                 value = getattr(value, "last_hidden_state", None)
