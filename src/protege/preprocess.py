@@ -1,5 +1,6 @@
 """A saved model's input pipeline replayed at prediction time: the card's feature columns in their
-stored order, TF-IDF with the stored vocabulary and idf, standardisation with the stored mean and std.
+stored order, TF-IDF with the stored vocabulary and idf, token ids with the saved tokenizer or a text
+student's stored word vocabulary, standardisation with the stored mean and std.
 
 Raw inputs (CSV rows, texts, arrays) become exactly the tensors the model saw in training.
 """
@@ -15,7 +16,7 @@ import numpy as np
 from protege.errors import DataError, ModelError, did_you_mean
 from protege.models.store import ModelCard
 
-KNOWN_STEPS = ("features", "tfidf", "standardize", "image", "tokenizer", "text_column")
+KNOWN_STEPS = ("features", "tfidf", "standardize", "image", "tokenizer", "word_ids", "text_column")
 
 
 class Preprocessor:
@@ -41,6 +42,7 @@ class Preprocessor:
         self.tfidf: dict | None = card.preprocess.get("tfidf")
         self.image: dict | None = card.preprocess.get("image")
         self.tokenizer: dict | None = card.preprocess.get("tokenizer")
+        self.word_ids: dict | None = card.preprocess.get("word_ids")
         self.text_column: str | None = card.preprocess.get("text_column") or (self.tfidf or {}).get("column")
         self.model_dir = model_dir
         self.files = files
@@ -55,7 +57,12 @@ class Preprocessor:
 
     @property
     def takes_text(self) -> bool:
-        return self.tfidf is not None or self.tokenizer is not None
+        return self.tfidf is not None or self.reads_ids
+
+    @property
+    def reads_ids(self) -> bool:
+        """Whether the model reads token ids (a tokenizer's, or a text student's word ids)."""
+        return self.tokenizer is not None or self.word_ids is not None
 
     @property
     def values_per_input(self) -> int:
@@ -86,7 +93,8 @@ class Preprocessor:
         return self.from_array(load_image(file, size, self.image["mode"]), str(file))
 
     def from_texts(self, texts: Sequence[str], origin: str) -> np.ndarray:
-        """TF-IDF features of ``texts`` computed with the vocabulary and idf fitted in training."""
+        """``texts`` as the model read them in training: TF-IDF features with the stored vocabulary and idf,
+        or token ids (the saved tokenizer, or a text student's stored word vocabulary)."""
         if not self.takes_text:
             raise DataError(f"{origin}: text inputs need a text model; this model takes {self.describe()}")
         return self._finish(self._vectorize(texts))
@@ -150,12 +158,16 @@ class Preprocessor:
         return self._finish(a)
 
     def _token_ids(self, texts: Sequence[str]) -> np.ndarray:
+        if self._tokens is None and self.word_ids is not None:
+            from protege.data.text import WordIds
+
+            self._tokens = WordIds.described(self.word_ids)
         if self._tokens is None:
             self._tokens = _rebuild_tokens(self.tokenizer or {}, self.model_dir, self.files, self.trust_remote_code)
         return np.ascontiguousarray(self._tokens.transform(list(texts)), dtype=np.int64)
 
     def _finish(self, x: np.ndarray) -> np.ndarray:
-        if x.dtype.kind in "iu" and self.tokenizer is not None:
+        if x.dtype.kind in "iu" and self.reads_ids:
             return np.ascontiguousarray(x.reshape(len(x), *self.input_shape), dtype=np.int64)
         x = x.reshape(len(x), *self.input_shape)
         if self.mean is not None:
@@ -178,7 +190,7 @@ class Preprocessor:
         return column
 
     def _vectorize(self, texts: Sequence[str]) -> np.ndarray:
-        if self.tokenizer is not None:
+        if self.reads_ids:
             return self._token_ids(texts)
         if self._vectorizer is None:
             self._vectorizer = _rebuild_tfidf(self.tfidf or {})

@@ -91,7 +91,31 @@ def latest_pointing_outside(tmp: Path) -> list[str]:
     return argv
 
 
+def text_student_with(tmp: Path, **word_ids) -> list[str]:
+    """A saved fasttext student whose card's ``word_ids`` vocabulary has ``word_ids`` changed, and a text to predict."""
+    from protege.data.text import WordIds
+    from protege.models import build_model, save_model
+
+    encoder = WordIds(max_length=4)
+    encoder.fit(["good film", "bad food"])
+    built = build_model("fasttext", {"max_length": 4, "dim": 4}, (4,), ["neg", "pos"], encoder.describe())
+    directory = save_model(built.module, built.card, tmp / "fasttext")
+    card = json.loads((directory / "model.json").read_text())
+    card["preprocess"]["word_ids"].update(word_ids)
+    (directory / "model.json").write_text(json.dumps(card))
+    (tmp / "texts.txt").write_text("good food\n")
+    return ["predict", str(directory), str(tmp / "texts.txt")]
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "text student card whose vocabulary size does not count its words": (
+        lambda t: text_student_with(t, vocab_size=3),
+        "preprocess.word_ids: vocab_size must be the number of distinct words plus 2",
+    ),
+    "text student card whose padded length is not its input size": (
+        lambda t: text_student_with(t, max_length=8),
+        "preprocess.word_ids.max_length is 8, the inputs hold 4 ids",
+    ),
     "card with a negative input size": (
         lambda t: predict(tampered(t, input_shape=[-1, 8, 8])),
         "model.json: input_shape[0]: Input should be greater than or equal to 1 (got -1)",

@@ -69,6 +69,19 @@ def cut_distilbert(tmp: Path, **cut) -> list[str]:
     return text_recipe(tmp, student={"source": f"hf:{folder}", "max_length": 12, **cut})
 
 
+def TEXT_STUDENT(tmp: Path) -> dict:
+    """A textcnn student that reads the tiny hf model's token ids (written with the sentiment CSV)."""
+    saved_hf_model(tmp)
+    return {"source": "textcnn", "tokenizer": f"hf:{tmp / 'tiny-bert'}", "max_length": 12}
+
+
+def reversed_hf(tmp: Path) -> Path:
+    """A tiny hf model whose tokenizer numbers the same words the other way round: another vocabulary."""
+    from tests.conftest import write_tiny_hf_model
+
+    return write_tiny_hf_model(tmp / "reversed", reverse=True)
+
+
 def hf_model_of_classes(tmp: Path, classes: list[str]) -> Path:
     """A saved (untrained) tiny hf classifier whose head predicts ``classes``: trained on other data."""
     from protege.models import build_model, save_model
@@ -272,6 +285,34 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "a cut naming a size the model's config does not have": (
         lambda t: cut_distilbert(t, intermediate_size=8),
         "its distilbert config has no intermediate_size; leave intermediate_size out for this model",
+    ),
+    "a fasttext student on numeric data": (
+        lambda t: recipe(t, {"student.model": {"source": "fasttext"}}),
+        "digits gives numeric inputs, but fasttext reads text: use a text source",
+    ),
+    "a text student whose tokenizer is not an hf: source": (
+        lambda t: text_recipe(t, student={"source": "textcnn", "tokenizer": "bert-base-uncased"}),
+        "tokenizer must be a Hugging Face source, hf:<model id or folder> (got 'bert-base-uncased')",
+    ),
+    "a text student's own vocabulary option beside a tokenizer": (
+        lambda t: text_recipe(t, student={**TEXT_STUDENT(t), "min_count": 2}),
+        "min_count sets the student's own vocabulary, and with tokenizer the vocabulary is hf:",
+    ),
+    "text student embeddings without the tokenizer they belong to": (
+        lambda t: text_recipe(t, student={"source": "fasttext", "embeddings_from": TEXT_STUDENT(t)["tokenizer"]}),
+        "embeddings_from needs the student to read that model's token ids; set tokenizer: hf:",
+    ),
+    "text student embeddings from a model of another vocabulary": (
+        lambda t: text_recipe(t, student={**TEXT_STUDENT(t), "embeddings_from": f"hf:{reversed_hf(t)}"}),
+        "has another vocabulary than the student's tokenizer hf:",
+    ),
+    "text student embeddings narrower than its dim": (
+        lambda t: text_recipe(t, student={**TEXT_STUDENT(t), "embeddings_from": TEXT_STUDENT(t)["tokenizer"]}),
+        "input embeddings are 16 wide, narrower than the student's dim 64; set dim to at most 16",
+    ),
+    "a text student of its own vocabulary with an hf teacher and a transfer set (one view)": (
+        lambda t: text_recipe(t, teacher=TINY_BERT(t), student={"source": "fasttext"}, transfer=True),
+        "tokenise differently (vocabulary, padding id or max_length/padding/truncation differ)",
     ),
     "an exported file whose embedded file names a path outside its folder": (
         lambda t: ["predict", str(exported_file(t, {"../config.json": b"{}"})), texts(t)],

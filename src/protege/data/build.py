@@ -112,8 +112,9 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
     can encode the same examples its own way."""
     raw, source, task = examples.raw, examples.source, examples.task
     if text_encoder is not None and raw.text is None:
+        reader = getattr(text_encoder, "reader", None) or "a Hugging Face model"
         raise DataError(
-            f"{source} gives numeric inputs, but a Hugging Face model reads text: use a text source "
+            f"{source} gives numeric inputs, but {reader} reads text: use a text source "
             f"(csv:/jsonl: with text_column, bbc_news)"
         )
     splits = dataclasses.replace(examples.splits)

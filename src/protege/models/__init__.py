@@ -12,6 +12,13 @@ from protege.errors import ModelError, did_you_mean
 from protege.models.builtin import BUILTIN
 from protege.models.compatibility import align_classes
 from protege.models.store import ModelCard, load_weights, read_card, resolve_run_path, save_model
+from protege.models.text_students import (
+    TEXT_STUDENTS,
+    architecture_options,
+    check_student_options,
+    set_embeddings,
+    token_vocabulary,
+)
 from protege.options import Fields, signature_fields
 from protege.registry import Registry
 
@@ -77,17 +84,26 @@ def check_model_options(source: str, options: dict) -> dict:
     if source not in BUILTIN:
         known = ", ".join([*BUILTIN, "timm:<name>", "torchvision:<name>", "hf:<id or folder>", "run:path"])
         raise ModelError(f"unknown model source {source!r}{did_you_mean(source, BUILTIN)}; known: {known}")
-    return MODELS.check_options(source, options)
+    checked = MODELS.check_options(source, options)
+    if source in TEXT_STUDENTS:
+        check_student_options(source, checked)
+    return checked
 
 
 def _model_fields(builder) -> Fields:
-    """A model source's options: a builtin's constructor arguments, or for ``hf``, those of ``build_hf`` and
-    of its tokenizer encoder (the text options)."""
+    """A model source's options: a builtin's constructor arguments, for a text student also those of how it
+    reads text, and for ``hf`` those of ``build_hf`` and of its tokenizer encoder (the text options)."""
     if builder == "hf":
         from protege.models.hf import TokenizerEncoder, build_hf
 
         fields = signature_fields(build_hf, skip=("reference", "input_shape", "num_classes", "preprocess"))
         return fields | signature_fields(TokenizerEncoder.__init__, skip=("tokenizer", "source"))
+    if builder in TEXT_STUDENTS.values():
+        from protege.data.text import WordIds
+        from protege.models.hf import student_text_encoder
+
+        fields = signature_fields(builder, skip=("input_shape", "num_classes", "vocab_size", "pad_id"))
+        return fields | signature_fields(WordIds.__init__, skip=("words",)) | signature_fields(student_text_encoder)
     return signature_fields(builder, skip=("input_shape", "num_classes"))
 
 
@@ -99,20 +115,27 @@ for _name, _builder in BUILTIN.items():
 MODELS.register("hf")("hf")
 
 
-def build_builtin(architecture: str, input_shape: tuple[int, ...], num_classes: int, options: dict) -> nn.Module:
+def build_builtin(
+    architecture: str, input_shape: tuple[int, ...], num_classes: int, options: dict, preprocess: dict | None = None
+) -> nn.Module:
     """A builtin model, sized on the meta device first: options (or a tampered model.json) that ask for
-    more than MAX_PARAMETERS are refused before any memory is allocated."""
+    more than MAX_PARAMETERS are refused before any memory is allocated. A text student's embedding table
+    is sized by the token ids its view (``preprocess``) gives."""
     builder = BUILTIN[architecture]
     shape = tuple(input_shape)
+    arguments = dict(options)
+    if architecture in TEXT_STUDENTS:
+        vocab_size, pad_id = token_vocabulary(preprocess, architecture, options)
+        arguments = architecture_options(builder, options) | {"vocab_size": vocab_size, "pad_id": pad_id}
     try:
         with torch.device("meta"):
-            size = sum(p.numel() for p in builder(shape, num_classes, **options).parameters())
+            size = sum(p.numel() for p in builder(shape, num_classes, **arguments).parameters())
         if size > MAX_PARAMETERS:
             raise ModelError(
                 f"model {architecture!r} with {_shown(options)} for inputs of shape {shape} would have "
                 f"{size:,} parameters, more than the {MAX_PARAMETERS:,} a builtin model may have; make it smaller"
             )
-        return builder(shape, num_classes, **options)
+        return builder(shape, num_classes, **arguments)
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot build model {architecture!r} for inputs of shape {shape}: {first}") from None
@@ -143,9 +166,26 @@ def build_model(
         recorded = {**options, **getattr(module, "card_options", {})}  # a cut hf: model's layers taken
         card = ModelCard(source, recorded, list(input_shape), list(class_names), dict(preprocess or {}))
         return BuiltModel(module, card, trained=False)
-    module = build_builtin(source, tuple(input_shape), len(class_names), options)
+    module = build_builtin(source, tuple(input_shape), len(class_names), options, preprocess)
+    if source in TEXT_STUDENTS:
+        _start_text_student(module, source, options)
     card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
     return BuiltModel(module, card, trained=False)
+
+
+def _start_text_student(module: nn.Module, source: str, options: dict) -> None:
+    """A text student that reads a Hugging Face tokenizer's ids keeps that tokenizer (saved beside its
+    weights and carried by its exports) and, with ``embeddings_from``, starts from that model's embeddings."""
+    from protege.console import log
+    from protege.models.hf import input_embeddings, load_tokenizer
+
+    trust = trusts_remote_code(options)
+    if options.get("tokenizer") is not None:
+        module.tokenizer = load_tokenizer(options["tokenizer"].partition(":")[2], trust, what=options["tokenizer"])
+    if options.get("embeddings_from") is not None:
+        origin = options["embeddings_from"]
+        how = set_embeddings(module, input_embeddings(origin, trust), origin)
+        log(f"{source}: embeddings from {origin}, {how}")
 
 
 def load_run_model(
@@ -179,6 +219,10 @@ def load_run_model(
         module = build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
     else:
         module = builtin_from_card(card, str(directory / "model.json"))
+        if card.architecture in TEXT_STUDENTS and "tokenizer" in card.preprocess:
+            from protege.models.hf import load_tokenizer
+
+            module.tokenizer = load_tokenizer(str(directory), trust_remote_code, what=source)
     with_card_heads(module, card)
     load_weights(module, directory / "model.safetensors")
     if class_names is not None:
@@ -200,7 +244,7 @@ def builtin_from_card(card: ModelCard, origin: str) -> nn.Module:
     (a hand-edited or tampered model.json) name the file."""
     try:
         options = check_model_options(card.architecture, card.options)
-        return build_builtin(card.architecture, tuple(card.input_shape), card.num_classes, options)
+        return build_builtin(card.architecture, tuple(card.input_shape), card.num_classes, options, card.preprocess)
     except ModelError as exc:
         raise ModelError(f"{origin}: {exc}") from None
 
@@ -215,7 +259,7 @@ def build_library_model(
         return build_hf(name, input_shape, num_classes, preprocess, **options)
     from protege.models.vision import build_timm, build_torchvision
 
-    if (preprocess or {}).get("tokenizer"):
+    if reads_token_ids(preprocess or {}):
         raise ModelError(f"{kind}:{name} reads images, but the data is token ids; use an hf: model for text")
     builder = build_timm if kind == "timm" else build_torchvision
     return builder(name, input_shape, num_classes, **options)
@@ -225,6 +269,11 @@ def example_input(card: ModelCard, batch_size: int = 1) -> torch.Tensor:
     """A batch the model accepts, for tracing, export and timing: token ids (padding) for a text model,
     standard normal values otherwise."""
     shape = (batch_size, *card.input_shape)
-    if card.preprocess.get("tokenizer"):
+    if reads_token_ids(card.preprocess):
         return torch.zeros(shape, dtype=torch.long)
     return torch.randn(shape)
+
+
+def reads_token_ids(preprocess: dict) -> bool:
+    """Whether inputs encoded this way are token ids (a tokenizer's, or a text student's word ids)."""
+    return bool(preprocess.get("tokenizer") or preprocess.get("word_ids"))

@@ -13,6 +13,7 @@ import torch
 from pydantic import Field, PositiveInt
 from torch import nn
 
+from protege.models.text_students import TEXT_STUDENTS
 from protege.options import MAX_DEPTH, Depth, DropRate, Width
 
 DOUBLINGS = 12
@@ -171,4 +172,5 @@ def _output_size(module: nn.Module, input_shape: tuple[int, ...]) -> int:
         return int(module(torch.zeros(1, *input_shape)).shape[1])
 
 
-BUILTIN = {"mlp": mlp, "cnn1d": cnn1d, "cnn2d": cnn2d, "resnet": resnet}
+BUILTIN = {"mlp": mlp, "cnn1d": cnn1d, "cnn2d": cnn2d, "resnet": resnet, **TEXT_STUDENTS}
+"""The builtin architectures by name; ``fasttext`` and ``textcnn`` read token ids (protege.models.text_students)."""

@@ -51,6 +51,18 @@ class _Tokenizer(_Block):
     source: StrictStr
     max_length: Annotated[StrictInt, Field(ge=2, le=MAX_INPUT_VALUES)]
     truncation: StrictBool | StrictStr = True
+    vocab_size: Annotated[StrictInt, Field(ge=1)] | None = None
+    pad_id: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class _WordIds(_Block):
+    words: list[StrictStr]
+    max_length: Annotated[StrictInt, Field(ge=2, le=MAX_INPUT_VALUES)]
+    lowercase: StrictBool = True
+    token_pattern: StrictStr
+    vocab_size: Annotated[StrictInt, Field(ge=2)]
+    pad_id: Literal[0]
+    unknown_id: Literal[1]
 
 
 class _Preprocess(_Block):
@@ -60,6 +72,7 @@ class _Preprocess(_Block):
     image: _Image | None = None
     tfidf: _Tfidf | None = None
     tokenizer: _Tokenizer | None = None
+    word_ids: _WordIds | None = None
 
 
 class _Task(_Block):
@@ -122,6 +135,23 @@ def _check_preprocess(steps: _Preprocess, values: int) -> None:
             re.compile(tfidf.token_pattern)
         except re.error as exc:
             raise ValueError(f"preprocess.tfidf.token_pattern is not a regular expression ({exc})") from None
+    if steps.word_ids is not None:
+        _check_word_ids(steps.word_ids, values)
+    sizes = (steps.tokenizer.vocab_size, steps.tokenizer.pad_id or 0) if steps.tokenizer is not None else (None, 0)
+    if sizes[0] is not None and not sizes[1] < sizes[0]:
+        raise ValueError("preprocess.tokenizer.pad_id is not one of its vocab_size ids")
+
+
+def _check_word_ids(word_ids: _WordIds, values: int) -> None:
+    """A text student's vocabulary: distinct words numbered from 2, one id per input value."""
+    from protege.data.text import WORD_PATTERN
+
+    if word_ids.vocab_size != len(word_ids.words) + 2 or len(set(word_ids.words)) != len(word_ids.words):
+        raise ValueError("preprocess.word_ids: vocab_size must be the number of distinct words plus 2")
+    if word_ids.max_length != values:
+        raise ValueError(f"preprocess.word_ids.max_length is {word_ids.max_length}, the inputs hold {values} ids")
+    if word_ids.token_pattern != WORD_PATTERN:
+        raise ValueError(f"preprocess.word_ids.token_pattern must be {WORD_PATTERN!r}, the one protege splits words by")
 
 
 def check_card(meta: dict, origin: str) -> None:

@@ -54,6 +54,8 @@ def check_inputs(card: ModelCard, preprocess: dict, split: dict, who: str) -> No
             f"{who} reads TF-IDF features of its own training texts, and this data's vocabulary differs; "
             "use a model that reads the texts itself (an hf: model) or retrain it on this data"
         )
+    if "word_ids" in card.preprocess and card.preprocess["word_ids"] != preprocess.get("word_ids"):
+        raise ModelError(f"{who} reads word ids of its own vocabulary, and this data is encoded another way")
     check_split(card.data, split, who)
 
 

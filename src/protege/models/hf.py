@@ -29,8 +29,10 @@ from pydantic import Field
 from torch import nn
 
 from protege.console import log
+from protege.data.text import WordIds
 from protege.errors import CheckpointError, DataError, ModelError
 from protege.models.hf_cut import CUT_OPTIONS, copy_pretrained, cut_config, cut_requested
+from protege.models.text_students import TEXT_STUDENTS, WORD_OPTIONS
 from protege.options import MAX_DEPTH, Depth, Width
 
 Pooling = Literal["mean", "cls"]
@@ -161,6 +163,9 @@ class TokenizerEncoder:
     longer than that length is an error rather than silently cut.
     """
 
+    reader: str | None = None
+    """The model that reads these ids, named in errors, when it is not the tokenizer's own (a text student)."""
+
     def __init__(
         self,
         tokenizer: Any,
@@ -204,7 +209,10 @@ class TokenizerEncoder:
         return encoded["input_ids"].astype(np.int64)
 
     def describe(self) -> dict:
-        return {"tokenizer": {"source": self.source, "max_length": self.length, "truncation": self.truncation}}
+        """The tokenizer's source and length, and how many ids it gives with which one pads (what a text
+        student reading these ids sizes its embedding table by)."""
+        sizes = {"vocab_size": len(self.tokenizer), "pad_id": int(self.tokenizer.pad_token_id or 0)}
+        return {"tokenizer": {"source": self.source, "max_length": self.length, "truncation": self.truncation, **sizes}}
 
     def key(self) -> tuple:
         """What must match for two models to read the same ids: vocabulary, special tokens, length."""
@@ -231,15 +239,18 @@ def with_padding(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def text_encoder(source: str, options: dict) -> TokenizerEncoder:
-    """The tokenizer encoder of an ``hf:`` source (its recipe options) or of a saved ``run:`` hf model
-    (its own tokenizer files, at the length it was trained with); ``trust_remote_code`` from ``options``."""
+def text_encoder(source: str, options: dict) -> TokenizerEncoder | WordIds:
+    """The tokenizer encoder of an ``hf:`` source (its recipe options) or of a saved ``run:`` model that
+    reads token ids (its own tokenizer files, at the length it was trained with, or a text student's saved
+    vocabulary); ``trust_remote_code`` from ``options``."""
     trust = options.get("trust_remote_code") is True
     if source.startswith("run:"):
         from protege.models.store import read_card, resolve_run_path
 
         directory = resolve_run_path(source)
         card = read_card(directory)
+        if "word_ids" in card.preprocess:
+            return WordIds.described(card.preprocess["word_ids"])
         settings = card.preprocess.get("tokenizer", {})
         return TokenizerEncoder(
             load_tokenizer(str(directory), trust, what=source),
@@ -450,16 +461,18 @@ def rebuild_hf(
 
 
 def reads_tokens(source: str) -> bool:
-    """Whether a model source takes token ids: ``hf:``, or a saved model that was one."""
-    if source.startswith("hf:"):
+    """Whether a model source takes token ids: ``hf:``, a text student (``fasttext``, ``textcnn``), or a
+    saved model that was one."""
+    if source.startswith("hf:") or source in TEXT_STUDENTS:
         return True
     if source.startswith("run:"):
         from protege.models.store import read_card, resolve_run_path
 
         try:
-            return read_card(resolve_run_path(source)).architecture.startswith("hf:")
+            architecture = read_card(resolve_run_path(source)).architecture
         except Exception:
             return False  # the stage itself reports a missing or broken run directory
+        return architecture.startswith("hf:") or architecture in TEXT_STUDENTS
     return False
 
 
@@ -472,30 +485,68 @@ def check_same_inputs(models: list[tuple[str, str]], why: str = "") -> None:
         raise ModelError(
             f"{readers[0][0]} {readers[0][1]} reads token ids but {others[0][0]} {others[0][1]} does not; "
             f"{why or 'where the stages share one view of the examples,'} every stage must be an hf: model with the "
-            "same tokenizer"
+            "same tokenizer, or a fasttext/textcnn student reading it (tokenizer: hf:<that model>)"
         )
 
 
-def model_text_encoder(source: str, options: dict) -> TokenizerEncoder | None:
-    """The encoder of the view a model reads: its own tokenizer for a model that reads token ids, None
-    (TF-IDF features, or the numbers themselves) for any other."""
+def model_text_encoder(source: str, options: dict) -> TokenizerEncoder | WordIds | None:
+    """The encoder of the view a model reads: its own tokenizer for a model that reads token ids, a text
+    student's vocabulary or the tokenizer it names, None (TF-IDF features, or the numbers themselves) for
+    any other."""
+    if source in TEXT_STUDENTS:
+        encoder = student_text_encoder(**{k: v for k, v in options.items() if k in STUDENT_TEXT_OPTIONS})
+        encoder.reader = source
+        return encoder
     return text_encoder(source, options) if reads_tokens(source) else None
 
 
-def saved_model_encoder(model_dir: Path, trust_remote_code: bool = False) -> TokenizerEncoder | None:
+STUDENT_TEXT_OPTIONS = ("max_length", *WORD_OPTIONS, "tokenizer", "embeddings_from", "trust_remote_code")
+"""The options of a text student that say how it reads text (its view), not what it computes."""
+
+
+def student_text_encoder(
+    tokenizer: str | None = None, embeddings_from: str | None = None, trust_remote_code: bool = False, **word_options
+) -> TokenizerEncoder | WordIds:
+    """How a text student reads text: word ids of a vocabulary fitted on the training texts (``WordIds``:
+    ``max_length``, ``max_words``, ``min_count``, ``lowercase``), or with ``tokenizer: hf:<model>`` that
+    tokenizer's ids, padded to ``max_length``. ``embeddings_from`` must tokenise as ``tokenizer`` does: its
+    input embeddings are then the student's rows, id for id."""
+    if tokenizer is None:
+        return WordIds(**word_options)
+    length = {"max_length": word_options["max_length"]} if "max_length" in word_options else {}
+    encoder = text_encoder(tokenizer, {"trust_remote_code": trust_remote_code, **length})
+    if embeddings_from is not None and embeddings_from != tokenizer:
+        other = load_tokenizer(embeddings_from.partition(":")[2], trust_remote_code)
+        if other.get_vocab() != encoder.tokenizer.get_vocab():
+            raise ModelError(
+                f"embeddings_from {embeddings_from} has another vocabulary than the student's tokenizer "
+                f"{tokenizer} ({len(other)} and {len(encoder.tokenizer)} tokens): its rows would be other words; "
+                "use the same model for both"
+            )
+    return encoder
+
+
+def input_embeddings(source: str, trust_remote_code: bool = False) -> torch.Tensor:
+    """The input embedding table (one row per token id) of a Hugging Face model, ``hf:<id or folder>``."""
+    encoder = load_encoder(source.partition(":")[2], True, trust_remote_code, what=source)
+    return encoder.get_input_embeddings().weight.detach()
+
+
+def saved_model_encoder(model_dir: Path, trust_remote_code: bool = False) -> TokenizerEncoder | WordIds | None:
     """:func:`model_text_encoder` of a saved model: its saved tokenizer at the length it was trained with."""
     options = {"trust_remote_code": True} if trust_remote_code is True else {}
     return model_text_encoder(f"run:{model_dir}", options)
 
 
-def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | None:
-    """The one tokenizer every stage's model (``(stage, source, options)``) reads, or None when no stage
-    is a Hugging Face model, for recipes whose stages share one view (protege.data.views has the others)."""
+def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | WordIds | None:
+    """The one tokenizer (or text student vocabulary) every stage's model (``(stage, source, options)``)
+    reads, or None when no stage reads token ids, for recipes whose stages share one view (protege.data.views
+    has the others)."""
     check_same_inputs([(stage, source) for stage, source, _ in models])
     readers = [(stage, source, options) for stage, source, options in models if reads_tokens(source)]
     if not readers:
         return None
-    encoders = [(stage, source, text_encoder(source, options)) for stage, source, options in readers]
+    encoders = [(stage, source, model_text_encoder(source, options)) for stage, source, options in readers]
     first_stage, first_source, first = encoders[0]
     for stage, source, encoder in encoders[1:]:
         if encoder.key() != first.key():
@@ -506,7 +557,9 @@ def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder
     return first
 
 
-def saved_text_encoder(model_dirs: dict[str, Path], trust_remote_code: bool = False) -> TokenizerEncoder | None:
+def saved_text_encoder(
+    model_dirs: dict[str, Path], trust_remote_code: bool = False
+) -> TokenizerEncoder | WordIds | None:
     """The tokenizer that saved models (``{name: model dir}``) were trained with, at their length, or None
     when they do not read token ids; models that tokenise differently are refused."""
     options = {"trust_remote_code": True} if trust_remote_code is True else {}
