@@ -33,7 +33,7 @@ def token_lengths(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
 def cut_padding(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     """A batch of right-padded token ids without the columns that are padding in every row (at least one
     column kept); any other input as it is."""
-    if ids.dim() != 2 or ids.is_floating_point() or ids.shape[1] <= 1:
+    if not _token_ids(ids):
         return ids
     longest = max(int(token_lengths(ids, pad_id).max()), 1)
     return ids if longest == ids.shape[1] else ids[:, :longest]
@@ -44,7 +44,12 @@ def groups_by_length(model: nn.Module, dataset: object) -> bool:
     ids (a 2-D integer tensor) read by a model whose outputs do not depend on the padding."""
     if pad_id_of(model) is None or type(dataset) is not ArrayDataset:
         return False
-    return dataset.x.dim() == 2 and not dataset.x.is_floating_point() and dataset.x.shape[1] > 1
+    return _token_ids(dataset.x)
+
+
+def _token_ids(x: torch.Tensor) -> bool:
+    """Whether ``x`` may be a batch of token ids with columns to cut: a 2-D integer tensor of 2 columns or more."""
+    return x.dim() == 2 and not x.is_floating_point() and x.shape[1] > 1
 
 
 def inference_batches(model: nn.Module, dataset: object, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -59,7 +64,7 @@ def inference_batches(model: nn.Module, dataset: object, batch_size: int) -> Ite
     order = torch.argsort(lengths, descending=True, stable=True)
     for rows in order.split(batch_size):
         batch = dataset.__getitems__(rows.tolist())
-        batch["x"] = cut_padding(batch["x"], pad_id_of(model))  # type: ignore[arg-type]
+        batch["x"] = batch["x"][:, : max(int(lengths[rows[0]]), 1)]  # longest first: the first row is the longest
         yield batch
 
 
