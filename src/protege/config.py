@@ -105,6 +105,14 @@ class TrainConfig(Strict):
         description="examples per forward of an online (uncached) teacher, in whole training batches "
         "(default: one batch on a GPU; about 1024 examples on a CPU)",
     )
+    inference_runtime: Literal["auto", "eager", "onnxruntime", "bf16", "compile"] = Field(
+        "auto",
+        description="runtime of the frozen teacher's and backbone's inference passes (auto: the fastest that "
+        "agrees with eager PyTorch, tried when a pass would take 20 s or more; see protege.inference_runtime)",
+    )
+    inference_tolerance: float = Field(
+        1e-3, gt=0, le=1, description="largest difference from eager outputs another runtime may show (relative)"
+    )
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     channels_last: bool | Literal["auto"] = Field(
         "auto", description="channels-last memory for image models (auto: on a GPU)"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -43,3 +46,20 @@ def progress_bar() -> Progress:
         disable=quiet() or not log_console.is_terminal,
         transient=False,
     )
+
+
+@contextmanager
+def without_log(logger: str, prefix: str) -> Iterator[None]:
+    """Drops one library logger's messages that start with ``prefix`` while a model is exported: known
+    harmless ones (the callers say why), which would otherwise look like a failed export."""
+
+    class Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith(prefix)
+
+    target, drop = logging.getLogger(logger), Drop()
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -24,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.console import log
+from protege.console import log, without_log
 from protege.data.dataset import first_inputs
 from protege.errors import CheckpointError, ConfigError, ModelError, ProtegeError, did_you_mean
 from protege.files import check_writable_file, read_text
@@ -291,23 +289,6 @@ def _rebuild_module(card: ModelCard, origin: str, files: dict[str, str] | None, 
         options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}
         return build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
     raise ModelError(f"{origin}: architecture {card.architecture!r} cannot be rebuilt by this protege")
-
-
-@contextmanager
-def without_log(logger: str, prefix: str) -> Iterator[None]:
-    """Drops one library logger's messages that start with ``prefix`` while a model is exported: known
-    harmless ones (the callers say why), which would otherwise look like a failed export."""
-
-    class Drop(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return not record.getMessage().startswith(prefix)
-
-    target, drop = logging.getLogger(logger), Drop()
-    target.addFilter(drop)
-    try:
-        yield
-    finally:
-        target.removeFilter(drop)
 
 
 def write_onnx(module: nn.Module, card: ModelCard) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.console import log
+from protege.console import log, without_log
 from protege.data.dataset import DataBundle
 from protege.data.streamed import refuse_streamed
 from protege.errors import CheckpointError, ConfigError, ModelError, QuantizationError, did_you_mean
@@ -35,7 +35,6 @@ from protege.export import (
     locate_model,
     read_onnx,
     run_data,
-    without_log,
     write_onnx,
 )
 from protege.files import check_writable_file, read_text

@@ -48,6 +48,12 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: distilling(t, {"name": "kd", "label_smoothing": 1.5}),
         "objective 'kd': label_smoothing: Input should be less than 1 (got 1.5)",
     ),
+    "a teacher runtime whose outputs differ from eager beyond the tolerance": (
+        lambda t: distilling(
+            t, {"name": "kd"}, **{"student.train.inference_runtime": "bf16", "student.train.inference_tolerance": 1e-9}
+        ),
+        "inference_runtime bf16: outputs differ from eager PyTorch by",
+    ),
     "kd temperature of zero, in a dry run": (
         lambda t: dry_run(distilling(t, {"name": "kd", "temperature": 0})),
         "objective 'kd': temperature: Input should be greater than 0",

@@ -22,6 +22,7 @@ from torch import nn
 from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
 from protege.data.lengths import inference_batches
 from protege.data.views import TEACHER_INPUTS, teacher_view
+from protege.inference_runtime import DEFAULT_TOLERANCE, Chooser, Runner, choose_runner, eager
 from protege.models.store import TEMPORARY_SUFFIX, atomic_write_text
 from protege.models.taps import FeatureTaps
 
@@ -73,18 +74,18 @@ class OnlineTeacher:
         reason: str,
         layers: tuple[str, ...] = (),
         lookahead: int = 1,
+        runner: Runner | Chooser | None = None,
     ):
         self.teacher = freeze(teacher)
         self.autocast = autocast
+        self.runner = runner if runner is not None else eager(self.teacher, autocast=autocast)
         self.detail = reason if lookahead <= 1 else f"{reason}; one teacher forward per {lookahead} batches"
         self.lookahead = lookahead
         # the taps stay open while this signal lives: hooks cost nothing when no layer is tapped
         self.taps = FeatureTaps(self.teacher, layers, detach=True).__enter__() if layers else None
 
-    @torch.no_grad()
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with self.autocast():
-            return self.teacher(teacher_inputs(batch))
+        return self.runner(teacher_inputs(batch))
 
     def features(self) -> dict[str, torch.Tensor]:
         return dict(self.taps.outputs) if self.taps is not None else {}
@@ -107,8 +108,7 @@ class OnlineTeacher:
             yield from one_at_a_time(self, group)
             return
         sizes = [len(batch["x"]) for batch in group]
-        with self.autocast():
-            logits = self.teacher(torch.cat([teacher_inputs(batch) for batch in group])).split(sizes)
+        logits = self.runner(torch.cat([teacher_inputs(batch) for batch in group])).split(sizes)
         layers = {name: value.split(sizes) for name, value in self.features().items()}
         for i, batch in enumerate(group):
             yield batch, logits[i], {name: parts[i] for name, parts in layers.items()}
@@ -122,13 +122,22 @@ class OnlineTeacher:
 class CachedTeacher:
     """Teacher logits (and tapped layers) computed once per example, looked up by the example's index."""
 
-    def __init__(self, tables: dict[str, torch.Tensor | np.ndarray], mode: str, seconds: float, device: torch.device):
+    def __init__(
+        self,
+        tables: dict[str, torch.Tensor | np.ndarray],
+        mode: str,
+        seconds: float,
+        device: torch.device,
+        runtime: str = "",
+    ):
         self.tables = tables
         self.mode = mode
         self.device = device
         layers = [name for name in tables if name != LOGITS]
         what = f"logits and {len(layers)} layer(s)" if layers else "logits"
-        self.detail = f"{what} of {len(tables[LOGITS])} examples in {seconds:.2f}s"
+        self.detail = f"{what} of {len(tables[LOGITS])} examples in {seconds:.2f}s" + (
+            f", on {runtime}" if runtime else ""
+        )
         self._features: dict[str, torch.Tensor] = {}
 
     def _lookup(self, table: torch.Tensor | np.ndarray, index: torch.Tensor) -> torch.Tensor:
@@ -176,19 +185,21 @@ def compute_outputs(
     layers: tuple[str, ...] = (),
     batch_size: int = 512,
     out: dict[str, np.ndarray] | None = None,
+    runner: Runner | Chooser | None = None,
 ) -> dict[str, torch.Tensor | np.ndarray]:
     """The teacher's logits and ``layers`` outputs for every example in order, written into ``out``
     (memmaps) or into float32 tensors on ``device`` allocated once at their full size (no second copy
     from concatenating the batches, so a large cache peaks at its own size). Logits alone of a text
     teacher are computed over texts grouped by length (protege.data.lengths); tapped layers keep every
-    position, so with ``layers`` the batches come in order at the full length."""
+    position, so with ``layers`` the batches come in order at the full length. Logits alone run on
+    ``runner`` (another runtime, protege.inference_runtime) when one is given."""
     freeze(teacher)
     tables: dict[str, torch.Tensor | np.ndarray] = dict(out) if out is not None else {}
     batches = batch_loader(dataset, batch_size) if layers else inference_batches(teacher, dataset, batch_size)
+    forward = runner if runner is not None and not layers else eager(teacher, autocast=autocast)
     with FeatureTaps(teacher, layers, detach=True) as taps:
         for batch in batches:
-            with autocast():
-                logits = teacher(batch["x"].to(device))
+            logits = forward(batch["x"].to(device))
             values = {LOGITS: logits, **{path: taps[path] for path in layers}}
             for name, value in values.items():
                 if name not in tables:
@@ -239,40 +250,74 @@ def prepare_teacher(
     cache_dir: Path | None = None,
     layers: tuple[str, ...] = (),
     lookahead: int = 1,
+    runtime: str = "eager",
+    tolerance: float = DEFAULT_TOLERANCE,
+    epochs: int = 1,
 ) -> TeacherSignal:
     """Choose and build the teacher signal: ``mode`` is auto, memory, disk or off (always online).
 
     ``layers`` are teacher modules whose outputs the objective needs; they are cached with the logits
     (``auto``: in memory up to ``MEMORY_LIMIT_BYTES``, then memory-mapped on disk, else online).
     Online, the teacher runs once per ``lookahead`` training batches. A dataset whose teacher reads
-    another view of the examples is cached on that view, by the same example indices.
+    another view of the examples is cached on that view, by the same example indices. The teacher's
+    logits run on ``runtime`` (protege.inference_runtime; ``auto`` picks one, online over ``epochs``
+    passes) when no layer is tapped.
     """
     teacher = freeze(teacher).to(device)
     dataset = teacher_view(dataset)
+
+    def online(reason: str) -> OnlineTeacher:
+        runner = teacher_runner(teacher, len(dataset) * epochs, autocast, layers, runtime, tolerance)
+        return OnlineTeacher(teacher, autocast, reason, layers, lookahead, runner)
+
     if mode == "off":
-        return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers, lookahead)
+        return online("teacher cache switched off")
     if not fixed_inputs(dataset):
-        reason = "inputs may change between epochs (not an in-memory dataset)"
-        return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
+        return online("inputs may change between epochs (not an in-memory dataset)")
     start = time.perf_counter()
     shapes = output_shapes(teacher, dataset, device, layers)
     size = len(dataset) * sum(math.prod(shape) for shape in shapes.values()) * 4
     if mode == "auto" and size > MEMORY_LIMIT_BYTES:  # else the cache fits in memory
         if cache_dir is None:
-            reason = f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir"
-            return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
+            return online(f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir")
         mode = "disk"
+    runner = teacher_runner(teacher, len(dataset), autocast, layers, runtime, tolerance)
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")
-        tables = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes)
-        return CachedTeacher(tables, "cached (disk)", time.perf_counter() - start, device)
-    tables = compute_outputs(teacher, dataset, device, autocast, layers)
-    return CachedTeacher(tables, "cached (memory)", time.perf_counter() - start, device)
+        tables = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes, runner)
+    else:
+        tables = compute_outputs(teacher, dataset, device, autocast, layers, runner=runner)
+    where = "disk" if mode == "disk" else "memory"
+    note = runner.name if runner.name not in ("eager", "undecided") else ""
+    return CachedTeacher(tables, f"cached ({where})", time.perf_counter() - start, device, note)
+
+
+def teacher_runner(
+    teacher: nn.Module,
+    examples: int,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    layers: tuple[str, ...],
+    runtime: str,
+    tolerance: float,
+) -> Runner | Chooser:
+    """The runtime of the teacher's logits: eager PyTorch where layers are tapped (hooks need the module),
+    else what :func:`protege.inference_runtime.choose_runner` picks for ``runtime``."""
+    if layers:
+        return eager(teacher, autocast=autocast, note="eager (tapped layers are read from the PyTorch module)")
+    return choose_runner(
+        teacher, examples, requested=runtime, autocast=autocast, tolerance=tolerance, what="teacher runtime"
+    )
 
 
 def _disk_cache(
-    teacher, dataset: ArrayDataset, device, autocast, cache_dir: Path, shapes: dict[str, tuple[int, ...]]
+    teacher,
+    dataset: ArrayDataset,
+    device,
+    autocast,
+    cache_dir: Path,
+    shapes: dict[str, tuple[int, ...]],
+    runner: Runner | Chooser | None = None,
 ) -> dict[str, np.ndarray]:
     """Float32 memory-mapped tables (logits, then one per tapped layer), reused when the data
     fingerprint, the teacher's weights and the layers match; written under temporary names and renamed
@@ -295,7 +340,8 @@ def _disk_cache(
     meta_path.unlink(missing_ok=True)
     partial_files = {n: files[n].with_name(f".{files[n].name}.partial{TEMPORARY_SUFFIX}") for n in names}
     partial = {n: table(n, partial_files[n], "w+") for n in names}
-    compute_outputs(teacher, dataset, device, autocast, tuple(n for n in names if n != LOGITS), out=partial)
+    layers = tuple(n for n in names if n != LOGITS)
+    compute_outputs(teacher, dataset, device, autocast, layers, out=partial, runner=runner)
     for name, written in partial.items():
         written.flush()
         partial_files[name].replace(files[name])

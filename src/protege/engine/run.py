@@ -158,6 +158,9 @@ def _open_teacher(run: TrainingRun, cleanup: contextlib.ExitStack) -> None:
         run.workdir / "teacher_cache" if run.workdir is not None else None,
         run.step.teacher_layers,
         lookahead=teacher_lookahead(run.config, device, run.loader, run.teacher_cache),
+        runtime=run.config.inference_runtime,
+        tolerance=run.config.inference_tolerance,
+        epochs=run.config.epochs,
     )
     cleanup.callback(run.signal.close)
     if run.accelerator.is_main_process:

@@ -12,6 +12,7 @@ the stage's model and data, so the one training loop trains it like any other st
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from protege.console import log
 from protege.data.dataset import ArrayDataset, fixed_inputs
 from protege.data.lengths import in_order, inference_batches
+from protege.inference_runtime import choose_runner, eager
 from protege.models.taps import resolve_module
 from protege.transfer.base import Strategy, StrategyHook
 
@@ -54,13 +56,21 @@ def cache_refusal(model: nn.Module, train: object, val: object, needs_teacher: b
 
 
 @torch.no_grad()
-def compute_features(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 256) -> ArrayDataset:
+def compute_features(
+    model: nn.Module,
+    data: ArrayDataset,
+    device: torch.device,
+    batch_size: int = 256,
+    runner: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> ArrayDataset:
     """The backbone's features of every example (eval mode), on the CPU, with the examples' targets (token
-    ids read grouped by length, protege.data.lengths)."""
+    ids read grouped by length, protege.data.lengths); computed by ``runner`` (another runtime of
+    ``forward_features``, protege.inference_runtime) when one is given."""
     model.eval()
+    forward = runner if runner is not None else eager(model, "forward_features")
     chunks, indices = [], []
     for batch in inference_batches(model, data, batch_size):
-        chunks.append(model.forward_features(batch["x"].to(device)).float().cpu())
+        chunks.append(forward(batch["x"].to(device)).float().cpu())
         indices.append(batch["index"])
     return ArrayDataset(in_order(chunks, indices), data.y, data.labeled)
 
@@ -89,8 +99,12 @@ class CachedFeaturesProbe(StrategyHook):
         self.strategy.start_epoch(0)
         device = run.accelerator.device
         model.to(device)
-        run.train = compute_features(model, run.train, device)
-        run.val = compute_features(model, run.val, device) if run.val is not None else None
+        examples = len(run.train) + (len(run.val) if run.val is not None else 0)
+        config = run.config
+        runner = choose_runner(model, examples, requested=config.inference_runtime, method="forward_features",
+                               tolerance=config.inference_tolerance, what=f"{run.stage}: backbone runtime")  # fmt: skip
+        run.train = compute_features(model, run.train, device, runner=runner)
+        run.val = compute_features(model, run.val, device, runner=runner) if run.val is not None else None
         if run.accelerator.is_main_process:
             log(
                 f"[bold]{run.stage}[/]: backbone features cached ({len(run.train)} examples × "
