@@ -147,3 +147,18 @@ def test_a_text_student_reading_the_teachers_tokenizer_distils_with_a_transfer_s
     )
     assert result.stages["student"].card.metrics["teacher_mode"].startswith("cached")
     assert len(predict(tmp_path / "run" / "student" / "model", texts=TEXTS)) == 3
+
+
+def test_an_hf_teacher_distils_into_a_fasttext_student_with_its_own_vocabulary_and_a_text_transfer_set(
+    tmp_path, tiny_hf, sentiment_csv
+):
+    """The transfer texts are one set of raw texts that each stage encodes its own way: the teacher labels
+    them through its tokenizer, and the student learns on them through its own word ids."""
+    more = tmp_path / "more.txt"
+    more.write_text("the food was great\nawful film\nquite good\nvery poor food\n", encoding="utf-8")
+    student = {"source": "fasttext", "dim": 8, "buckets": 32, "max_length": 16}
+    raw = _recipe(sentiment_csv, f"hf:{tiny_hf}", student)
+    raw["transfer"] = {"source": f"texts:{more}"}
+    result = run_recipe(recipe_from_dict(raw), tmp_path / "run")
+    assert result.stages["student"].card.metrics["teacher_mode"].startswith("cached")
+    assert "word_ids" in result.stages["student"].card.preprocess
