@@ -45,17 +45,17 @@ def _file(kind: str, argument: str) -> Path:
 
 def read_text_lines(path: Path, limit: int | None = None) -> list[str]:
     """The texts of a UTF-8 file, one per line (spaces around it and blank lines dropped), the first ``limit``
-    of them; read a line at a time, so a limit stops reading a file of any size there."""
+    of them; read and decoded a line at a time, so a limit stops reading a file of any size there."""
     texts: list[str] = []
     try:
-        with path.open(encoding="utf-8-sig") as lines:
-            for line in lines:
-                if text := line.strip():
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if text := line.decode("utf-8").removeprefix("\ufeff" if number == 1 else "").strip():
                     texts.append(text)
                 if limit is not None and len(texts) >= limit:
                     break
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+        raise DataError(f"{path}: line {number} is not UTF-8 ({exc.reason}); save the file as UTF-8") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not texts:
