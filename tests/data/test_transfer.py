@@ -83,3 +83,20 @@ def test_a_text_augmentation_of_numeric_data_is_refused_in_one_line():
     with pytest.raises(DataError, match="transfer set 'span_mix' makes new texts of the training texts' words, and "
                        "digits gives numeric inputs; use mixup for numbers, or a text source"):  # fmt: skip
         build_transfer_set("span_mix", {}, load_data("digits"), seed=0)
+
+
+def test_the_readme_gives_each_text_augmentations_own_defaults():
+    import inspect
+    import re
+    from pathlib import Path
+
+    from protege.data.transfer import DERIVED, FROM_TEXTS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for name in FROM_TEXTS:
+        row = re.search(rf"^\| `{name}` \|.*\| (.*) \|$", readme, flags=re.MULTILINE)
+        assert row is not None, f"README has no row for {name}"
+        documented = {option: value.split(";")[0] for option, value in re.findall(r"`(\w+)` \(([^)]*)\)", row[1])}
+        parameters = inspect.signature(DERIVED.get(name)).parameters
+        defaults = {option: p.default for option, p in parameters.items() if option not in ("texts", "seed")}
+        assert {option: float(value.replace(",", "")) for option, value in documented.items()} == defaults
