@@ -181,9 +181,6 @@ class DataBundle:
     preprocess: dict = field(default_factory=dict)
     text_encoder: Any = None
     """The fitted encoder of a text source (TF-IDF or a tokenizer), for transfer sets of the same kind."""
-    texts: Any = None
-    """A text source's training texts, raw and in the training split's order: what the text augmentations
-    of a transfer set derive new texts from (protege.data.text_augment)."""
     test_groups: list[str] | None = None
     """The group of each test example (a csv ``group_column``), for per-group accuracy."""
     task: str = "classification"
@@ -198,6 +195,9 @@ class DataBundle:
     rows: dict[str, torch.Tensor] = field(default_factory=dict)
     """Each example's row in the source, per split: the ids a request to forget examples names
     (protege.unlearning); a source that gives its own splits numbers each split's rows from 0."""
+    texts: Any = None
+    """A text source's training texts, raw and in the training split's order: what the text augmentations
+    of a transfer set derive new texts from (protege.data.text_augment)."""
 
     @property
     def num_classes(self) -> int:
