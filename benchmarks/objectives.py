@@ -90,7 +90,9 @@ def main() -> None:
     with_transfer = data.train
     if args.transfer:
         options = {"num_samples": args.transfer, "seed": 1}
-        with_transfer = concat(data.train, build_transfer_set("mnist1d", options, data.train, 0, args.transfer))
+        with_transfer = concat(
+            data.train, build_transfer_set("mnist1d", options, data, 0, args.transfer).for_data(data)
+        )
     steps_factor = len(with_transfer) / len(data.train)
     student_config = TrainConfig(epochs=args.epochs, batch_size=128, lr=0.01, weight_decay=0.0, restore_best=False)
     teacher_config = TrainConfig(epochs=60, batch_size=100, lr=0.01, weight_decay=0.0, schedule="constant")

@@ -104,7 +104,9 @@ def test_mixing_hf_and_builtin_models_is_refused_only_where_stages_share_one_vie
     raw["student"]["model"] = {"source": "mlp"}
     recipe_from_dict(raw)  # each model reads its own view of the texts (protege.data.views)
     raw["transfer"] = {"source": f"csv:{sentiment_csv}", "options": {"text_column": "text"}}
-    match = r"student.model: teacher hf:.* with a transfer set every stage must be an hf: model"
+    recipe_from_dict(raw)  # a transfer set of texts: each view encodes the texts its own way
+    raw["transfer"] = {"source": "mixup"}
+    match = r"student.model: teacher hf:.* with a mixup transfer set every stage must be an hf: model"
     with pytest.raises(ProtegeError, match=match):
         recipe_from_dict(raw)
 

@@ -13,6 +13,8 @@ import torch
 from protege.api import export as export_model
 from protege.api import predict
 from protege.cli import main
+from protege.data.transfer import build_transfer_set
+from protege.dry_run import describe
 from protege.pipeline import load_recipe_views, recipe_examples, run_recipe
 from protege.recipe_reader import recipe_from_dict
 
@@ -147,3 +149,67 @@ def test_a_text_student_reading_the_teachers_tokenizer_distils_with_a_transfer_s
     )
     assert result.stages["student"].card.metrics["teacher_mode"].startswith("cached")
     assert len(predict(tmp_path / "run" / "student" / "model", texts=TEXTS)) == 3
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Each stage's training set (by stage name) and the log lines of the teacher pass, of the next run."""
+    from protege.engine import run as engine_run
+    from protege.plan import runner
+
+    seen: dict = {"logs": []}
+    fit = runner.fit
+
+    def recording(module, train_set, *args, stage, **kwargs):
+        seen[stage] = train_set
+        return fit(module, train_set, *args, stage=stage, **kwargs)
+
+    monkeypatch.setattr(runner, "fit", recording)
+    monkeypatch.setattr(engine_run, "log", seen["logs"].append)
+    return seen
+
+
+MORE = ["the food was great", "awful film", "quite good", "very poor food"]
+
+
+def test_an_hf_teacher_distils_into_fasttext_of_its_own_vocabulary_with_a_file_of_texts(
+    tmp_path, tiny_hf, sentiment_csv, recorded, capsys
+):
+    """The transfer texts are one set of raw texts that each stage encodes its own way: the teacher labels
+    them through its tokenizer, and the student learns on the same texts, in the same order, as word ids."""
+    (tmp_path / "more.txt").write_text("\n".join(MORE) + "\n", encoding="utf-8")
+    student = {"source": "fasttext", "dim": 8, "buckets": 32, "max_length": 16}
+    raw = {**_recipe(sentiment_csv, f"hf:{tiny_hf}", student), "transfer": {"source": f"texts:{tmp_path / 'more.txt'}"}}
+    describe(recipe_from_dict(raw))
+    assert f"transfer set: 4 unlabeled texts from texts:{tmp_path / 'more.txt'}" in capsys.readouterr().out
+    result = run_recipe(recipe_from_dict(raw), tmp_path / "run")
+    teacher, fasttext = result.stages["teacher"], result.stages["student"]
+    assert fasttext.card.metrics["teacher_mode"].startswith("cached") and "word_ids" in fasttext.card.preprocess
+    trained = recorded["student"]
+    n = len(fasttext.data.train)
+    assert len(trained) == n + 4 and not trained.labeled[n:].any() and trained.labeled[:n].all()
+    assert torch.equal(trained.x[n:], torch.as_tensor(fasttext.data.text_encoder.transform(MORE)))
+    assert torch.equal(trained.teacher_x[n:], torch.as_tensor(teacher.data.text_encoder.transform(MORE)))
+    assert torch.equal(trained.teacher_x[:n], teacher.data.train.x)  # the labelled examples, in their order
+    assert len(recorded["teacher"]) == n  # the teacher trains on the labelled examples only
+    said = [line for line in recorded["logs"] if "labelled" in line]
+    assert len(said) == 1 and f"labelled {n + 4} examples (4 of them unlabeled) in " in said[0]
+
+
+def test_an_hf_teacher_distils_into_a_tfidf_student_on_spans_of_the_training_texts_mixed(
+    tmp_path, tiny_hf, sentiment_csv, recorded
+):
+    """span_mix makes new texts of the training texts' words; the teacher reads them as token ids and the
+    student as TF-IDF features, the same texts in the same order, and a run with the same seed makes them again."""
+    transfer = {"source": "span_mix", "options": {"num_samples": 40, "fraction": 0.4}, "limit": 30}
+    raw = {**_recipe(sentiment_csv, f"hf:{tiny_hf}", {"source": "mlp", "hidden": 8}), "transfer": transfer}
+    recipe = recipe_from_dict(raw)
+    result = run_recipe(recipe, tmp_path / "run")
+    teacher, student = result.stages["teacher"], result.stages["student"]
+    trained, n = recorded["student"], len(student.data.train)
+    assert len(trained) == n + 30 and trained.x.is_floating_point() and trained.teacher_x.dtype == torch.long
+    texts = build_transfer_set("span_mix", transfer["options"], student.data, recipe.seed, 30).texts
+    assert torch.equal(trained.teacher_x[n:], torch.as_tensor(teacher.data.text_encoder.transform(texts)))
+    torch.testing.assert_close(trained.x[n:], torch.as_tensor(student.data.text_encoder.transform(texts)))
+    training = {word for text in student.data.texts for word in str(text).split()}
+    assert all(set(text.split()) <= training for text in texts)

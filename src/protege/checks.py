@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protege.config import Recipe, StageConfig
 from protege.data import SOURCES
-from protege.data.transfer import is_transfer_source
+from protege.data.transfer import is_transfer_source, shares_one_view
 from protege.errors import ConfigError, ProtegeError
 from protege.models import check_model_options
 from protege.objectives import OBJECTIVES, check_objective_options
@@ -83,14 +83,15 @@ def _check_continual(checks: _Checks, recipe: Recipe) -> None:
 
 def one_view_needed(recipe: Recipe) -> str | None:
     """Why every stage of ``recipe`` must read the examples the same way (None: each may read its own view,
-    protege.data.views): a transfer set is encoded once, an ensemble feeds its teachers one input, and the
-    other paradigms' plans share one set of tensors."""
+    protege.data.views): a mixup transfer set mixes one view's inputs, an ensemble feeds its teachers one
+    input, and the other paradigms' plans share one set of tensors. A transfer set of texts is encoded by
+    each view."""
     blocks = ("continual", "multitask", "unlearning", "adaptation", "robust")
     block = next((name for name in blocks if getattr(recipe, name) is not None), None)
     if block is not None:
         return f"with a {block} block"
-    if recipe.transfer is not None:
-        return "with a transfer set"
+    if recipe.transfer is not None and shares_one_view(recipe.transfer.source):
+        return f"with a {recipe.transfer.source} transfer set"
     if len(recipe.teacher_stages) > 1:
         return "with several teachers"
     return None

@@ -42,7 +42,10 @@ class DataConfig(Strict):
 class TransferConfig(Strict):
     """Extra unlabeled inputs that only the teacher labels (the 'transfer set' of Hinton et al.)."""
 
-    source: str = Field(description="a data source (its inputs only) or mixup (derived from the train inputs)")
+    source: str = Field(
+        description="a data source (its inputs only), texts:path (one text per line), or derived from the training "
+        "inputs: mixup, or for texts word_mask, word_delete, span_mix"
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     limit: int | None = Field(None, gt=0, description="use at most this many examples")
 

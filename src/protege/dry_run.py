@@ -23,10 +23,11 @@ def describe(recipe: Recipe) -> None:
     out_console.print(f"[bold]{recipe.name}[/] (seed {recipe.seed}): {data.describe()}, task {data.task}")
     if views is not None and len(views) > 1:
         out_console.print(f"views: {len(views)} encodings of the same examples, each model reads its own")
-    transfer_set = load_transfer_set(recipe, data)
+    transfer_set = load_transfer_set(recipe, data, views)
     if recipe.transfer is not None and transfer_set is not None:
         options = recipe.transfer.options or ""
-        out_console.print(f"transfer set: {len(transfer_set)} unlabeled inputs from {recipe.transfer.source} {options}")
+        kind = "texts" if transfer_set.texts is not None else "inputs"
+        out_console.print(f"transfer set: {len(transfer_set)} unlabeled {kind} from {recipe.transfer.source} {options}")
     if recipe.continual is not None:
         from protege.continual.run import describe_plan
 

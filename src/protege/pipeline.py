@@ -29,10 +29,10 @@ from protege import rundir
 from protege.config import Recipe, dump_recipe
 from protege.console import log
 from protege.data.build import SplitExamples, load_data, split_examples
-from protege.data.dataset import ArrayDataset, DataBundle
+from protege.data.dataset import DataBundle
 from protege.data.streamed import refuse_streamed
 from protege.data.text import TextEncoder
-from protege.data.transfer import build_transfer_set
+from protege.data.transfer import TransferSet, build_transfer_set
 from protege.data.views import Views
 from protege.distributed import is_main_process, wait_for_everyone
 from protege.errors import ConfigError
@@ -210,21 +210,18 @@ def split_recipe_data(recipe: Recipe, text_encoder: TextEncoder | None) -> DataB
     )
 
 
-def load_transfer_set(recipe: Recipe, data: DataBundle) -> ArrayDataset | None:
-    """The recipe's transfer set, encoded like the labelled data; None without one. A run loads it before
-    any stage trains and ``--dry-run`` loads it too, so a missing file or a bad option costs no training."""
+def load_transfer_set(recipe: Recipe, data: DataBundle, views: Views | None = None) -> TransferSet | None:
+    """The recipe's transfer set for the labelled ``data``; None without one. Texts are kept raw and encoded
+    now for every stage's view (``views``), as each stage will read them, so a run loads it before any stage
+    trains and ``--dry-run`` loads it too: a missing file or a bad option costs no training."""
     transfer = recipe.transfer
     if transfer is None:
         return None
-    return build_transfer_set(
-        transfer.source,
-        transfer.options,
-        data.train,
-        recipe.seed,
-        transfer.limit,
-        text_encoder=data.text_encoder,
-        preprocess=data.preprocess,
-    )
+    built = build_transfer_set(transfer.source, transfer.options, data, recipe.seed, transfer.limit)
+    if views is not None:
+        for _, stage in [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]:
+            built.for_data(views.for_model(stage.model.source, stage.model.options))
+    return built
 
 
 def run_recipe(
@@ -246,7 +243,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     log(f"data: {data.describe()}")
     if views is not None and len(views) > 1:
         log(f"views: {len(views)} encodings of the same examples, one per kind of model (protege.data.views)")
-    transfer_set = load_transfer_set(recipe, data)  # before the teacher trains, so its problems show now
+    transfer_set = load_transfer_set(recipe, data, views)  # before the teacher trains: its problems show now
     tracker = start_tracking(recipe, run_dir)
     on_epoch = [tracker.record] if tracker is not None else []
     context = StageContext(data, run_dir, resume, transfer_set, on_epoch, views=views)

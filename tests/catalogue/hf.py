@@ -28,12 +28,12 @@ def text_recipe(
     tmp: Path,
     teacher: dict | None = None,
     student: dict | None = None,
-    transfer: bool = False,
+    transfer: bool | dict = False,
     teachers: list[dict] | None = None,
 ) -> list[str]:
     """A recipe on the sentiment CSV that ``saved_hf_model`` wrote: a trained tiny-bert student by default;
     with ``teacher`` (or ``teachers``, each trained for an epoch) the student distils, from a ``transfer``
-    set of the same texts when asked."""
+    set of the same texts when asked (a dict: those fields of the transfer block instead)."""
     train = {"epochs": 1, "batch_size": 16}
     stages = {"student": {"model": student or {"source": f"hf:{tmp / 'tiny-bert'}", "max_length": 12}, "train": train}}
     if teacher is not None:
@@ -43,7 +43,8 @@ def text_recipe(
         stages["teacher"] = [{"model": model, "train": train} for model in teachers]
     raw = {"name": "text", "data": {"source": f"csv:{tmp / 'sentiment.csv'}", "options": {"text_column": "text"}}}
     if transfer:
-        raw["transfer"] = {"source": f"csv:{tmp / 'sentiment.csv'}", "options": {"text_column": "text"}}
+        same_texts = {"source": f"csv:{tmp / 'sentiment.csv'}", "options": {"text_column": "text"}}
+        raw["transfer"] = {**same_texts, **(transfer if isinstance(transfer, dict) else {})}
     return recipe(tmp, raw={**raw, **stages, "evaluate": {"latency": False}})
 
 
@@ -234,9 +235,9 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: text_recipe(t, teacher={"source": f"run:{hf_model_of_classes(t, ['a', 'b', 'c'])}"}, student=MLP),
         "other_classes predicts 3 classes but the data has 2; use a model trained on the same classes",
     ),
-    "a tokenizer teacher and a TF-IDF student with a transfer set (encoded once, for one view)": (
-        lambda t: text_recipe(t, teacher=TINY_BERT(t), student=MLP, transfer=True),
-        "with a transfer set every stage must be an hf: model with the same tokenizer",
+    "a tokenizer teacher and a TF-IDF student with a mixup transfer set (one view's inputs mixed)": (
+        lambda t: text_recipe(t, teacher=TINY_BERT(t), student=MLP, transfer={"source": "mixup"}),
+        "with a mixup transfer set every stage must be an hf: model with the same tokenizer",
     ),
     "several teachers reading different views of the texts": (
         lambda t: text_recipe(t, teacher=TINY_BERT(t), student=MLP, teachers=[TINY_BERT(t), MLP]),
@@ -310,9 +311,15 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: text_recipe(t, student={**TEXT_STUDENT(t), "embeddings_from": TEXT_STUDENT(t)["tokenizer"]}),
         "input embeddings are 16 wide, narrower than the student's dim 64; set dim to at most 16",
     ),
-    "a text student of its own vocabulary with an hf teacher and a transfer set (one view)": (
-        lambda t: text_recipe(t, teacher=TINY_BERT(t), student={"source": "fasttext"}, transfer=True),
+    "a text student of its own vocabulary with an hf teacher and a mixup transfer set (one view)": (
+        lambda t: text_recipe(t, teacher=TINY_BERT(t), student={"source": "fasttext"}, transfer={"source": "mixup"}),
         "tokenise differently (vocabulary, padding id or max_length/padding/truncation differ)",
+    ),
+    "a transfer set whose table has no such text column": (
+        lambda t: text_recipe(
+            t, teacher=TINY_BERT(t), student={"source": "fasttext"}, transfer={"options": {"text_column": "body"}}
+        ),
+        "sentiment.csv: no text column 'body'; columns: text, label; name it with transfer.options.text_column",
     ),
     "an exported file whose embedded file names a path outside its folder": (
         lambda t: ["predict", str(exported_file(t, {"../config.json": b"{}"})), texts(t)],

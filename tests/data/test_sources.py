@@ -181,9 +181,9 @@ def test_mixup_transfer_set_is_seeded_and_between_training_inputs():
     from protege.data.transfer import build_transfer_set
 
     data = load_data("digits")
-    a = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data.train, seed=1)
-    b = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data.train, seed=1)
-    c = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data.train, seed=2)
+    a = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data, seed=1).for_data(data)
+    b = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data, seed=1).for_data(data)
+    c = build_transfer_set("mixup", {"num_samples": 300, "alpha": 0.5}, data, seed=2).for_data(data)
     assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
     assert a.x.shape == (300, 1, 8, 8) and bool((a.y == -1).all())
     assert float(a.x.min()) >= 0.0 and float(a.x.max()) <= 1.0  # convex combinations of [0, 1] pixels
@@ -194,9 +194,9 @@ def test_transfer_set_errors():
 
     data = load_data("digits")
     with pytest.raises(DataError, match='did you mean "num_samples"'):
-        build_transfer_set("mixup", {"samples": 3}, data.train, seed=0)
+        build_transfer_set("mixup", {"samples": 3}, data, seed=0)
     with pytest.raises(DataError, match="transfer set inputs have shape"):
-        build_transfer_set("mnist1d", {"num_samples": 100}, data.train, seed=0)
+        build_transfer_set("mnist1d", {"num_samples": 100}, data, seed=0)
 
 
 def test_a_text_transfer_set_reuses_the_training_vocabulary(tmp_path):
@@ -207,7 +207,7 @@ def test_a_text_transfer_set_reuses_the_training_vocabulary(tmp_path):
     (tmp_path / "more.csv").write_text("text\ngreat movie\nunseen words only\nbad film\n")  # no label column
     data = load_data(f"csv:{tmp_path / 'train.csv'}", {"text_column": "text"}, val_fraction=0.0, seed=0)
     more = f"csv:{tmp_path / 'more.csv'}"
-    extra = build_transfer_set(more, {}, data.train, seed=0, text_encoder=data.text_encoder, preprocess=data.preprocess)
+    extra = build_transfer_set(more, {}, data, seed=0).for_data(data)
     assert extra.x.shape == (3, *data.train.x.shape[1:]) and bool((extra.y == -1).all())
     assert float(extra.x[1].abs().sum()) == 0.0  # words the training texts never had get no feature
     vocabulary = data.preprocess["tfidf"]["vocabulary"]
@@ -221,7 +221,7 @@ def test_a_transfer_set_from_another_source_is_standardised_like_the_training_da
     np.savez(tmp_path / "train.npz", x=rng.normal(5, 2, (60, 3)), y=np.arange(60) % 2)
     np.savez(tmp_path / "more.npz", x=rng.normal(5, 2, (10, 3)), y=np.zeros(10, dtype=int))
     data = load_data(f"npz:{tmp_path / 'train.npz'}", standardize=True, val_fraction=0.0, seed=0)
-    extra = build_transfer_set(f"npz:{tmp_path / 'more.npz'}", {}, data.train, seed=0, preprocess=data.preprocess)
+    extra = build_transfer_set(f"npz:{tmp_path / 'more.npz'}", {}, data, seed=0).for_data(data)
     mean = np.asarray(data.preprocess["standardize"]["mean"])
     std = np.asarray(data.preprocess["standardize"]["std"])
     expected = (np.load(tmp_path / "more.npz")["x"] - mean) / std

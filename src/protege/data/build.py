@@ -19,6 +19,7 @@ from protege.data.sources import read_csv_rows
 from protege.data.streamed import StreamedImages
 from protege.data.targets import target_index
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
+from protege.data.unlabeled import TEXT_FILE, unlabeled_texts
 from protege.errors import DataError
 
 TargetIndex = Callable[..., tuple[list[str], Callable[[np.ndarray, str], np.ndarray]]]
@@ -149,6 +150,7 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
         source=source,
         preprocess=preprocess,
         text_encoder=text_encoder if raw.text is not None else None,
+        texts=examples.splits.x if raw.text is not None else None,
         test_groups=[str(g) for g in splits.test_groups] if splits.test_groups is not None else None,
         groups=_group_names(splits),
         rows={split: torch.as_tensor(r) for split, r in splits.rows.items() if r is not None},
@@ -248,14 +250,19 @@ def load_unlabeled(
 ) -> ArrayDataset:
     """Inputs only, from every split of ``source``, for the teacher to label (a transfer set).
 
-    They go through the labelled data's encoding: texts through its fitted ``text_encoder`` (one
-    vocabulary for both sets), a CSV through its feature columns (no label column needed), and
-    numbers through its standardisation, all from ``preprocess``.
+    They go through the labelled data's encoding: texts (protege.data.unlabeled) through its fitted
+    ``text_encoder`` (one vocabulary for both sets), a CSV through its feature columns (no label column
+    needed), and numbers through its standardisation, all from ``preprocess``.
     """
     preprocess = preprocess or {}
+    if text_encoder is not None:
+        texts = unlabeled_texts(source, options or {}, limit, preprocess.get("text_column"))
+        return ArrayDataset.unlabeled(torch.as_tensor(text_encoder.transform(texts)))
     kind, _, argument = source.partition(":")
-    if kind == "csv" and (text_encoder is not None or "features" in preprocess):
-        x = _csv_inputs(Path(argument).expanduser(), options or {}, text_encoder, preprocess)
+    if kind == TEXT_FILE:
+        raise DataError(f"transfer set {source} holds texts but the labelled data does not; use numeric inputs")
+    if kind == "csv" and "features" in preprocess:
+        x = _csv_features(Path(argument).expanduser(), preprocess["features"])
     else:
         raw = call_source(source, **(options or {}))
         if raw.images is not None:
@@ -263,16 +270,9 @@ def load_unlabeled(
                 f"transfer set {source}: a transfer set is held in memory, and its images would be read from "
                 f"{raw.images.load}; set transfer.options.load: memory"
             )
-        parts = [a for a in (raw.x, raw.x_val, raw.x_test) if a is not None]
-        x = np.concatenate(parts)
         if raw.text is not None:
-            if text_encoder is None:
-                raise DataError(f"transfer set {source} holds texts but the labelled data does not; use numeric inputs")
-            x = text_encoder.transform([str(t) for t in x.tolist()])
-        elif text_encoder is not None:
-            raise DataError(
-                f"transfer set {source} holds numeric inputs but the labelled data is text; use a text source"
-            )
+            raise DataError(f"transfer set {source} holds texts but the labelled data does not; use numeric inputs")
+        x = np.concatenate([a for a in (raw.x, raw.x_val, raw.x_test) if a is not None])
     x = x[:limit] if limit else x
     _check_features(RawData(x=x, y=np.zeros(len(x))), source)
     if "standardize" in preprocess:
@@ -285,16 +285,9 @@ def load_unlabeled(
     return ArrayDataset(x_t, torch.full((len(x_t),), UNLABELED, dtype=torch.long))
 
 
-def _csv_inputs(path: Path, options: dict, text_encoder: TextEncoder | None, preprocess: dict) -> np.ndarray:
-    """A transfer-set CSV read with the labelled data's columns: its text column through ``text_encoder``,
-    or its feature columns in their stored order."""
+def _csv_features(path: Path, names: list[str]) -> np.ndarray:
+    """A transfer-set CSV read with the labelled data's feature columns, in their stored order."""
     columns, rows = read_csv_rows(path)
-    if text_encoder is not None:
-        column = options.get("text_column") or preprocess.get("text_column") or "text"
-        if column not in columns:
-            raise DataError(f"{path}: no text column {column!r}; columns: {', '.join(columns)}")
-        return text_encoder.transform([row[column] or "" for row in rows])
-    names = preprocess["features"]
     missing = [name for name in names if name not in columns]
     if missing:
         raise DataError(f"{path}: no column {missing[0]!r}; the labelled data has columns {', '.join(names)}")

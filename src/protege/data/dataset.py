@@ -195,6 +195,9 @@ class DataBundle:
     rows: dict[str, torch.Tensor] = field(default_factory=dict)
     """Each example's row in the source, per split: the ids a request to forget examples names
     (protege.unlearning); a source that gives its own splits numbers each split's rows from 0."""
+    texts: Any = None
+    """A text source's training texts, raw and in the training split's order: what the text augmentations
+    of a transfer set derive new texts from (protege.data.text_augment)."""
 
     @property
     def num_classes(self) -> int:

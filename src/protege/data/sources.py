@@ -191,6 +191,16 @@ def jsonl_file(
     max_features: PositiveInt = 2000,
 ) -> RawData:
     """JSON Lines, one object per example, with the same columns and options as ``csv``."""
+    rows, lines = read_jsonl_rows(path)
+    columns = Columns(
+        label_column, label_columns, label_delimiter, feature_columns, text_column, split_column, None, max_features
+    )
+    return table_rows(rows, path, columns, lines)
+
+
+def read_jsonl_rows(path: Path) -> tuple[list[dict], list[int]]:
+    """The objects of a JSON Lines file (lists and objects inside kept as JSON text) and each one's line
+    number; blank lines are skipped, and a line that is not a JSON object is a one-line DataError."""
     rows, lines = [], []
     for number, line in enumerate(read_text(path, DataError).splitlines(), start=1):
         if not line.strip():
@@ -204,10 +214,7 @@ def jsonl_file(
             raise DataError(f"{path}: line {number} is not a JSON object")
         rows.append({key: json.dumps(v) if isinstance(v, (list, dict)) else v for key, v in row.items()})
         lines.append(number)
-    columns = Columns(
-        label_column, label_columns, label_delimiter, feature_columns, text_column, split_column, None, max_features
-    )
-    return table_rows(rows, path, columns, lines)
+    return rows, lines
 
 
 @SOURCES.register("bbc_news")

@@ -55,6 +55,10 @@ class TfidfEncoder:
     def transform(self, texts: list[str]) -> np.ndarray:
         return self.vectorizer.transform(texts).toarray().astype(np.float32)
 
+    def mask_word(self) -> str:
+        """A masked word has no TF-IDF feature (a bag of words has none for an unknown word): it is dropped."""
+        return ""
+
     def describe(self) -> dict:
         vocabulary = {word: int(i) for word, i in self.vectorizer.vocabulary_.items()}
         settings = {
@@ -123,6 +127,13 @@ class WordIds:
     @property
     def vocab_size(self) -> int:
         return len(self.ids) + 2
+
+    def mask_word(self) -> str:
+        """A word the vocabulary does not hold, so a masked word reads as the unknown id."""
+        word = "unk"
+        while (word.lower() if self.lowercase else word) in self.ids:
+            word += "_"
+        return word
 
     def describe(self) -> dict:
         settings = {"max_length": self.max_length, "lowercase": self.lowercase, "token_pattern": WORD_PATTERN}

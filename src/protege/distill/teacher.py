@@ -128,16 +128,14 @@ class CachedTeacher:
         mode: str,
         seconds: float,
         device: torch.device,
+        unlabeled: int = 0,
+        reused: bool = False,
         runtime: str = "",
     ):
         self.tables = tables
         self.mode = mode
         self.device = device
-        layers = [name for name in tables if name != LOGITS]
-        what = f"logits and {len(layers)} layer(s)" if layers else "logits"
-        self.detail = f"{what} of {len(tables[LOGITS])} examples in {seconds:.2f}s" + (
-            f", on {runtime}" if runtime else ""
-        )
+        self.detail = labelling_detail(tables, seconds, unlabeled, reused) + (f", on {runtime}" if runtime else "")
         self._features: dict[str, torch.Tensor] = {}
 
     def _lookup(self, table: torch.Tensor | np.ndarray, index: torch.Tensor) -> torch.Tensor:
@@ -158,6 +156,26 @@ class CachedTeacher:
 
     def close(self) -> None:
         self._features = {}
+
+
+def labelling_detail(tables: dict, seconds: float, unlabeled: int = 0, reused: bool = False) -> str:
+    """What the teacher pass did, for the one log line of the teacher signal: how many examples (how many of
+    them unlabeled, a transfer set's) it labelled, in how long and how many a second, and what it kept
+    ("labelled 12,060 examples (12,000 of them unlabeled) in 8.3 s (1,453 a second); logits")."""
+    count = len(tables[LOGITS])
+    layers = [name for name in tables if name != LOGITS]
+    kept = f"logits and {len(layers)} layer(s)" if layers else "logits"
+    if reused:
+        return f"{kept} of {count:,} examples read from the disk cache in {seconds:.1f} s"
+    of_them = f" ({unlabeled:,} of them unlabeled)" if unlabeled else ""
+    rate = count / max(seconds, 1e-9)
+    return f"labelled {count:,} examples{of_them} in {seconds:.1f} s ({rate:,.0f} a second); {kept}"
+
+
+def unlabeled_count(dataset: object) -> int:
+    """How many examples of a training set have no label (a transfer set's), 0 where it keeps no mask."""
+    labeled = getattr(dataset, "labeled", None)
+    return int((~labeled).sum()) if isinstance(labeled, torch.Tensor) else 0
 
 
 def teacher_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -282,15 +300,17 @@ def prepare_teacher(
             return online(f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir")
         mode = "disk"
     runner = teacher_runner(teacher, len(dataset), autocast, layers, runtime, tolerance)
+    unlabeled, reused = unlabeled_count(dataset), False
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")
-        tables = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes, runner)
+        tables, reused = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes, runner)
     else:
         tables = compute_outputs(teacher, dataset, device, autocast, layers, runner=runner)
     where = "disk" if mode == "disk" else "memory"
     note = runner.name if runner.name not in ("eager", "undecided") else ""
-    return CachedTeacher(tables, f"cached ({where})", time.perf_counter() - start, device, note)
+    seconds = time.perf_counter() - start
+    return CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled, reused, note)
 
 
 def teacher_runner(
@@ -318,10 +338,10 @@ def _disk_cache(
     cache_dir: Path,
     shapes: dict[str, tuple[int, ...]],
     runner: Runner | Chooser | None = None,
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], bool]:
     """Float32 memory-mapped tables (logits, then one per tapped layer), reused when the data
-    fingerprint, the teacher's weights and the layers match; written under temporary names and renamed
-    when complete."""
+    fingerprint, the teacher's weights and the layers match (then True beside them); written under
+    temporary names and renamed when complete."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     meta_path = cache_dir / "teacher_cache.json"
     names = list(shapes)
@@ -336,7 +356,7 @@ def _disk_cache(
         return np.memmap(path, dtype=np.float32, mode=mode, shape=(len(dataset), *shapes[name]))
 
     if _cache_matches(meta_path, files, expected):
-        return {n: table(n, files[n], "r") for n in names}
+        return {n: table(n, files[n], "r") for n in names}, True
     meta_path.unlink(missing_ok=True)
     partial_files = {n: files[n].with_name(f".{files[n].name}.partial{TEMPORARY_SUFFIX}") for n in names}
     partial = {n: table(n, partial_files[n], "w+") for n in names}
@@ -347,7 +367,7 @@ def _disk_cache(
         partial_files[name].replace(files[name])
     del partial
     atomic_write_text(meta_path, json.dumps(expected))
-    return {n: table(n, files[n], "r") for n in names}
+    return {n: table(n, files[n], "r") for n in names}, False
 
 
 def weights_digest(module: nn.Module) -> str:

@@ -164,7 +164,7 @@ def _open_teacher(run: TrainingRun, cleanup: contextlib.ExitStack) -> None:
     )
     cleanup.callback(run.signal.close)
     if run.accelerator.is_main_process:
-        log(f"[bold]{run.stage}[/]: teacher {run.signal.mode} ({run.signal.detail})")
+        log(f"[bold]{run.stage}[/]: teacher {run.signal.mode}: {run.signal.detail}")
 
 
 def _build_optimizer(run: TrainingRun) -> None:

@@ -208,6 +208,10 @@ class TokenizerEncoder:
         )
         return encoded["input_ids"].astype(np.int64)
 
+    def mask_word(self) -> str:
+        """The tokenizer's mask token for a masked word, else its unknown token (else the word is dropped)."""
+        return self.tokenizer.mask_token or self.tokenizer.unk_token or ""
+
     def describe(self) -> dict:
         """The tokenizer's source and length, and how many ids it gives with which one pads (what a text
         student reading these ids sizes its embedding table by)."""

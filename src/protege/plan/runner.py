@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelerate.utils import set_seed
+from torch.utils.data import Dataset
 
 from protege.config import TrainConfig
 from protege.console import log
 from protege.data.dataset import ArrayDataset, DataBundle, concat
+from protege.data.transfer import TransferSet
 from protege.data.views import Views, with_teacher_view
 from protege.distill.ensemble import EnsembleTeacher
 from protege.distributed import is_main_process, wait_for_everyone
@@ -46,7 +48,7 @@ class StageContext:
     data: DataBundle
     run_dir: Path
     resume: bool = False
-    transfer_set: ArrayDataset | None = None
+    transfer_set: TransferSet | None = None
     on_epoch: list[Callable[[dict], None]] = field(default_factory=list)
     results: dict[str, StageResult] = field(default_factory=dict)
     cleared: set[str] = field(default_factory=set)
@@ -143,18 +145,11 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     if is_main_process():
         check_free_space(context.run_dir, spec.name, built.module, train)
     objective = build_objective(list(spec.objectives))
-    train_set = spec.train_set if spec.train_set is not None else data.train
+    train_set = _training_set(spec, context, data, objective.needs_teacher)
     val_set = spec.val_set if spec.val_set is not None else data.val
-    if spec.transfer and objective.needs_teacher and context.transfer_set is not None:
-        train_set = concat(data.train, context.transfer_set)
-        if spec.save:
-            log(f"[bold]{spec.name}[/]: transfer set of {len(context.transfer_set)} unlabeled examples added "
-                f"({len(train_set)} in all)")  # fmt: skip
     _start_folder(context, folder, spec)
     strategy = build_strategy(spec.strategy.name, spec.strategy.options) if spec.strategy is not None else None
     teacher = context.results[spec.teacher].model if spec.teacher is not None else spec.teacher_module
-    if spec.teacher is not None and objective.needs_teacher and spec.train_set is None:
-        train_set = _with_teacher_inputs(train_set, context.results[spec.teacher], data)
     outcome = fit(
         built.module,
         train_set,
@@ -187,12 +182,33 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
     return StageResult(spec.name, model, built.card, outcome, model_dir, role=spec.role, data=data)
 
 
-def _with_teacher_inputs(train_set: ArrayDataset, teacher: StageResult, data: DataBundle) -> ArrayDataset:
-    """The student's training set with the teacher's inputs for each example, when the teacher reads
-    another view of the examples (its own tokenizer, or TF-IDF); as it is when both read the same one."""
+def _training_set(spec: StageSpec, context: StageContext, data: DataBundle, needs_teacher: bool) -> Dataset:
+    """What the stage trains on: the plan's own set, or the training split of the stage's view followed by
+    the transfer set in that view (a distilling stage), with the teacher's view of each example beside it
+    where the teacher reads the examples another way."""
+    if spec.train_set is not None:
+        return spec.train_set
+    transfer = context.transfer_set if spec.transfer and needs_teacher else None
+    train_set = data.train if transfer is None else concat(data.train, transfer.for_data(data))
+    if transfer is not None and spec.save:
+        log(f"[bold]{spec.name}[/]: transfer set of {len(transfer)} unlabeled examples added ({len(train_set)} in all)")
+    if spec.teacher is not None and needs_teacher:
+        train_set = _with_teacher_inputs(train_set, context.results[spec.teacher], data, transfer)
+    return train_set
+
+
+def _with_teacher_inputs(
+    train_set: ArrayDataset, teacher: StageResult, data: DataBundle, transfer: TransferSet | None = None
+) -> ArrayDataset:
+    """The student's training set with the teacher's inputs for each example (the training split, then the
+    ``transfer`` set, as the teacher's view reads them), when the teacher reads another view of the
+    examples (its own tokenizer, or TF-IDF); as it is when both read the same one."""
     if teacher.data is None or teacher.data is data:
         return train_set
-    return with_teacher_view(train_set, teacher.data.train, f"teacher ({teacher.card.architecture})")
+    teacher_train = teacher.data.train
+    if transfer is not None:
+        teacher_train = concat(teacher_train, transfer.for_data(teacher.data))
+    return with_teacher_view(train_set, teacher_train, f"teacher ({teacher.card.architecture})")
 
 
 def _start_folder(context: StageContext, folder: Path, spec: StageSpec) -> None:
