@@ -1,7 +1,9 @@
 """The teacher's logits for a batch: computed once and looked up (cache), or run on every step (online).
 
 Caching is exact when the teacher is frozen and each example's input never changes, which holds
-for in-memory datasets without random augmentation. Anything else runs the teacher online.
+for in-memory datasets without random augmentation. Anything else runs the teacher online: under
+``train.augment`` it reads the very batch the student reads (same crops, same mixup), whatever
+``teacher_cache`` asks, as function matching needs (Beyer et al. 2022).
 """
 
 from __future__ import annotations
@@ -252,7 +254,7 @@ def prepare_teacher(
     if mode == "off":
         return OnlineTeacher(teacher, autocast, "teacher cache switched off", layers, lookahead)
     if not fixed_inputs(dataset):
-        reason = "inputs may change between epochs (not an in-memory dataset)"
+        reason = getattr(dataset, "changes", None) or "inputs may change between epochs (not an in-memory dataset)"
         return OnlineTeacher(teacher, autocast, reason, layers, lookahead)
     start = time.perf_counter()
     shapes = output_shapes(teacher, dataset, device, layers)
