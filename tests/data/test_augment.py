@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -148,3 +149,33 @@ def test_the_augmented_loader_tags_batches_with_their_epoch_and_resumes_mid_epoc
         assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
     loader.batch_sampler.start_epoch(3)
     assert not torch.equal(next(iter(loader))["x"], whole[0]["x"])
+
+
+def _documented() -> dict[str, dict[str, str]]:
+    """Augmentation name → {option: the default the README's table gives}."""
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \| (?:images|real values) \|", readme, flags=re.MULTILINE)
+    parse = {"`": lambda v: v.strip("`"), "[": yaml.safe_load}
+    return {
+        name: {option: parse.get(value[:1], yaml.safe_load)(value) for option, value in
+               re.findall(r"`(\w+)` \(([^)]*)\)", options) if value != "the image's"}
+        for name, options in rows
+    }  # fmt: skip
+
+
+def test_the_readme_documents_every_augmentation_with_its_defaults():
+    import inspect
+
+    from protege.data.augment import AUGMENTATIONS
+
+    documented = _documented()
+    assert set(documented) == set(AUGMENTATIONS)
+    for name, options in documented.items():
+        parameters = inspect.signature(AUGMENTATIONS.get(name)).parameters
+        assert set(options) <= set(parameters) and set(parameters) - {"shape"} - set(options) <= {"size"}, name
+        for option, value in options.items():
+            default = parameters[option].default
+            expected = list(default) if isinstance(default, tuple) else default
+            assert value == pytest.approx(expected, abs=1e-3), (name, option)
