@@ -125,3 +125,15 @@ def test_an_interrupted_augmented_run_resumes_to_the_same_metrics(tmp_path, monk
     assert calls.n == 15 - 6
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in whole.history]
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history] == strip
+
+
+def test_the_python_api_takes_augment_as_a_training_option():
+    import protege
+    from protege.errors import ConfigError
+    from protege.models.builtin import mlp
+
+    result = protege.train(mlp((1, 8, 8), 10, hidden=8), "digits", epochs=1, augment=["gaussian_noise", "mixup"])
+    assert 0 <= result.metrics["test_accuracy"] <= 1
+    x, y = torch.rand(16, 4), torch.arange(16) % 2
+    with pytest.raises(ConfigError, match="mixup needs the number of classes: give the data as a DataBundle"):
+        protege.train(mlp((4,), 2, hidden=4), (x, y), epochs=1, augment=["mixup"])

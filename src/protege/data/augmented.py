@@ -63,7 +63,10 @@ class AugmentedDataset(Dataset):
             from timm.data import Mixup
 
             if num_classes is None:
-                raise ConfigError(f"{augmentation.names[-1]} needs the number of classes; pass num_classes to fit")
+                raise ConfigError(
+                    f"{augmentation.names[-1]} needs the number of classes: give the data as a DataBundle or a "
+                    "source name, or pass num_classes to fit"
+                )
             self.mixup = Mixup(**augmentation.mixing, label_smoothing=0.0, num_classes=num_classes)
         self.num_classes = num_classes
 
