@@ -149,9 +149,12 @@ class _Checks:
             if block is not None:
                 self.fail(f"{where}.augment", f"augmentation is not supported with a {block} block yet; remove it")
             try:
-                check_entries(train.augment, recipe.data.task, f"{where}.augment")
+                mixing = check_entries(train.augment, recipe.data.task, f"{where}.augment")
             except ProtegeError as exc:
                 raise ConfigError(f"{self.origin}: {exc}") from None
+            if mixing is not None and recipe.robust is not None:
+                self.fail(f"{where}.augment", f"{mixing}'s soft targets do not fit the robust block's attacks, which "
+                          "read class ids; keep the per-example augmentations")  # fmt: skip
 
     def objectives(self, name: str, stage: StageConfig, task: str, has_teacher: bool) -> bool:
         """Each objective's name, options, task and teacher; True when one distils from a teacher."""

@@ -72,6 +72,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: recipe(t, {"data.task": "regression", "student.train.augment": ["mixup"]}),
         "mixup mixes class targets into soft ones; a regression task has no classes",
     ),
+    "mixup under attack": (
+        lambda t: recipe(t, {"robust": {"epsilon": 0.1}, "student.train.augment": ["horizontal_flip", "cutmix"]}),
+        "student.train.augment: cutmix's soft targets do not fit the robust block's attacks, which read class ids",
+    ),
     "augmentation in a continual stream": (
         lambda t: recipe(t, {"continual": CONTINUAL, "student.train.augment": ["horizontal_flip"]}),
         "student.train.augment: augmentation is not supported with a continual block yet",

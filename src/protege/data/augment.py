@@ -171,9 +171,10 @@ class Augmentation:
     mixing: dict | None
 
 
-def check_entries(entries: Sequence[Any], task: str, where: str = "train.augment") -> None:
+def check_entries(entries: Sequence[Any], task: str, where: str = "train.augment") -> str | None:
     """The names and options of ``train.augment`` (AugmentConfig blocks), before any data is read: known
-    names, valid options, at most one mixing entry, and mixing only of class targets."""
+    names, valid options, at most one mixing entry, and mixing only of class targets. Returns the name of
+    the entry that mixes the batch, if any."""
     mixing = []
     for i, entry in enumerate(entries):
         try:
@@ -188,6 +189,7 @@ def check_entries(entries: Sequence[Any], task: str, where: str = "train.augment
         )
     if mixing and task != "classification":
         raise ConfigError(f"{where}: {mixing[0]} mixes class targets into soft ones; a {task} task has no classes")
+    return mixing[0] if mixing else None
 
 
 def build_augmentation(
