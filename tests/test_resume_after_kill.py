@@ -69,18 +69,36 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, vi
 def test_streamed_images_resume_after_sigkill_like_an_uninterrupted_run(tmp_path):
     """Batches decoded by DataLoader workers come in the sampler's (seed, epoch) order, so a resumed
     stage skips exactly the batches done and ends with the same metrics."""
+    _write_images(tmp_path / "images", 240)
+    options = {"load": "stream", "num_workers": 1}
+    recipe = {**RECIPE, "data": {"source": f"imagefolder:{tmp_path / 'images'}", "options": options}}
+    _kill_resume_and_compare(tmp_path, recipe)
+
+
+@pytest.mark.slow
+def test_an_augmented_run_resumes_after_sigkill_like_an_uninterrupted_run(tmp_path):
+    """Crops, flips and mixup drawn in a DataLoader worker from (seed, epoch, example), the teacher online on
+    the augmented batch: a resumed stage draws what the uninterrupted one drew and ends with its metrics."""
+    _write_images(tmp_path / "images", 240)
+    options = {"load": "stream", "num_workers": 1}
+    augment = ["random_resized_crop", "horizontal_flip", {"name": "mixup", "alpha": 0.4, "cutmix_alpha": 1.0}]
+    student = {**RECIPE["student"], "train": {**RECIPE["student"]["train"], "augment": augment}}
+    recipe = {**RECIPE, "data": {"source": f"imagefolder:{tmp_path / 'images'}", "options": options},
+              "student": student}  # fmt: skip
+    _kill_resume_and_compare(tmp_path, recipe)
+
+
+def _write_images(folder, count: int) -> None:
+    """``count`` 8×8 RGB PNGs in three class folders, each class brighter in its own channel."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    for i in range(240):
-        (tmp_path / "images" / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
         pixels = rng.integers(0, 100, (8, 8, 3), dtype=np.uint8)
         pixels[..., i % 3] += 120
-        Image.fromarray(pixels).save(tmp_path / "images" / f"c{i % 3}" / f"{i}.png")
-    options = {"load": "stream", "num_workers": 1}
-    recipe = {**RECIPE, "data": {"source": f"imagefolder:{tmp_path / 'images'}", "options": options}}
-    _kill_resume_and_compare(tmp_path, recipe)
+        Image.fromarray(pixels).save(folder / f"c{i % 3}" / f"{i}.png")
 
 
 def _kill_resume_and_compare(tmp_path, recipe):

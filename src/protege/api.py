@@ -41,18 +41,18 @@ class Result:
 
 
 def _as_splits(data: DataLike, val_data: DataLike | None, seed: int):
-    """(train, val, test) from whatever the user handed over."""
+    """(train, val, test, number of classes where known) from whatever the user handed over."""
     if isinstance(data, str):
         data = load_data(data, seed=seed)
     if isinstance(data, DataBundle):
-        return data.train, (val_data if val_data is not None else data.val), data.test
+        return data.train, (val_data if val_data is not None else data.val), data.test, data.num_classes
     if isinstance(data, tuple):
         if len(data) != 2:
             raise ConfigError("data given as a tuple must be (inputs, targets)")
         data = ArrayDataset(torch.as_tensor(data[0]).float(), torch.as_tensor(data[1]))
     if isinstance(val_data, tuple):
         val_data = ArrayDataset(torch.as_tensor(val_data[0]).float(), torch.as_tensor(val_data[1]))
-    return data, val_data, None
+    return data, val_data, None, None
 
 
 def _config(options: dict) -> TrainConfig:
@@ -118,7 +118,7 @@ def train(
     a Dataset or DataLoader yielding (x, y), or an (inputs, targets) pair; ``options`` are
     :class:`TrainConfig` fields (epochs, lr, batch_size, schedule, ...). ``strategy`` names a transfer
     strategy (``"linear_probe"``, ``"finetune"``, ...) with ``strategy_options``, or is one."""
-    train_set, val_set, test = _as_splits(data, val_data, seed)
+    train_set, val_set, test, num_classes = _as_splits(data, val_data, seed)
     objective = build_objective([("ce", {"label_smoothing": label_smoothing}, 1.0)])
     if isinstance(strategy, str):
         strategy = build_strategy(strategy, strategy_options or {})
@@ -132,6 +132,7 @@ def train(
             val=val_set,
             seed=seed,
             strategy=strategy,
+            num_classes=num_classes,
             **_run_dir(output_dir, resume),
         )
     return _finish(outcome.model, outcome, test, None)
@@ -157,7 +158,7 @@ def distill(
     inputs that only the teacher labels. The teacher is frozen; its logits are cached when exact.
     ``teacher_data`` is the same examples as the teacher reads them, when it reads them otherwise than the
     student (its own tokenizer: protege.data.views); the teacher then runs on its own view of each example."""
-    train_set, val_set, test = _as_splits(data, val_data, seed)
+    train_set, val_set, test, num_classes = _as_splits(data, val_data, seed)
     teacher_test = test
     if teacher_data is not None:
         if transfer is not None or not isinstance(train_set, ArrayDataset):
@@ -184,6 +185,7 @@ def distill(
             teacher_cache=teacher_cache,
             seed=seed,
             stage="distill",
+            num_classes=num_classes,
             **_run_dir(output_dir, resume),
         )
     return _finish(outcome.model, outcome, test, teacher, teacher_test)

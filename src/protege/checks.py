@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protege.config import Recipe, StageConfig
+from protege.config import Recipe, StageConfig, TrainConfig
 from protege.data import SOURCES
 from protege.data.transfer import is_transfer_source, shares_one_view
 from protege.errors import ConfigError, ProtegeError
@@ -28,6 +28,7 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
     distills = False
     for name, stage in stages:
         checks.stage(name, stage)
+        checks.augment(name, stage, recipe)
         distills |= checks.objectives(name, stage, task, has_teacher=recipe.teacher is not None)
     why = one_view_needed(recipe)
     if why is not None:
@@ -66,6 +67,10 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         checks.fail(
             "student.generations", "born-again generations distil from each other: give the student a kd objective"
         )
+
+
+AUGMENT_REFUSED = ("continual", "multitask", "unlearning", "adaptation")
+"""Recipe blocks whose plans compose or compare the training batches themselves: no ``train.augment`` yet."""
 
 
 def _check_continual(checks: _Checks, recipe: Recipe) -> None:
@@ -130,6 +135,27 @@ class _Checks:
                 self.fail(f"{name}.strategy", "a strategy needs a 'train' block (the stage only loads its model)")
             self.guard(f"{name}.strategy.name", STRATEGIES.get, stage.strategy.name)
             self.guard(f"{name}.strategy", check_strategy_options, stage.strategy.name, stage.strategy.options)
+
+    def augment(self, name: str, stage: StageConfig, recipe: Recipe) -> None:
+        """The augmentations of the stage's train blocks (its own and its baseline's): names, options, at
+        most one that mixes the batch; none where a paradigm's plan composes the batches itself."""
+        from protege.data.augment import check_entries
+
+        baseline = getattr(stage, "baseline", None)
+        blocks = [(f"{name}.train", stage.train), (f"{name}.baseline", baseline)]
+        for where, train in blocks:
+            if not isinstance(train, TrainConfig) or not train.augment:
+                continue
+            block = next((b for b in AUGMENT_REFUSED if getattr(recipe, b) is not None), None)
+            if block is not None:
+                self.fail(f"{where}.augment", f"augmentation is not supported with a {block} block yet; remove it")
+            try:
+                mixing = check_entries(train.augment, recipe.data.task, f"{where}.augment")
+            except ProtegeError as exc:
+                raise ConfigError(f"{self.origin}: {exc}") from None
+            if mixing is not None and recipe.robust is not None:
+                self.fail(f"{where}.augment", f"{mixing}'s soft targets do not fit the robust block's attacks, which "
+                          "read class ids; keep the per-example augmentations")  # fmt: skip
 
     def objectives(self, name: str, stage: StageConfig, task: str, has_teacher: bool) -> bool:
         """Each objective's name, options, task and teacher; True when one distils from a teacher."""

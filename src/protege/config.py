@@ -9,7 +9,7 @@ import typing
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from protege.adaptation.config import AdaptationConfig
 from protege.continual.config import ContinualConfig
@@ -87,6 +87,21 @@ class StrategyConfig(BaseModel):
         return {"batchnorm": self.batchnorm, **(self.model_extra or {})}
 
 
+class AugmentConfig(BaseModel):
+    """One augmentation of the training split (protege.data.augment) and its options; a bare name is one
+    with its defaults."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(
+        description="random_resized_crop, random_crop, horizontal_flip, trivial_augment, rand_augment, "
+        "random_erasing, gaussian_noise, mixup or cutmix"
+    )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class TrainConfig(Strict):
     """One training run: optimizer, schedule, precision, stopping and checkpoints."""
 
@@ -144,6 +159,21 @@ class TrainConfig(Strict):
         description="skip up to this many batches whose loss is NaN or infinite (checked every step), "
         "then stop; 0 stops at the first",
     )
+    augment: list[AugmentConfig] = Field(
+        default_factory=list,
+        description="augmentations of this stage's training batches, in order (never of val/test): per-example "
+        "transforms, then at most one of mixup/cutmix; a distilling stage's teacher sees the augmented batch",
+    )
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        """``augment: [horizontal_flip, {name: mixup, alpha: 0.2}]``: a bare name is a block with its defaults."""
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
 
 class StageConfig(Strict):

@@ -11,7 +11,7 @@ from protege.evaluate import count_parameters
 from protege.models import build_model, with_card_heads
 from protege.models.compatibility import check_inputs, check_saved_task
 from protege.objectives import OBJECTIVES
-from protege.pipeline import load_recipe_views, load_transfer_set, recipe_plan
+from protege.pipeline import check_augmentations, load_recipe_views, load_transfer_set, recipe_plan
 from protege.plan import StageSpec
 from protege.transfer import build_strategy
 from protege.transfer.base import group_rows
@@ -24,6 +24,7 @@ def describe(recipe: Recipe) -> None:
     if views is not None and len(views) > 1:
         out_console.print(f"views: {len(views)} encodings of the same examples, each model reads its own")
     transfer_set = load_transfer_set(recipe, data, views)
+    check_augmentations(recipe, data, views)
     if recipe.transfer is not None and transfer_set is not None:
         options = recipe.transfer.options or ""
         kind = "texts" if transfer_set.texts is not None else "inputs"
@@ -86,14 +87,17 @@ def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], li
     needs_teacher = any(OBJECTIVES.get(name).needs_teacher for name, _, _ in spec.objectives)
     if spec.step is not None:  # a step of its own (robust, multitask) trains with its loss, not the objectives
         objectives, needs_teacher = getattr(spec.step, "summary", type(spec.step).__name__), spec.step.needs_teacher
-    if needs_teacher:
-        objectives += f"; teacher {spec.teacher or 'one per head'}, cache: {spec.teacher_cache}"
     train = spec.train
+    if needs_teacher:
+        cache = "online (augmented batches)" if train is not None and train.augment else spec.teacher_cache
+        objectives += f"; teacher {spec.teacher or 'one per head'}, cache: {cache}"
     training = "load only"
     if train is not None:
         training = (
             f"{train.epochs} epochs, batch {train.batch_size}, {train.optimizer} lr {train.lr:g}, {train.schedule}"
         )
+        if train.augment:
+            training += f"; augment {', '.join(entry.name for entry in train.augment)}"
     parameters = f"{count_parameters(module):,}"  # before a strategy adds adapters
     groups = []
     if spec.strategy is not None and train is not None:

@@ -224,6 +224,25 @@ def load_transfer_set(recipe: Recipe, data: DataBundle, views: Views | None = No
     return built
 
 
+def check_augmentations(recipe: Recipe, data: DataBundle, views: Views | None) -> None:
+    """Each stage's ``train.augment`` against the inputs its model reads (crops need images, token ids take
+    none, a crop no larger than the image), before any stage trains."""
+    from protege.data.augment import build_augmentation
+    from protege.data.dataset import first_inputs
+
+    stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
+    for name, stage in stages:
+        baseline = getattr(stage, "baseline", None)
+        blocks = [(f"{name}.train", stage.train), (f"{name}.baseline", baseline)]
+        if not any(getattr(train, "augment", None) for _, train in blocks):
+            continue
+        view = views.for_model(stage.model.source, stage.model.options) if views is not None else data
+        sample = first_inputs(view.train, 1)
+        for where, train in blocks:
+            if getattr(train, "augment", None):
+                build_augmentation(train.augment, sample.shape[1:], sample.dtype, data.task, f"{where}.augment")
+
+
 def run_recipe(
     recipe: Recipe, output_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False
 ) -> RunResult:
@@ -244,6 +263,7 @@ def _run_stages(recipe: Recipe, run_dir: Path, resume: bool, started: float) -> 
     if views is not None and len(views) > 1:
         log(f"views: {len(views)} encodings of the same examples, one per kind of model (protege.data.views)")
     transfer_set = load_transfer_set(recipe, data, views)  # before the teacher trains: its problems show now
+    check_augmentations(recipe, data, views)
     tracker = start_tracking(recipe, run_dir)
     on_epoch = [tracker.record] if tracker is not None else []
     context = StageContext(data, run_dir, resume, transfer_set, on_epoch, views=views)

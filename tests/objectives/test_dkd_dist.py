@@ -95,3 +95,14 @@ def test_gradient_reaches_the_student_only(name):
         teacher_out = teacher * 1.0
     sum(objective(StepOutputs(student, torch.tensor(TARGET), teacher_out)).values()).backward()
     assert student.grad is not None and student.grad.abs().sum() > 0 and teacher.grad is None
+
+
+def test_dkd_reads_a_mixed_batchs_soft_targets_at_their_most_probable_class():
+    """Mixup's soft targets (protege.data.augmented): the target class of DKD's split is the larger share."""
+    dkd = build_objective([("dkd", {"ce_weight": 0.0}, 1.0)])
+    soft = torch.tensor([[0.7, 0.0, 0.3, 0.0], [0.0, 0.6, 0.0, 0.4]])
+    student, teacher = torch.tensor(STUDENT), torch.tensor(TEACHER)
+    with_soft = dkd(StepOutputs(student, soft, teacher))
+    with_ids = dkd(StepOutputs(student, torch.tensor(TARGET), teacher))
+    for name in ("tckd", "nckd"):
+        torch.testing.assert_close(with_soft[name], with_ids[name])

@@ -1,7 +1,9 @@
 """The teacher's logits for a batch: computed once and looked up (cache), or run on every step (online).
 
 Caching is exact when the teacher is frozen and each example's input never changes, which holds
-for in-memory datasets without random augmentation. Anything else runs the teacher online.
+for in-memory datasets without random augmentation. Anything else runs the teacher online: under
+``train.augment`` it reads the very batch the student reads (same crops, same mixup), whatever
+``teacher_cache`` asks, as function matching needs (Beyer et al. 2022).
 """
 
 from __future__ import annotations
@@ -291,7 +293,9 @@ def prepare_teacher(
     if mode == "off":
         return online("teacher cache switched off")
     if not fixed_inputs(dataset):
-        return online("inputs may change between epochs (not an in-memory dataset)")
+        return online(
+            getattr(dataset, "changes", None) or "inputs may change between epochs (not an in-memory dataset)"
+        )
     start = time.perf_counter()
     shapes = output_shapes(teacher, dataset, device, layers)
     size = len(dataset) * sum(math.prod(shape) for shape in shapes.values()) * 4

@@ -49,6 +49,7 @@ def fit(
     hooks: Sequence[Hook] = (),
     on_epoch: Sequence[Callable[[dict], None]] = (),
     task: str | Task = "classification",
+    num_classes: int | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` with ``objective`` (an Objective, run by the supervised step, or a Step),
     distilling from ``teacher`` if it needs one.
@@ -58,6 +59,8 @@ def fit(
     the ``hooks`` act at the loop's named moments (protege.hooks). Each epoch's record (the line of
     metrics.jsonl) is also handed to every ``on_epoch`` callback, in the main process. ``task`` (protege.tasks)
     says what the outputs mean: it picks the validation loss, the metrics and the monitored value.
+    ``config.augment`` augments the training batches (protege.data.augmented); mixup's soft targets have
+    ``num_classes`` columns.
     """
     step = objective if isinstance(objective, Step) else SupervisedStep(objective)
     if step.needs_teacher and teacher is None:
@@ -68,7 +71,7 @@ def fit(
     task = get_task(task) if isinstance(task, str) else task
     where = {"stage": stage, "workdir": workdir, "metrics_path": metrics_path}
     run = new_run(model, train, step, config, Hooks(chain), task, val=val, teacher=teacher, teacher_cache=teacher_cache,
-                  seed=seed, **where)  # fmt: skip
+                  seed=seed, num_classes=num_classes, **where)  # fmt: skip
     with contextlib.ExitStack() as cleanup:  # taps and teacher hooks come off however training ends
         open_run(run, cleanup, resume)
         bar = cleanup.enter_context(progress_bar())

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from protege.checkpoint import Checkpointer, TrainState
 from protege.config import TrainConfig
 from protege.console import log
+from protege.data.augmented import augmented_train_set
 from protege.data.dataset import EpochBatchSampler
 from protege.distill.teacher import TeacherSignal, prepare_teacher
 from protege.engine.batches import loader_for, padding_to_cut, sample_inputs, teacher_lookahead
@@ -73,6 +74,8 @@ class TrainingRun:
     higher_is_better: bool = True
     teacher: nn.Module | None = None
     teacher_cache: str = "auto"
+    num_classes: int | None = None
+    """The classes of the targets, where known: a mixed batch's soft targets have one column per class."""
     workdir: Path | None = None
     metrics_path: Path | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -119,6 +122,7 @@ def open_run(run: TrainingRun, cleanup: contextlib.ExitStack, resume: bool) -> T
     taps on the user's modules, hooks (which may freeze or transform the model), the data and the teacher,
     trainable parts sized on a sample, the optimizer, Accelerate's wrappers, then the checkpoint."""
     torch.manual_seed(run.seed)
+    _augment(run)
     run.step.open(run, cleanup)
     run.hooks.setup(run)
     _open_data(run)
@@ -132,6 +136,21 @@ def open_run(run: TrainingRun, cleanup: contextlib.ExitStack, resume: bool) -> T
     _prepare(run)
     _restore(run, resume)
     return run
+
+
+def _augment(run: TrainingRun) -> None:
+    """The training set with the train block's augmentations, before any hook sees it (a linear probe must
+    not cache features of inputs that change every epoch)."""
+    entries = run.config.augment
+    if not entries:
+        return
+    try:
+        run.train = augmented_train_set(run.train, entries, run.seed, run.num_classes, run.task.name)
+    except ProtegeError as exc:
+        raise type(exc)(f"stage {run.stage!r}: {exc}") from None
+    if run.accelerator.is_main_process:
+        names = ", ".join(entry.name for entry in entries)
+        log(f"[bold]{run.stage}[/]: training batches augmented ({names}), seeded per example and epoch")
 
 
 def _open_data(run: TrainingRun) -> None:

@@ -6,6 +6,7 @@ import torch
 from pydantic import NonNegativeFloat, PositiveFloat
 from torch.nn import functional as F
 
+from protege.metrics.classification import class_ids
 from protege.objectives.base import Objective, StepOutputs, hard_label_loss
 from protege.objectives.kd import _at_least_fp32
 
@@ -51,7 +52,8 @@ class DecoupledKD(Objective):
 
     def forward(self, out: StepOutputs) -> dict[str, torch.Tensor]:
         assert out.teacher_logits is not None, "the engine gives a teacher to objectives that need one"
-        target = torch.where(out.target >= 0, out.target, out.teacher_logits.argmax(-1))
+        target = class_ids(out.target)  # a mixed batch's soft targets: their most probable class
+        target = torch.where(target >= 0, target, out.teacher_logits.argmax(-1))
         tckd, nckd = dkd_terms(out.logits, out.teacher_logits, target, self.temperature)
         terms = {"tckd": self.alpha * tckd, "nckd": self.beta * nckd}
         if self.ce_weight > 0:

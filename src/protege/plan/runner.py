@@ -167,6 +167,7 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
         hooks=spec.hooks,
         on_epoch=context.on_epoch if spec.save else [],
         task=spec.task or data.task,
+        num_classes=len(_class_names(spec, context)),
     )
     model = outcome.model.cpu()
     if not spec.save:

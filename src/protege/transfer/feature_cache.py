@@ -47,7 +47,10 @@ def cache_refusal(model: nn.Module, train: object, val: object, needs_teacher: b
     if not (callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None))):
         return "the model has no forward_features/forward_head"
     if not fixed_inputs(train) or not (val is None or fixed_inputs(val)):
-        return "the data is not an in-memory data set (its inputs may change between epochs)"
+        return (
+            getattr(train, "changes", None)
+            or "the data is not an in-memory data set (its inputs may change between epochs)"
+        )
     if needs_teacher:
         return "the objective needs a teacher"
     if taps:
