@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from protege.data.dataset import ArrayDataset
-from protege.data.lengths import in_order, inference_batches
+from protege.data.lengths import cut_padding, in_order, inference_batches, pad_id_of
 from protege.metrics import metrics_of
 from protege.metrics.classification import CALIBRATION_BINS
 
@@ -167,5 +167,33 @@ def cpu_latency_ms(
     torch.set_num_threads(threads or before)
     try:
         return time_calls(lambda: model(x), repeats=repeats).median_s * 1e3
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def text_latency_ms(
+    model: nn.Module,
+    encoder,
+    texts: Sequence[str],
+    batch_size: int,
+    threads: int | None = None,
+    repeats: int | None = None,
+) -> float:
+    """Median milliseconds from ``batch_size`` raw texts (the first test texts, repeated when there are
+    fewer) to class probabilities on the CPU: the model's own encoder (tokenizer, vocabulary, TF-IDF),
+    padding cut to the batch's longest text as a service batching requests would, the forward, a softmax."""
+    model = model.cpu().eval()
+    batch = [str(texts[i % len(texts)]) for i in range(batch_size)]
+    pad_id = pad_id_of(model)
+
+    def from_text() -> torch.Tensor:
+        x = torch.as_tensor(encoder.transform(batch))
+        return torch.softmax(model(cut_padding(x, pad_id) if pad_id is not None else x), dim=-1)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return time_calls(from_text, repeats=repeats).median_s * 1e3
     finally:
         torch.set_num_threads(before)

@@ -65,7 +65,7 @@ def test_a_distilling_stage_runs_its_teacher_online_on_the_augmented_batch(monke
     result = fit(Recorder(), train, build_objective([("kd", {}, 1.0)]), _config(), teacher=teacher,
                  teacher_cache="memory", num_classes=3)  # fmt: skip
     assert result.teacher_mode == "online"
-    assert any("teacher online (train.augment draws new inputs every epoch" in m for m in messages), messages
+    assert any("teacher online: train.augment draws new inputs every epoch" in m for m in messages), "\n".join(messages)
     assert len(batches) == 6
     with torch.no_grad():
         for batch in batches:

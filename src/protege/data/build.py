@@ -151,6 +151,7 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
         preprocess=preprocess,
         text_encoder=text_encoder if raw.text is not None else None,
         texts=examples.splits.x if raw.text is not None else None,
+        test_texts=examples.splits.x_test if raw.text is not None else None,
         test_groups=[str(g) for g in splits.test_groups] if splits.test_groups is not None else None,
         groups=_group_names(splits),
         rows={split: torch.as_tensor(r) for split, r in splits.rows.items() if r is not None},

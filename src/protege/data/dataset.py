@@ -198,6 +198,9 @@ class DataBundle:
     texts: Any = None
     """A text source's training texts, raw and in the training split's order: what the text augmentations
     of a transfer set derive new texts from (protege.data.text_augment)."""
+    test_texts: Any = None
+    """A text source's test texts, raw and in the test split's order: what evaluation times a model on from
+    raw text to probabilities, its own encoder included (protege.evaluate.text_latency_ms)."""
 
     @property
     def num_classes(self) -> int:

@@ -29,6 +29,7 @@ from protege.evaluate import (
     predict_logits,
     quality,
     reliability_bins,
+    text_latency_ms,
 )
 from protege.metrics_file import read_records
 from protege.models.store import atomic_write_text
@@ -67,6 +68,11 @@ def evaluate_model(model, data: DataBundle, config: EvaluateConfig) -> tuple[dic
         }
         entry["throughput_per_s"] = {b: int(b) * 1e3 / ms for b, ms in entry["latency_ms"].items()}
         entry["latency_threads"] = threads
+        if data.text_encoder is not None and data.test_texts is not None and len(data.test_texts):
+            entry["latency_from_text_ms"] = {
+                str(b): text_latency_ms(model, data.text_encoder, data.test_texts, b, threads)
+                for b in config.latency_batch_sizes
+            }
     return entry, logits
 
 
@@ -190,8 +196,11 @@ def _compare_with_teacher(
         entry["flops_reduction"] = teacher["flops_per_example"] / max(entry["flops_per_example"], 1)
         if "file_bytes" in entry and "file_bytes" in teacher:
             entry["file_compression"] = teacher["file_bytes"] / entry["file_bytes"]
-        if "latency_ms" in entry and "latency_ms" in teacher:
-            entry["speedup"] = {b: teacher["latency_ms"][b] / ms for b, ms in entry["latency_ms"].items()}
+        for latency, speedup in (("latency_ms", "speedup"), ("latency_from_text_ms", "speedup_from_text")):
+            if latency in entry and latency in teacher:
+                entry[speedup] = {
+                    b: teacher[latency][b] / ms for b, ms in entry[latency].items() if b in teacher[latency]
+                }
         if data.task == "classification":
             fairness[key] = compare_to_teacher(
                 data.class_names,
@@ -278,8 +287,12 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
     robust = "robust" in report.get("evaluation", {})
     columns += ["robust acc"] if robust else []
     columns += [short.get(agreement_column.heading, agreement_column.heading)] if has_teacher else []
+    kept = has_teacher and task == "classification"
+    columns += ["acc kept"] if kept else []
     columns += ["params", "FLOPs/ex", *(f"latency b{b}" for b in batch_sizes)]
     columns += [f"speed-up b{batch_sizes[0]}"] if has_teacher and batch_sizes else []
+    from_text = has_teacher and batch_sizes and any("speedup_from_text" in e for e in report["models"].values())
+    columns += [f"from text b{batch_sizes[0]}"] if from_text else []
     columns += ["train time"]
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "arch") else "right", no_wrap=True)
@@ -295,10 +308,14 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
             row.append(_fmt(entry.get("robust_accuracy"), "{:.1%}"))
         if has_teacher:
             row.append(agreement_column.format(entry.get(agreement_column.key)))
+        if kept:
+            row.append(_fmt(entry.get("accuracy_retained"), "{:.1%}"))
         row += [f"{entry['parameters']:,}", _si(entry["flops_per_example"])]
         row += [f"{latency[b]:.3f} ms" if b in latency else "–" for b in batch_sizes]
         if has_teacher and batch_sizes:
             row.append(_fmt(entry.get("speedup", {}).get(batch_sizes[0]), "{:.1f}×"))
+        if from_text:
+            row.append(_fmt(entry.get("speedup_from_text", {}).get(batch_sizes[0]), "{:.1f}×"))
         row.append(f"{training['train_seconds']:.1f}s" if "train_seconds" in training else "–")
         table.add_row(*row)
     out_console.print(table)
