@@ -22,9 +22,7 @@ def check_recipe(recipe: Recipe, origin: str = "recipe") -> None:
         checks.fail("teacher", f"several teachers average class probabilities; a {task} task takes one teacher")
     if task != "classification" and recipe.student is not None and recipe.student.generations > 1:
         checks.fail("student.generations", f"born-again generations are for classification, not a {task} task")
-    stages: list[tuple[str, StageConfig]] = list(recipe.teacher_stages)
-    if recipe.student is not None:
-        stages.append(("student", recipe.student))
+    stages: list[tuple[str, StageConfig]] = recipe.stages
     distills = False
     for name, stage in stages:
         checks.stage(name, stage)

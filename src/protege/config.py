@@ -4,6 +4,7 @@ protege.recipe_reader."""
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal
@@ -247,6 +248,11 @@ class TrackConfig(Strict):
     experiment: str | None = Field(None, description="MLflow experiment name; default: the recipe name")
 
 
+STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+RESERVED_STAGE_NAMES = frozenset({"student", "teacher", "config", "metrics", "report", "tensorboard", "mlruns"})
+PARADIGM_BLOCKS = ("continual", "robust", "unlearning", "adaptation", "multitask")
+
+
 class Recipe(Strict):
     """A whole pipeline: data, optional transfer set, teacher, student, evaluation."""
 
@@ -263,6 +269,11 @@ class Recipe(Strict):
         None, description="one teacher stage, or a list of them whose soft targets are averaged"
     )
     student: StudentConfig | None = None
+    students: dict[str, StudentConfig] | None = Field(
+        None,
+        description="more students beside student, each distilled from the same teacher on the same examples "
+        "(each reading its own inputs) and named by its key; the report compares them side by side",
+    )
     continual: ContinualConfig | None = Field(
         None, description="learn the data as a stream of experiences, the student trained on each in turn"
     )
@@ -292,6 +303,27 @@ class Recipe(Strict):
             raise ValueError(
                 f"student.teacher_weights has {len(weights)} weights for {len(self.teacher_stages)} teacher(s)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _further_students(self) -> Recipe:
+        """Further students distil from the teacher beside ``student``: each needs both, a name of its own,
+        one generation and no baseline (the main student's baseline is the one comparison)."""
+        if not self.students:
+            return self
+        if self.student is None or self.teacher is None:
+            raise ValueError("students: further students distil beside 'student' from a 'teacher'; name both")
+        for name, stage in self.students.items():
+            if not STAGE_NAME.match(name) or name in RESERVED_STAGE_NAMES or name.startswith(("teacher", "student_")):
+                raise ValueError(
+                    f"students: {name!r} cannot name a student: use letters, digits, '_' and '-' (not teacher..., "
+                    f"student_... or {', '.join(sorted(RESERVED_STAGE_NAMES))})"
+                )
+            if stage.generations != 1 or stage.baseline is not False:
+                raise ValueError(f"students.{name}: generations and baseline belong to 'student' alone")
+        block = next((b for b in PARADIGM_BLOCKS if getattr(self, b) is not None), None)
+        if block is not None:
+            raise ValueError(f"students: further students are for distillation recipes, not with a {block} block")
         return self
 
     @model_validator(mode="after")
@@ -417,8 +449,7 @@ class Recipe(Strict):
         from protege.tasks import get_task
 
         task = get_task(self.data.task)
-        stages = [stage for _, stage in self.teacher_stages] + ([self.student] if self.student else [])
-        for stage in stages:
+        for _, stage in self.stages:
             if "objective" not in stage.model_fields_set:
                 stage.objective = ObjectiveConfig(name=task.default_objective)
             blocks = [
@@ -429,6 +460,16 @@ class Recipe(Strict):
                 if train is not None and "monitor" not in train.model_fields_set:
                     train.monitor = task.monitor
         return self
+
+    @property
+    def student_stages(self) -> list[tuple[str, StudentConfig]]:
+        """``student`` and the further ``students``, with their run-directory names."""
+        return [("student", self.student)] * (self.student is not None) + list((self.students or {}).items())
+
+    @property
+    def stages(self) -> list[tuple[str, StageConfig]]:
+        """Every teacher and student stage the recipe names, teachers first, with their run-directory names."""
+        return [*self.teacher_stages, *self.student_stages]
 
     @property
     def teacher_stages(self) -> list[tuple[str, StageConfig]]:

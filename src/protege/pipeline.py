@@ -85,7 +85,7 @@ def run_entries(recipe: Recipe) -> list[str]:
         return [*RUN_FILES, *dict.fromkeys(["source_only", *names] if "adabn" in names else names)]
     stages = [name for name, _ in recipe.teacher_stages]
     if recipe.student is not None:
-        stages += ["student_baseline", *student_stage_names(recipe.student.generations)]
+        stages += ["student_baseline", *student_stage_names(recipe.student.generations), *(recipe.students or {})]
     return [*RUN_FILES, *stages]
 
 
@@ -167,13 +167,14 @@ def load_recipe_views(recipe: Recipe) -> tuple[DataBundle, Views | None]:
     from protege.checks import one_view_needed
     from protege.models.hf import model_text_encoder, shared_text_encoder
 
-    stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
+    stages = recipe.stages
     if one_view_needed(recipe) is not None or not stages:
         encoder = shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages])
         data, views = split_recipe_data(recipe, encoder), None
     else:
         views = Views(recipe_examples(recipe), model_text_encoder)
-        data = [views.for_model(stage.model.source, stage.model.options) for _, stage in stages][-1]
+        encoded = {name: views.for_model(stage.model.source, stage.model.options) for name, stage in stages}
+        data = encoded.get("student", encoded[stages[-1][0]])  # the student's view, else the teacher's
     for block in IN_MEMORY_BLOCKS:
         if getattr(recipe, block) is not None:
             refuse_streamed(data.train, f"the {block} block")
@@ -219,7 +220,7 @@ def load_transfer_set(recipe: Recipe, data: DataBundle, views: Views | None = No
         return None
     built = build_transfer_set(transfer.source, transfer.options, data, recipe.seed, transfer.limit)
     if views is not None:
-        for _, stage in [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]:
+        for _, stage in recipe.stages:
             built.for_data(views.for_model(stage.model.source, stage.model.options))
     return built
 
@@ -230,8 +231,7 @@ def check_augmentations(recipe: Recipe, data: DataBundle, views: Views | None) -
     from protege.data.augment import build_augmentation
     from protege.data.dataset import first_inputs
 
-    stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
-    for name, stage in stages:
+    for name, stage in recipe.stages:
         baseline = getattr(stage, "baseline", None)
         blocks = [(f"{name}.train", stage.train), (f"{name}.baseline", baseline)]
         if not any(getattr(train, "augment", None) for _, train in blocks):

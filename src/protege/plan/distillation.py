@@ -43,7 +43,7 @@ class DistillationPlan:
             yield self._trained("student_baseline", "baseline", baseline, recipe.seed)
         if len(teachers) > 1:
             yield self._ensemble([name for name, _ in teachers])
-        teacher = "teacher" if teachers else None
+        teacher = first_teacher = "teacher" if teachers else None
         names = student_stage_names(student.generations)
         for generation, name in enumerate(names):
             seed = recipe.seed + generation  # born-again generations start from different weights
@@ -53,6 +53,11 @@ class DistillationPlan:
                 yield hint
             yield self._trained(name, role, student, seed, teacher, model_from=hint.name if hint else None)
             teacher = name
+        for name, further in (recipe.students or {}).items():  # each distils from the teacher, as student does
+            hint = self._hint(name, further, first_teacher, recipe.seed)
+            if hint is not None:
+                yield hint
+            yield self._trained(name, "student", further, recipe.seed, first_teacher, hint.name if hint else None)
 
     def _trained(
         self,
