@@ -44,9 +44,9 @@ def int8_from_text_ms(path: Path, texts: list[str], batch: int) -> float:
     )
 
 
-def one_run(seed: int, transfer: bool, texts: list[str]) -> dict[str, dict]:
-    """The per-student figures of one run of the recipe."""
-    overrides = [f"seed={seed}", *([] if transfer else ["transfer=null"])]
+def one_run(seed: int, transfer: bool, texts: list[str], changes: list[str]) -> dict[str, dict]:
+    """The per-student figures of one run of the recipe (with ``changes``, ``--set`` overrides)."""
+    overrides = [f"seed={seed}", *changes, *([] if transfer else ["transfer=null"])]
     recipe = load_recipe(RECIPE, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -86,13 +86,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--no-ablation", dest="ablation", action="store_false")
+    parser.add_argument("--set", nargs="*", default=[], help="recipe overrides (a smaller run), as protege run --set")
     args = parser.parse_args()
     from protege.data.sources import bbc_news
 
     texts = [str(t) for t in bbc_news(per_class=120).x[:64]]
-    runs = {True: [one_run(seed, True, texts) for seed in args.seeds]}
+    runs = {True: [one_run(seed, True, texts, args.set) for seed in args.seeds]}
     if args.ablation:
-        runs[False] = [one_run(seed, False, texts) for seed in args.seeds]
+        runs[False] = [one_run(seed, False, texts, args.set) for seed in args.seeds]
     first = runs[True]
     print(f"\nteacher test accuracy: {spread([r['teacher']['accuracy'] for r in first])} (seeds {args.seeds})\n")
     print("| student | accuracy | share of teacher | without transfer set | from text b1 / b64 | model only b1 / b64 "

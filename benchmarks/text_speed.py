@@ -14,7 +14,7 @@ threads and batch size for every contestant, run in turns so that a busy machine
   pass is long enough: the export, about 10 s, is counted in every repeat).
 - **fine-tuning epoch**: protege's ``train`` (padded to ``--max-length``, all-padding columns cut per
   batch) against Hugging Face ``Trainer`` with ``DataCollatorWithPadding`` (dynamic padding), batch 16,
-  AdamW at 1e-4, tokenisation outside the timing for both.
+  AdamW at 1e-4, tokenisation outside the timing for both; then both with ``group_by_length``.
 
 Prints one markdown table with seconds (best of ``--repeats``) and the ratios.
 """
@@ -128,18 +128,24 @@ def fine_tune_epoch(args, folder: str, texts: list[str], labels: list[int]) -> d
     model, encoder = protege_model(folder, texts, args.max_length, 5)
     data = ArrayDataset(torch.as_tensor(encoder.transform(texts)), torch.tensor(labels))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    seconds = {"protege fine-tune epoch": float("inf"), "HF Trainer epoch": float("inf")}
+    names = ("protege fine-tune epoch", "HF Trainer epoch")
+    seconds = {f"{name}{grouped}": float("inf") for grouped in ("", ", group_by_length") for name in names}
     for _ in range(args.repeats):
-        model.load_state_dict(initial)
-        started = time.perf_counter()
-        train(model, data, epochs=1, batch_size=16, lr=1e-4, weight_decay=0.0, restore_best=False)
-        seconds["protege fine-tune epoch"] = min(seconds["protege fine-tune epoch"], time.perf_counter() - started)
-        seconds["HF Trainer epoch"] = min(seconds["HF Trainer epoch"], trainer_epoch(args, folder, texts, labels))
+        for grouped in (False, True):
+            suffix = ", group_by_length" if grouped else ""
+            model.load_state_dict(initial)
+            started = time.perf_counter()
+            train(model, data, epochs=1, batch_size=16, lr=1e-4, weight_decay=0.0, restore_best=False,
+                  group_by_length=grouped)  # fmt: skip
+            elapsed = time.perf_counter() - started
+            seconds[names[0] + suffix] = min(seconds[names[0] + suffix], elapsed)
+            elapsed = trainer_epoch(args, folder, texts, labels, grouped)
+            seconds[names[1] + suffix] = min(seconds[names[1] + suffix], elapsed)
     return seconds
 
 
-def trainer_epoch(args, folder: str, texts: list[str], labels: list[int]) -> float:
-    """One epoch of ``transformers.Trainer`` with dynamic padding, its ``train()`` call timed."""
+def trainer_epoch(args, folder: str, texts: list[str], labels: list[int], grouped: bool = False) -> float:
+    """One epoch of ``transformers.Trainer`` with dynamic padding (and ``group_by_length``), ``train()`` timed."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -157,7 +163,7 @@ def trainer_epoch(args, folder: str, texts: list[str], labels: list[int]) -> flo
         settings = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=16, num_train_epochs=1, learning_rate=1e-4,
             weight_decay=0.0, report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
-            disable_tqdm=True, dataloader_num_workers=0, seed=0,
+            disable_tqdm=True, dataloader_num_workers=0, seed=0, group_by_length=grouped,
         )  # fmt: skip
         trainer = Trainer(
             model=model, args=settings, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer)
@@ -192,7 +198,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, value in seconds.items():
         count = args.texts if "epoch" not in name else args.train
-        against = baseline if "epoch" not in name else seconds.get("HF Trainer epoch", value)
+        trainer = "HF Trainer epoch" + (", group_by_length" if name.endswith("group_by_length") else "")
+        against = baseline if "epoch" not in name else seconds.get(trainer, value)
         print(f"| {name} | {value:.2f} | {count / value:,.0f} | {against / value:.2f}× |")
 
 

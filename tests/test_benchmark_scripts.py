@@ -94,3 +94,26 @@ def test_data_loading_benchmark_reports_every_loader_and_mode():
         "cache",
         "memory",
     ]
+
+
+@pytest.mark.slow
+def test_text_speed_runs_every_contestant_on_the_same_texts():
+    pytest.importorskip("sentence_transformers")
+    out = _run(
+        "text_speed.py", "--texts", "24", "--train", "16", "--repeats", "1", "--max-length", "16", "--threads", "1"
+    )
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    for name in ("sentence-transformers encode", "protege teacher logits, auto", "protege fine-tune epoch",
+                 "HF Trainer epoch"):  # fmt: skip
+        assert name in rows and rows[name].rstrip().endswith("× |"), out
+
+
+@pytest.mark.slow
+def test_text_distill_benchmark_prints_each_student_at_a_tiny_size():
+    small = ["data.options.per_class=6", "transfer.options.num_samples=16", "teacher.train.epochs=1",
+             "teacher.model.max_length=16", "student.train.epochs=1", "students.textcnn.train.epochs=1",
+             "students.textcnn.model.max_length=16", "students.minilm_l2.train.epochs=1",
+             "students.minilm_l2.model.max_length=16", "evaluate.latency_batch_sizes=[1,64]"]  # fmt: skip
+    out = _run("text_distill.py", "--seeds", "0", "--no-ablation", "--set", *small)
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "×" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["student", "textcnn", "minilm_l2"], out

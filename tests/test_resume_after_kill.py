@@ -76,6 +76,16 @@ def test_streamed_images_resume_after_sigkill_like_an_uninterrupted_run(tmp_path
 
 
 @pytest.mark.slow
+def test_a_prepared_cache_run_resumes_after_sigkill_like_an_uninterrupted_run(tmp_path):
+    """Images read from the prepared uint8 memory map (built once, reused by the resumed run because the
+    folder did not change) in the sampler's order: the resumed stage ends with the uninterrupted metrics."""
+    _write_images(tmp_path / "images", 240)
+    options = {"load": "cache", "cache_dir": str(tmp_path / "image-cache")}
+    recipe = {**RECIPE, "data": {"source": f"imagefolder:{tmp_path / 'images'}", "options": options}}
+    _kill_resume_and_compare(tmp_path, recipe)
+
+
+@pytest.mark.slow
 def test_an_augmented_run_resumes_after_sigkill_like_an_uninterrupted_run(tmp_path):
     """Crops, flips and mixup drawn in a DataLoader worker from (seed, epoch, example), the teacher online on
     the augmented batch: a resumed stage draws what the uninterrupted one drew and ends with its metrics."""

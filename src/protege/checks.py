@@ -128,6 +128,13 @@ class _Checks:
                 f"{name}.train",
                 f"model {stage.model.source!r} is built untrained; add a 'train' block or load run:path",
             )
+        source = stage.model.source
+        if stage.train is not None and stage.train.group_by_length and not source.startswith(("hf:", "run:")):
+            self.fail(
+                f"{name}.train.group_by_length",
+                f"groups texts by token count for a Hugging Face model (hf:); {source} reads whole inputs, "
+                "remove group_by_length",
+            )
         if stage.strategy is not None:
             if stage.train is None:
                 self.fail(f"{name}.strategy", "a strategy needs a 'train' block (the stage only loads its model)")

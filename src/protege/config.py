@@ -124,6 +124,11 @@ class TrainConfig(Strict):
         description="examples per forward of an online (uncached) teacher, in whole training batches "
         "(default: one batch on a GPU; about 1024 examples on a CPU)",
     )
+    group_by_length: bool = Field(
+        False,
+        description="texts: batches of similar token counts (Hugging Face Trainer's group_by_length), so less of "
+        "each batch is padding; the epoch's batches are still seeded by (seed, epoch)",
+    )
     inference_runtime: Literal["auto", "eager", "onnxruntime", "bf16", "compile"] = Field(
         "auto",
         description="runtime of the frozen teacher's and backbone's inference passes (auto: the fastest that "

@@ -48,6 +48,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: distilling(t, {"name": "kd", "label_smoothing": 1.5}),
         "objective 'kd': label_smoothing: Input should be less than 1 (got 1.5)",
     ),
+    "length grouping on a model that reads whole inputs": (
+        lambda t: recipe(t, {"student.train.group_by_length": True}),
+        "student.train.group_by_length: groups texts by token count for a Hugging Face model (hf:); mlp reads",
+    ),
     "a teacher runtime whose outputs differ from eager beyond the tolerance": (
         lambda t: distilling(
             t, {"name": "kd"}, **{"student.train.inference_runtime": "bf16", "student.train.inference_tolerance": 1e-9}

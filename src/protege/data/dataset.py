@@ -113,6 +113,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.epoch = 0
         self.skip = 0
+        self.lengths: torch.Tensor | None = None
+        """Each example's length (token count): set, shuffled batches hold texts of similar length
+        (:func:`group_by_length`), so less of each batch is padding."""
 
     def start_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         self.epoch = epoch
@@ -126,10 +129,30 @@ class EpochBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(self.size, generator=generator)
+            if self.lengths is not None:
+                order = group_by_length(order, self.lengths, self.batch_size, generator)
         else:
             order = torch.arange(self.size)
         for b in range(self.skip, len(self)):
             yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+
+
+MEGABATCH = 50
+"""Batches per group sorted by length (as Hugging Face Trainer's ``group_by_length`` does)."""
+
+
+def group_by_length(
+    order: torch.Tensor, lengths: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """A shuffled order regrouped so each batch holds examples of similar length: the order is cut into
+    groups of ``MEGABATCH`` batches, each sorted longest first, and the full batches are shuffled (the
+    last, partial batch stays last); the same (order, generator) give the same batches, so resume is exact."""
+    group = MEGABATCH * batch_size
+    parts = [chunk[torch.argsort(lengths[chunk], descending=True, stable=True)] for chunk in order.split(group)]
+    regrouped = torch.cat(parts)
+    full = len(regrouped) // batch_size
+    batches = regrouped[: full * batch_size].view(full, batch_size)[torch.randperm(full, generator=generator)]
+    return torch.cat([batches.reshape(-1), regrouped[full * batch_size :]])
 
 
 def _worker_started(_worker_id: int) -> None:

@@ -19,6 +19,7 @@ from protege.config import TrainConfig
 from protege.console import log
 from protege.data.augmented import augmented_train_set
 from protege.data.dataset import EpochBatchSampler
+from protege.data.lengths import pad_id_of, token_lengths
 from protege.distill.teacher import TeacherSignal, prepare_teacher
 from protege.engine.batches import loader_for, padding_to_cut, sample_inputs, teacher_lookahead
 from protege.engine.devices import (
@@ -160,8 +161,22 @@ def _open_data(run: TrainingRun) -> None:
     run.loader = loader_for(run.train, config.batch_size, shuffle=True, seed=run.seed)
     sampler = run.loader.batch_sampler
     run.sampler = sampler if isinstance(sampler, EpochBatchSampler) else None
+    if config.group_by_length:
+        _group_by_length(run)
     if run.val is not None:
         run.val_loader = loader_for(run.val, max(config.batch_size, 256), shuffle=False, seed=run.seed)
+
+
+def _group_by_length(run: TrainingRun) -> None:
+    """Give the sampler each training text's token count, so its batches group texts of similar length."""
+    pad_id = pad_id_of(run.model)
+    x = getattr(run.train, "x", None)
+    if pad_id is None or run.sampler is None or not isinstance(x, torch.Tensor) or x.is_floating_point():
+        raise ProtegeError(
+            f"stage {run.stage!r}: train.group_by_length groups texts by their token count, and this model does "
+            "not read padded token ids from data in memory; remove group_by_length"
+        )
+    run.sampler.lengths = token_lengths(x, pad_id)
 
 
 def _open_teacher(run: TrainingRun, cleanup: contextlib.ExitStack) -> None:
