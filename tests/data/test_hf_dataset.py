@@ -18,6 +18,7 @@ from protege.data.build import load_data
 from protege.data.dataset import batch_loader
 from protege.data.raw import call_source
 from protege.data.streamed import StreamedImages
+from protege.data.unlabeled import unlabeled_texts
 from protege.errors import DataError
 
 datasets = pytest.importorskip("datasets")
@@ -166,6 +167,18 @@ def test_texts_give_the_tfidf_features_a_csv_text_column_gives(tmp_path):
     assert hf.preprocess == table.preprocess
 
 
+def test_a_transfer_set_reads_a_text_column_of_every_split_with_no_labels(tmp_path):
+    texts = [f"words {i}" for i in range(10)]
+    parts = {"train": {"text": texts}, "unsupervised": {"text": ["more words"] * 3}}
+    datasets.DatasetDict({k: datasets.Dataset.from_dict(v) for k, v in parts.items()}).save_to_disk(str(tmp_path / "d"))
+    source = f"hf_dataset:{tmp_path / 'd'}"
+    assert unlabeled_texts(source, {}, text_column="text") == [*texts, "more words", "more words", "more words"]
+    assert unlabeled_texts(source, {"split": "unsupervised"}) == ["more words"] * 3
+    assert unlabeled_texts(source, {}, limit=11) == [*texts, "more words"]
+    with pytest.raises(DataError, match=r"no column 'body'; columns: text$"):
+        unlabeled_texts(source, {"text_column": "body"})
+
+
 def test_integer_labels_without_class_label_are_read_as_names(tmp_path):
     rows = {"x": [float(i) for i in range(12)], "label": [i % 2 for i in range(12)]}
     datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ints"))
@@ -221,3 +234,20 @@ def test_protege_run_trains_on_a_saved_image_dataset_streamed_from_its_rows(tmp_
     assert card["class_names"] == report["data"]["class_names"] == CLASSES and card["input_shape"] == [3, 7, 9]
     assert report["data"]["sizes"] == {"train": 21, "val": 3, "test": 6}
     assert report["models"]["student"]["accuracy"] > 0.8  # each class is brighter in its own channel
+
+
+def test_a_text_model_is_evaluated_on_another_dataset_through_the_column_it_was_trained_on(tmp_path):
+    datasets.Dataset.from_dict(_table()).save_to_disk(str(tmp_path / "reviews"))
+    datasets.Dataset.from_dict(_table(60)).save_to_disk(str(tmp_path / "more"))
+    recipe = {
+        "name": "texts",
+        "data": {"source": f"hf_dataset:{tmp_path / 'reviews'}", "options": {"text_column": "text"}},
+        "student": {"model": {"source": "fasttext", "dim": 8, "max_length": 8}, "train": {"epochs": 1}},
+        "evaluate": {"latency": False, "html": False},
+    }
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    assert main(["run", str(tmp_path / "recipe.json"), "-o", str(tmp_path / "run")]) == 0
+    model = f"run:{tmp_path / 'run' / 'student' / 'model'}"
+    argv = ["evaluate", model, "--data", f"hf_dataset:{tmp_path / 'more'}", "--test-fraction", "0.2"]
+    assert main([*argv, "--no-latency", "--no-html", "-o", str(tmp_path / "eval")]) == 0  # no text_column named
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["data"]["sizes"]["test"] == 12

@@ -37,13 +37,18 @@ def type_name(feature: Any) -> str:
     return dtype if type(feature).__name__ == "Value" else type(feature).__name__
 
 
+def _feature(splits: Splits, column: str) -> Any:
+    """A column's feature (its type) in the first split: the train split, where protege's splits are."""
+    return next(iter(splits.values())).features[column]
+
+
 def _is_value(feature: Any, kinds: tuple[str, ...]) -> bool:
     return type(feature).__name__ == "Value" and feature.dtype.startswith(kinds)
 
 
 def read_labels(splits: Splits, column: str, path: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """Each split's labels and, from a ``ClassLabel`` feature, the class names its integers index."""
-    feature = splits["train"].features[column]
+    feature = _feature(splits, column)
     names = list(feature.names) if type(feature).__name__ == "ClassLabel" else None
     if names is None and not _is_value(feature, LABEL_TYPES):
         raise DataError(
@@ -55,7 +60,7 @@ def read_labels(splits: Splits, column: str, path: Path) -> tuple[dict[str, np.n
 
 def read_texts(splits: Splits, column: str, path: Path) -> dict[str, np.ndarray]:
     """Each split's texts (a missing one is an empty text, as in a CSV)."""
-    feature = splits["train"].features[column]
+    feature = _feature(splits, column)
     if not _is_value(feature, ("string", "large_string")):
         raise DataError(f"{path}: text column {column!r} holds {type_name(feature)}, not strings")
     return {
@@ -70,7 +75,7 @@ def read_features(splits: Splits, columns: list[str], path: Path) -> dict[str, n
     import pyarrow as pa
 
     for column in columns:
-        feature = splits["train"].features[column]
+        feature = _feature(splits, column)
         if not _is_value(feature, NUMBER_TYPES):
             raise DataError(
                 f"{path}: column {column!r} holds {type_name(feature)}, not numbers; name the numeric "

@@ -18,7 +18,7 @@ from pydantic import PositiveInt
 from protege.console import log
 from protege.data.hf_columns import Splits, check_columns, read_features, read_labels, read_texts
 from protege.data.hf_images import image_splits
-from protege.data.hf_open import open_splits
+from protege.data.hf_open import named_split, open_dataset, open_splits
 from protege.data.images import Size, Workers
 from protege.data.raw import SOURCES, RawData
 from protege.errors import DataError
@@ -98,3 +98,18 @@ def _raw(x: dict[str, np.ndarray], y: dict[str, np.ndarray], class_names: list[s
         class_names=class_names,
         **more,
     )
+
+
+def dataset_texts(path: Path, options: dict, column: str, limit: int | None) -> list[str]:
+    """The first ``limit`` texts of ``column`` over every split of the dataset at ``path`` (or the one
+    ``options.split`` names), no label column needed: a transfer set's texts."""
+    found = open_dataset(path, options.get("cache_dir"))
+    parts = {options["split"]: named_split(found, options["split"], path)} if options.get("split") else found
+    if limit is not None:  # read no more rows than the set keeps
+        starts = np.cumsum([0, *(len(dataset) for dataset in parts.values())])
+        parts = {
+            name: dataset.select(range(min(len(dataset), max(0, limit - int(start)))))
+            for (name, dataset), start in zip(parts.items(), starts, strict=False)
+        }
+    check_columns(parts, [column], path)
+    return [text for texts in read_texts(parts, column, path).values() for text in texts.tolist()]

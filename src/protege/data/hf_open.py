@@ -35,11 +35,9 @@ def open_splits(path: Path, split: str | None, cache_dir: str | None) -> dict[st
     """protege's splits of the dataset at ``path`` (``train`` and, when the dataset has them, ``val`` and
     ``test``), each a ``datasets.Dataset``: the one ``split`` named, the dataset's only one, or its own
     train/validation/test splits (the loader draws the ones it lacks)."""
-    found = _open(path, cache_dir)
+    found = open_dataset(path, cache_dir)
     if split is not None:
-        if split not in found:
-            raise DataError(f"{path}: no split {split!r}{did_you_mean(split, found)}; splits: {', '.join(found)}")
-        return {"train": found[split]}
+        return {"train": named_split(found, split, path)}
     if len(found) == 1:
         return {"train": next(iter(found.values()))}
     kept: dict[str, Any] = {}
@@ -58,7 +56,14 @@ def open_splits(path: Path, split: str | None, cache_dir: str | None) -> dict[st
     return {ours: dataset for ours, (_, dataset) in kept.items()}
 
 
-def _open(path: Path, cache_dir: str | None) -> dict[str, Any]:
+def named_split(found: dict[str, Any], split: str, path: Path) -> Any:
+    """The split called ``split``, or one line naming the splits there are."""
+    if split not in found:
+        raise DataError(f"{path}: no split {split!r}{did_you_mean(split, found)}; splits: {', '.join(found)}")
+    return found[split]
+
+
+def open_dataset(path: Path, cache_dir: str | None) -> dict[str, Any]:
     """Every split of the dataset at ``path`` by its own name; anything that is not a dataset is one line."""
     from protege.data.image_cache import cache_root
 
