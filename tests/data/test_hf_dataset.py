@@ -167,6 +167,20 @@ def test_texts_give_the_tfidf_features_a_csv_text_column_gives(tmp_path):
     assert hf.preprocess == table.preprocess
 
 
+def test_texts_reach_a_hugging_face_model_as_its_tokenizers_ids(tmp_path):
+    from tests.conftest import WORDS, write_tiny_hf_model
+
+    from protege.models.hf import text_encoder
+
+    rows = {"text": [" ".join(WORDS[i % 6 : i % 6 + 3]) for i in range(30)], "label": [i % 2 for i in range(30)]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "texts"))
+    tokens = text_encoder(f"hf:{write_tiny_hf_model(tmp_path / 'bert')}", {"max_length": 6})
+    data = load_data(f"hf_dataset:{tmp_path / 'texts'}", {"text_column": "text"}, text_encoder=tokens, seed=3)
+    assert data.train.x.dtype == torch.long and data.train.x.shape[1] == 6
+    first = int(data.rows["train"][0])
+    assert data.train.x[0].tolist() == tokens.transform([rows["text"][first]])[0].tolist()
+
+
 def test_a_transfer_set_reads_a_text_column_of_every_split_with_no_labels(tmp_path):
     texts = [f"words {i}" for i in range(10)]
     parts = {"train": {"text": texts}, "unsupervised": {"text": ["more words"] * 3}}
