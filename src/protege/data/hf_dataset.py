@@ -65,6 +65,7 @@ def hf_dataset(
     columns = feature_columns or [c for c in splits["train"].column_names if c != label_column]
     if not columns:
         raise DataError(f"{path}: no columns besides the label column {label_column!r}")
+    check_columns(splits, columns, path)  # the train split's columns, in every split
     log(f"hf_dataset: {_rows(splits):,} rows of {len(columns)} features read into memory")
     return _raw(read_features(splits, columns, path), labels, class_names, preprocess={"features": columns})
 
