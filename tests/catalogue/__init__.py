@@ -1,6 +1,7 @@
 """The bad-input catalogue, one module per area: each module's ``CASES`` maps a case name to
 ``(make, expected)``, where ``make(tmp)`` builds the inputs in a fresh folder and returns the command line,
-and ``expected`` is a part of the one-line error. ``tests/test_bad_inputs.py`` runs every case.
+and ``expected`` is a part of the one-line error; a third item, ``patch(monkeypatch)``, changes the process
+for that run only (a package made missing). ``tests/test_bad_inputs.py`` runs every case.
 
 This package holds the helpers the cases share.
 """

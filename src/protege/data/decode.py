@@ -1,12 +1,15 @@
-"""Reading one image file: its header checked before any pixel is decoded, then float32 pixels in [0, 1],
-(channels, height, width), resized and converted as the recipe asks. Every loading mode reads through here."""
+"""Reading one image file (or its bytes held in a data set): its header checked before any pixel is decoded,
+then float32 pixels in [0, 1], (channels, height, width), resized and converted as the recipe asks. Every
+loading mode reads through here."""
 
 from __future__ import annotations
 
+import io
 import typing
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +30,23 @@ SIMILAR_MODE = {"1": "L", "I": "L", "I;16": "L", "F": "L", "LA": "RGBA", "P": "R
 """Modes that become one of MODES when an image is read (palette images become RGB, 16-bit grey L...)."""
 
 
-def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np.ndarray:
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes held inside a data set (a Hugging Face ``Image`` column), decoded exactly as the
+    same file on disk would be; ``name`` says which row it is in errors."""
+
+    data: bytes
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ImageFile = Path | EncodedImage
+"""What an image is read from: a file, or a file's bytes held in a data set."""
+
+
+def load_image(file: ImageFile, size: tuple[int, int] | None, mode: str | None) -> np.ndarray:
     """One image as float32 (channels, height, width) in [0, 1]; a file Pillow cannot decode is a DataError."""
     from PIL import Image
 
@@ -61,7 +80,7 @@ def load_image(file: Path, size: tuple[int, int] | None, mode: str | None) -> np
 
 
 @contextmanager
-def open_image(file: Path) -> Iterator[PIL.Image.Image]:
+def open_image(file: ImageFile) -> Iterator[PIL.Image.Image]:
     """An image opened by Pillow (header only), refused before any pixel is decoded when it claims more
     than MAX_IMAGE_PIXELS (a decompression bomb, or a header that lies) or cannot be identified."""
     from PIL import Image
@@ -70,7 +89,7 @@ def open_image(file: Path) -> Iterator[PIL.Image.Image]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # damaged metadata (EXIF, TIFF tags) the pixels do not need
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file)
+            image = Image.open(io.BytesIO(file.data) if isinstance(file, EncodedImage) else file)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(
             f"{file}: its header claims more pixels than the {MAX_IMAGE_PIXELS:,} protege reads; shrink the image"
@@ -86,7 +105,7 @@ def open_image(file: Path) -> Iterator[PIL.Image.Image]:
         yield image
 
 
-def unreadable(file: Path, exc: Exception) -> str:
+def unreadable(file: ImageFile, exc: Exception) -> str:
     text = str(exc).strip()
     problem = text.splitlines()[0] if text else type(exc).__name__
     return f"{file}: not a readable image ({problem}); remove or replace the file"

@@ -23,13 +23,14 @@ CACHE_VERSION = 1
 PREPARE_BATCH = 256
 
 
-def cache_root(cache_dir: str | None) -> Path:
-    """Where prepared images go: ``options.cache_dir``, else ``$PROTEGE_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/protege`` (``~/.cache/protege``), each with an ``images`` folder."""
+def cache_root(cache_dir: str | None, kind: str = "images") -> Path:
+    """Where prepared data of a ``kind`` goes (``images``; ``datasets``, Hugging Face's Arrow copies of
+    Parquet files): ``options.cache_dir``, else ``$PROTEGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/protege``
+    (``~/.cache/protege``), each with a folder per kind."""
     chosen = cache_dir or os.environ.get("PROTEGE_CACHE_DIR")
     if not chosen:
         chosen = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "protege")
-    return Path(chosen).expanduser() / "images"
+    return Path(chosen).expanduser() / kind
 
 
 def prepared_cache(folder: ImageFolder, cache_dir: str | None) -> ImageFolder:

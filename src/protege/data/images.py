@@ -10,6 +10,7 @@ images must share one size and one colour mode, or the recipe names them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from protege.console import log
-from protege.data.decode import MAX_INPUT_VALUES, MODES, SIMILAR_MODE, load_image, open_image
+from protege.data.decode import MAX_INPUT_VALUES, MODES, SIMILAR_MODE, ImageFile, load_image, open_image
 from protege.data.image_cache import prepared_cache
 from protege.data.raw import SOURCES, RawData
 from protege.data.streamed import AUTO_MEMORY_BYTES, ImageFolder, default_workers
@@ -33,7 +34,7 @@ Workers = Annotated[int, Field(ge=0, le=64)]
 SPLITS = ("train", "val", "test")
 Listed = dict[str, list[tuple[Path, str]]]
 """Each split's (file, class name) pairs, in sorted order."""
-Header = tuple[Path, str, int, int]
+Header = tuple[ImageFile, str, int, int]
 """A file, the colour mode it is read in, its width and height: what its header says."""
 
 
@@ -57,17 +58,19 @@ def imagefolder(
     """Images by class folder; ``size: [height, width]`` resizes them all, ``mode`` (L, RGB, RGBA) converts
     them, ``load`` (auto, memory, stream, cache) says where they are held, ``num_workers`` how many
     processes decode a streamed folder, ``cache_dir`` where a prepared cache goes (``PROTEGE_CACHE_DIR``)."""
-    files = _listed(path)
-    every = [file for found in files.values() for file, _ in found]
+    listed = _listed(path)
+    files = {split: [file for file, _ in found] for split, found in listed.items()}
+    labels = {split: np.array([label for _, label in found]) for split, found in listed.items()}
+    every = [file for found in files.values() for file in found]
     target_size = (size[0], size[1]) if size is not None else None
     workers = default_workers() if num_workers is None else num_workers
-    chosen, why = _choose(load, every, target_size, mode)
+    chosen, why = choose_load(load, every, target_size, mode)
     if chosen == "memory":
         log(f"imagefolder: {len(every):,} images decoded into memory ({why})")
-        return _in_memory(files, target_size, mode or _one_mode(_headers(every)))
-    headers = _headers(every)  # every file's header before any training: a damaged one is named now
+        return decoded_splits(files, labels, target_size, mode or one_mode(read_headers(every)))
+    headers = read_headers(every)  # every file's header before any training: a damaged one is named now
     folder = ImageFolder(
-        tuple(every), target_size or _one_size(headers), mode or _one_mode(headers), workers, root=path.resolve()
+        tuple(every), target_size or one_size(headers), mode or one_mode(headers), workers, root=path.resolve()
     )
     if chosen == "cache":
         folder = prepared_cache(folder, cache_dir)
@@ -75,7 +78,7 @@ def imagefolder(
         log(f"imagefolder: {len(every):,} images read from the prepared cache {folder.cache} ({why})")
     else:
         log(f"imagefolder: {len(every):,} images read from the files by {workers or 'no'} worker processes ({why})")
-    return _positions(files, folder)
+    return position_splits(labels, folder)
 
 
 imagefolder.takes_directory = True  # type: ignore[attr-defined]
@@ -102,7 +105,9 @@ def _listed(path: Path) -> Listed:
     return files
 
 
-def _choose(load: str, every: list[Path], size: tuple[int, int] | None, mode: str | None) -> tuple[str, str]:
+def choose_load(
+    load: str, every: Sequence[ImageFile], size: tuple[int, int] | None, mode: str | None
+) -> tuple[str, str]:
     """The loading mode and why: the one the recipe names, or for ``auto`` memory while the decoded float32
     pixels (from the first header, as all images share a size) take at most AUTO_MEMORY_BYTES."""
     if load != "auto":
@@ -119,13 +124,15 @@ def _choose(load: str, every: list[Path], size: tuple[int, int] | None, mode: st
     return "stream", f"options.load: auto; {decoded / 1024**3:,.1f} GiB as float32, more than {limit}"
 
 
-def _in_memory(files: Listed, size: tuple[int, int] | None, mode: str) -> RawData:
-    """Every image decoded into one float32 array per split."""
+def decoded_splits(
+    files: dict[str, Sequence[ImageFile]], labels: dict[str, np.ndarray], size: tuple[int, int] | None, mode: str
+) -> RawData:
+    """Every image decoded into one float32 array per split, beside that split's ``labels``."""
     arrays: dict[str, np.ndarray] = {}
-    first_shape: tuple[Path, tuple[int, ...]] | None = None
+    first_shape: tuple[ImageFile, tuple[int, ...]] | None = None
     for split, found in files.items():
         images = []
-        for file, _ in found:
+        for file in found:
             image = load_image(file, size, mode)
             if first_shape is None:
                 first_shape = (file, image.shape)
@@ -134,7 +141,6 @@ def _in_memory(files: Listed, size: tuple[int, int] | None, mode: str) -> RawDat
                 raise DataError(_size_mismatch(file, (w, h), first_shape[0], (w0, h0)))
             images.append(image)
         arrays[split] = np.stack(images)
-    labels = {split: np.array([label for _, label in found]) for split, found in files.items()}
     preprocess = {"image": {"size": list(first_shape[1][1:]), "mode": mode}} if first_shape else None
     return RawData(
         x=arrays["train"],
@@ -147,13 +153,13 @@ def _in_memory(files: Listed, size: tuple[int, int] | None, mode: str) -> RawDat
     )
 
 
-def _positions(files: Listed, folder: ImageFolder) -> RawData:
-    """Each split as positions in the folder's file list, which the loader turns into streamed datasets."""
+def position_splits(labels: dict[str, np.ndarray], folder: ImageFolder) -> RawData:
+    """Each split as positions in the folder's file list (the splits' files one after another, in the order
+    of ``labels``), which the loader turns into streamed datasets."""
     positions, start = {}, 0
-    for split, found in files.items():
+    for split, found in labels.items():
         positions[split] = np.arange(start, start + len(found), dtype=np.int64)
         start += len(found)
-    labels = {split: np.array([label for _, label in found]) for split, found in files.items()}
     return RawData(
         x=positions["train"],
         y=labels["train"],
@@ -170,7 +176,7 @@ def _read_mode(mode: str) -> str:
     return mode if mode in MODES else SIMILAR_MODE.get(mode, "RGB")
 
 
-def _headers(files: list[Path]) -> list[Header]:
+def read_headers(files: Sequence[ImageFile]) -> list[Header]:
     """Every file's header (no pixel decoded): an unreadable one, or one too large for a model without
     ``options.size``, is an error that names the file."""
     headers = []
@@ -180,9 +186,9 @@ def _headers(files: list[Path]) -> list[Header]:
     return headers
 
 
-def _one_mode(headers: list[Header]) -> str:
+def one_mode(headers: list[Header]) -> str:
     """The one colour mode all images share; mixed modes are an error that names the fix."""
-    seen: dict[str, Path] = {}
+    seen: dict[str, ImageFile] = {}
     for file, image_mode, _, _ in headers:
         seen.setdefault(image_mode, file)
         if len(seen) > 1:
@@ -194,7 +200,7 @@ def _one_mode(headers: list[Header]) -> str:
     return next(iter(seen))
 
 
-def _one_size(headers: list[Header]) -> tuple[int, int]:
+def one_size(headers: list[Header]) -> tuple[int, int]:
     """The (height, width) all images share, without ``options.size``; one that differs, or one with more
     values than a model takes, is an error that names the fix."""
     from PIL import Image
@@ -211,7 +217,7 @@ def _one_size(headers: list[Header]) -> tuple[int, int]:
     return h0, w0
 
 
-def _size_mismatch(file: Path, size: tuple[int, int], first: Path, first_size: tuple[int, int]) -> str:
+def _size_mismatch(file: ImageFile, size: tuple[int, int], first: ImageFile, first_size: tuple[int, int]) -> str:
     return (
         f"{file} is {size[0]}×{size[1]} pixels but {first} is {first_size[0]}×{first_size[1]}; set "
         "options.size: [height, width] to resize every image"

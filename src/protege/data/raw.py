@@ -59,15 +59,20 @@ def call_source(spec: str, **options) -> RawData:
         if not argument:
             raise DataError(f"data source {name!r} needs a path: write '{name}:path/to/file'")
         path = Path(argument).expanduser()
-        if getattr(builder, "takes_directory", False):
+        if getattr(builder, "takes_file_or_directory", False):
+            if not path.exists():
+                raise DataError(f"data file or folder not found: {path}")
+            raw = builder(path=path, **options)
+        elif getattr(builder, "takes_directory", False):
             if not path.is_dir():
                 raise DataError(f"data folder not found: {path}")
             return builder(path=path, **options)
-        if not path.is_file():
-            raise DataError(f"data file not found: {path}")
-        if path.stat().st_size == 0:
-            raise DataError(f"data file is empty: {path}")
-        raw = builder(path=path, **options)
+        else:
+            if not path.is_file():
+                raise DataError(f"data file not found: {path}")
+            if path.stat().st_size == 0:
+                raise DataError(f"data file is empty: {path}")
+            raw = builder(path=path, **options)
     elif argument:
         raise DataError(f"data source {name!r} takes no ':{argument}' argument")
     else:

@@ -59,6 +59,10 @@ class ImageFolder:
     def load(self) -> str:
         return "cache" if self.cache is not None else "stream"
 
+    def digest(self, positions: Sequence[int]) -> str:
+        """A hash of the files at ``positions`` (paths, sizes, modification times), the size and the mode."""
+        return file_digest([self.files[p] for p in positions], self.size, self.mode)
+
 
 def file_digest(files: Sequence[Path], *extra: object) -> str:
     """A hash of each file's path, size and modification time (not its pixels) and ``extra`` values: a
@@ -143,8 +147,7 @@ class StreamedImages(Dataset):
     def fingerprint(self) -> str:
         """A short hash of the files (paths, sizes, modification times), their order, size and mode, and the
         targets: it tells one data set from another (teacher cache, resume) without reading any pixel."""
-        files = [self.folder.files[p] for p in self.positions.tolist()]
-        digest = hashlib.sha1(file_digest(files, self.folder.size, self.folder.mode).encode())
+        digest = hashlib.sha1(self.folder.digest(self.positions.tolist()).encode())
         digest.update(str(tuple(self.y.shape)).encode())
         digest.update(self.y.contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]

@@ -1,6 +1,6 @@
 """Unlabeled texts for a transfer set, kept raw so that each model's view encodes them its own way: a
-file of texts, one per line (``texts:path``), a CSV or JSON Lines file's text column (no label column
-needed), or the inputs of any text source (``bbc_news``, a labelled CSV)."""
+file of texts, one per line (``texts:path``), a CSV or JSON Lines file's or a Hugging Face dataset's text
+column (no label column needed), or the inputs of any text source (``bbc_news``, a labelled CSV)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def unlabeled_texts(source: str, options: dict, limit: int | None = None, text_c
     if kind == TEXT_FILE:
         check_options(f"transfer set {source}", {}, options, DataError)
         return read_text_lines(_file(kind, argument), limit)
+    if kind == "hf_dataset":
+        from protege.data.hf_dataset import dataset_texts
+
+        SOURCES.check_options(kind, options)
+        if not argument or not Path(argument).expanduser().exists():
+            raise DataError(f"transfer source {kind!r} needs a dataset: write '{kind}:path/to/dataset'")
+        column = options.get("text_column") or text_column or "text"
+        return dataset_texts(Path(argument).expanduser(), options, column, limit)
     if kind in ("csv", "jsonl"):
         SOURCES.check_options(kind, options)  # the table's own options: a misspelt one is caught, not ignored
         column = options.get("text_column") or text_column or "text"

@@ -28,6 +28,8 @@ from protege.report.summary import assemble_report, model_titles, print_summary,
 from protege.rundir import is_run_directory, read_marker, run_containing
 
 STAGES = ("teacher", "student_baseline", "student")
+COLUMN_SOURCES = ("csv", "jsonl", "hf_dataset")
+"""Sources that read named columns: evaluated on other data, they read the columns the models were trained on."""
 
 
 @dataclasses.dataclass
@@ -241,7 +243,7 @@ def like_training(request: DataRequest, cards: dict[str, ModelCard]) -> DataRequ
     )
     features = {tuple(c.preprocess["features"]) for c in cards.values() if "features" in c.preprocess}
     kind = request.source.partition(":")[0]
-    if kind in ("csv", "jsonl") and len(features) == 1 and "feature_columns" not in request.options:
+    if kind in COLUMN_SOURCES and len(features) == 1 and "feature_columns" not in request.options:
         request = dataclasses.replace(request, options={**request.options, "feature_columns": list(*features)})
     return request
 
@@ -253,11 +255,11 @@ def _same_source(trained: dict, request: DataRequest) -> bool:
 
 
 def _with_text_column(data: DataRequest, model_dirs: dict[str, Path]) -> dict:
-    """A csv/jsonl source's options, reading text from the column the models were trained on unless named
+    """A table's options (csv, jsonl, hf_dataset), reading text from the column the models were trained on unless named
     (the first model that read text names it: the others may read numbers, or another view of the texts)."""
     columns = (read_card(directory).preprocess.get("text_column") for directory in model_dirs.values())
     column = next((c for c in columns if c is not None), None)
-    if column is None or "text_column" in data.options or data.source.partition(":")[0] not in ("csv", "jsonl"):
+    if column is None or "text_column" in data.options or data.source.partition(":")[0] not in COLUMN_SOURCES:
         return data.options
     return {"text_column": column, **data.options}
 
