@@ -44,37 +44,47 @@ def int8_from_text_ms(path: Path, texts: list[str], batch: int) -> float:
     )
 
 
-def one_run(seed: int, transfer: bool, texts: list[str], changes: list[str]) -> dict[str, dict]:
-    """The per-student figures of one run of the recipe (with ``changes``, ``--set`` overrides)."""
+def seed_runs(seed: int, ablation: bool, texts: list[str], changes: list[str]) -> dict[bool, dict[str, dict]]:
+    """The figures of the recipe at ``seed`` (key True), and without its transfer set (False) with the same
+    teacher, loaded from the first run rather than trained again."""
+    with tempfile.TemporaryDirectory() as tmp:
+        first = Path(tmp) / "run"
+        runs = {True: one_run(seed, True, texts, changes, first)}
+        if ablation:
+            saved = f'teacher={{model: {{source: "run:{first}"}}}}'
+            runs[False] = one_run(seed, False, texts, [*changes, saved], Path(tmp) / "alone")
+        return runs
+
+
+def one_run(seed: int, transfer: bool, texts: list[str], changes: list[str], run_dir: Path) -> dict[str, dict]:
+    """The per-student figures of one run of the recipe (with ``changes``, ``--set`` overrides) in ``run_dir``."""
     overrides = [f"seed={seed}", *changes, *([] if transfer else ["transfer=null"])]
     recipe = load_recipe(RECIPE, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
-        run_recipe(recipe, run_dir)
-        report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        teacher = report["models"]["teacher"]
-        rows = {"teacher": {"accuracy": teacher["accuracy"]}}
-        for name, entry in report["models"].items():
-            if name == "teacher":
-                continue
-            row = {
-                "accuracy": entry["accuracy"],
-                "share": entry["accuracy_retained"],
-                "text": {b: entry["speedup_from_text"][b] for b in BATCHES},
-                "model": {b: entry["speedup"][b] for b in BATCHES},
+    run_recipe(recipe, run_dir)
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    teacher = report["models"]["teacher"]
+    rows = {"teacher": {"accuracy": teacher["accuracy"]}}
+    for name, entry in report["models"].items():
+        if name == "teacher":
+            continue
+        row = {
+            "accuracy": entry["accuracy"],
+            "share": entry["accuracy_retained"],
+            "text": {b: entry["speedup_from_text"][b] for b in BATCHES},
+            "model": {b: entry["speedup"][b] for b in BATCHES},
+        }
+        if transfer:
+            torch.set_num_threads(1)
+            quantized = export_int8(run_dir, stage=name, max_drop=1.0, threads=1)
+            int8 = quantized.measures["int8"]
+            row["int8_share"] = int8["accuracy"] / teacher["accuracy"]
+            row["int8_model"] = {b: teacher["latency_ms"][b] / int8["latency_ms"][b] for b in BATCHES}
+            row["int8_text"] = {
+                b: teacher["latency_from_text_ms"][b] / int8_from_text_ms(quantized.path, texts, int(b))
+                for b in BATCHES
             }
-            if transfer:
-                torch.set_num_threads(1)
-                quantized = export_int8(run_dir, stage=name, max_drop=1.0, threads=1)
-                int8 = quantized.measures["int8"]
-                row["int8_share"] = int8["accuracy"] / teacher["accuracy"]
-                row["int8_model"] = {b: teacher["latency_ms"][b] / int8["latency_ms"][b] for b in BATCHES}
-                row["int8_text"] = {
-                    b: teacher["latency_from_text_ms"][b] / int8_from_text_ms(quantized.path, texts, int(b))
-                    for b in BATCHES
-                }
-            rows[name] = row
-        return rows
+        rows[name] = row
+    return rows
 
 
 def spread(values: list[float], form: str = "{:.1%}") -> str:
@@ -91,9 +101,8 @@ def main() -> None:
     from protege.data.sources import bbc_news
 
     texts = [str(t) for t in bbc_news(per_class=120).x[:64]]
-    runs = {True: [one_run(seed, True, texts, args.set) for seed in args.seeds]}
-    if args.ablation:
-        runs[False] = [one_run(seed, False, texts, args.set) for seed in args.seeds]
+    by_seed = [seed_runs(seed, args.ablation, texts, args.set) for seed in args.seeds]
+    runs = {arm: [seed[arm] for seed in by_seed] for arm in by_seed[0]}
     first = runs[True]
     print(f"\nteacher test accuracy: {spread([r['teacher']['accuracy'] for r in first])} (seeds {args.seeds})\n")
     print("| student | accuracy | share of teacher | without transfer set | from text b1 / b64 | model only b1 / b64 "
