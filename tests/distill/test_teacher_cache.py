@@ -170,3 +170,25 @@ def test_disk_cache_with_other_layers_is_recomputed(tmp_path):
     with_layer.logits(batch)
     assert with_layer.features()["features"].shape == (2, 16)
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_stages_of_one_run_share_the_teachers_cached_outputs_on_the_same_examples():
+    """Several students of one view: the teacher labels the examples once; another teacher (other weights)
+    or other examples are labelled again."""
+    data, memo, cpu = make_blobs(64), {}, torch.device("cpu")
+    teacher = _teacher()
+    first = prepare_teacher(teacher, data, "auto", cpu, contextlib.nullcontext, memo=memo)
+    again = prepare_teacher(teacher, data, "auto", cpu, contextlib.nullcontext, memo=memo)
+    assert (
+        first.detail.startswith("labelled 64 examples") and "read from an earlier stage's teacher pass" in again.detail
+    )
+    assert again.tables["logits"] is first.tables["logits"]
+    other = _teacher()
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    relabelled = prepare_teacher(other, data, "auto", cpu, contextlib.nullcontext, memo=memo)
+    assert relabelled.detail.startswith("labelled") and not torch.equal(
+        relabelled.tables["logits"], first.tables["logits"]
+    )
+    fewer = prepare_teacher(teacher, make_blobs(32), "auto", cpu, contextlib.nullcontext, memo=memo)
+    assert fewer.detail.startswith("labelled 32 examples") and len(memo) == 3

@@ -137,7 +137,10 @@ class CachedTeacher:
         self.tables = tables
         self.mode = mode
         self.device = device
-        self.detail = labelling_detail(tables, seconds, unlabeled, reused) + (f", on {runtime}" if runtime else "")
+        source = "the disk cache" if mode == "cached (disk)" else "an earlier stage's teacher pass"
+        self.detail = labelling_detail(tables, seconds, unlabeled, reused, source) + (
+            f", on {runtime}" if runtime else ""
+        )
         self._features: dict[str, torch.Tensor] = {}
 
     def _lookup(self, table: torch.Tensor | np.ndarray, index: torch.Tensor) -> torch.Tensor:
@@ -160,7 +163,9 @@ class CachedTeacher:
         self._features = {}
 
 
-def labelling_detail(tables: dict, seconds: float, unlabeled: int = 0, reused: bool = False) -> str:
+def labelling_detail(
+    tables: dict, seconds: float, unlabeled: int = 0, reused: bool = False, reused_from: str = "the disk cache"
+) -> str:
     """What the teacher pass did, for the one log line of the teacher signal: how many examples (how many of
     them unlabeled, a transfer set's) it labelled, in how long and how many a second, and what it kept
     ("labelled 12,060 examples (12,000 of them unlabeled) in 8.3 s (1,453 a second); logits")."""
@@ -168,7 +173,7 @@ def labelling_detail(tables: dict, seconds: float, unlabeled: int = 0, reused: b
     layers = [name for name in tables if name != LOGITS]
     kept = f"logits and {len(layers)} layer(s)" if layers else "logits"
     if reused:
-        return f"{kept} of {count:,} examples read from the disk cache in {seconds:.1f} s"
+        return f"{kept} of {count:,} examples read from {reused_from} in {seconds:.1f} s"
     of_them = f" ({unlabeled:,} of them unlabeled)" if unlabeled else ""
     rate = count / max(seconds, 1e-9)
     return f"labelled {count:,} examples{of_them} in {seconds:.1f} s ({rate:,.0f} a second); {kept}"
@@ -273,6 +278,7 @@ def prepare_teacher(
     runtime: str = "eager",
     tolerance: float = DEFAULT_TOLERANCE,
     epochs: int = 1,
+    memo: dict | None = None,
 ) -> TeacherSignal:
     """Choose and build the teacher signal: ``mode`` is auto, memory, disk or off (always online).
 
@@ -281,7 +287,8 @@ def prepare_teacher(
     Online, the teacher runs once per ``lookahead`` training batches. A dataset whose teacher reads
     another view of the examples is cached on that view, by the same example indices. The teacher's
     logits run on ``runtime`` (protege.inference_runtime; ``auto`` picks one, online over ``epochs``
-    passes) when no layer is tapped.
+    passes) when no layer is tapped. With ``memo`` (one per run), outputs kept in memory are shared by the
+    stages that ask for the same teacher on the same examples (several students of one view).
     """
     teacher = freeze(teacher).to(device)
     dataset = teacher_view(dataset)
@@ -309,12 +316,25 @@ def prepare_teacher(
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")
         tables, reused = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes, runner)
+    elif memo is not None:
+        tables, reused = _remembered(memo, teacher, dataset, layers, lambda: compute_outputs(
+            teacher, dataset, device, autocast, layers, runner=runner))  # fmt: skip
     else:
         tables = compute_outputs(teacher, dataset, device, autocast, layers, runner=runner)
     where = "disk" if mode == "disk" else "memory"
     note = runner.name if runner.name not in ("eager", "undecided") else ""
     seconds = time.perf_counter() - start
     return CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled, reused, note)
+
+
+def _remembered(memo: dict, teacher: nn.Module, dataset: ArrayDataset, layers: tuple[str, ...], compute) -> tuple:
+    """The tables an earlier stage computed for this teacher (same weights) on these examples (same
+    fingerprint) and layers, with True; else computed now and remembered, with False."""
+    key = (weights_digest(teacher), dataset.fingerprint(), layers)
+    if key in memo:
+        return memo[key], True
+    memo[key] = compute()
+    return memo[key], False
 
 
 def teacher_runner(

@@ -40,6 +40,7 @@ def fit(
     val: Dataset | DataLoader | None = None,
     teacher: nn.Module | None = None,
     teacher_cache: str = "auto",
+    teacher_outputs: dict | None = None,
     seed: int = 0,
     stage: str = "train",
     workdir: Path | None = None,
@@ -60,7 +61,8 @@ def fit(
     metrics.jsonl) is also handed to every ``on_epoch`` callback, in the main process. ``task`` (protege.tasks)
     says what the outputs mean: it picks the validation loss, the metrics and the monitored value.
     ``config.augment`` augments the training batches (protege.data.augmented); mixup's soft targets have
-    ``num_classes`` columns.
+    ``num_classes`` columns. ``teacher_outputs`` (a dict kept for a whole run) shares the teacher's cached
+    outputs between the stages that distil from the same teacher on the same examples.
     """
     step = objective if isinstance(objective, Step) else SupervisedStep(objective)
     if step.needs_teacher and teacher is None:
@@ -71,7 +73,7 @@ def fit(
     task = get_task(task) if isinstance(task, str) else task
     where = {"stage": stage, "workdir": workdir, "metrics_path": metrics_path}
     run = new_run(model, train, step, config, Hooks(chain), task, val=val, teacher=teacher, teacher_cache=teacher_cache,
-                  seed=seed, num_classes=num_classes, **where)  # fmt: skip
+                  teacher_outputs=teacher_outputs, seed=seed, num_classes=num_classes, **where)  # fmt: skip
     with contextlib.ExitStack() as cleanup:  # taps and teacher hooks come off however training ends
         open_run(run, cleanup, resume)
         bar = cleanup.enter_context(progress_bar())

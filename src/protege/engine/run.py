@@ -75,6 +75,8 @@ class TrainingRun:
     higher_is_better: bool = True
     teacher: nn.Module | None = None
     teacher_cache: str = "auto"
+    teacher_outputs: dict | None = None
+    """The run's memo of cached teacher outputs, shared by its stages (distill.teacher.prepare_teacher)."""
     num_classes: int | None = None
     """The classes of the targets, where known: a mixed batch's soft targets have one column per class."""
     workdir: Path | None = None
@@ -195,6 +197,7 @@ def _open_teacher(run: TrainingRun, cleanup: contextlib.ExitStack) -> None:
         runtime=run.config.inference_runtime,
         tolerance=run.config.inference_tolerance,
         epochs=run.config.epochs,
+        memo=run.teacher_outputs,
     )
     cleanup.callback(run.signal.close)
     if run.accelerator.is_main_process:

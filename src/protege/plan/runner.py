@@ -56,6 +56,8 @@ class StageContext:
     views: Views | None = None
     """Each model's view of the examples (protege.data.views), where stages may read their own; else every
     stage reads ``data``."""
+    teacher_outputs: dict = field(default_factory=dict)
+    """Cached teacher outputs shared by the stages that distil from one teacher on the same examples."""
 
 
 def stage_data(spec: StageSpec, context: StageContext) -> DataBundle:
@@ -158,6 +160,7 @@ def _train(spec: StageSpec, context: StageContext, built: BuiltModel, folder: Pa
         val=val_set if spec.save else None,
         teacher=teacher,
         teacher_cache=spec.teacher_cache,
+        teacher_outputs=context.teacher_outputs,
         seed=spec.seed,
         stage=spec.name,
         workdir=folder,
