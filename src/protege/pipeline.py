@@ -166,7 +166,7 @@ def load_recipe_views(recipe: Recipe) -> tuple[DataBundle, Views | None]:
     or, for a recipe whose stages must share one view (protege.checks.one_view_needed), that view and None."""
     from protege.checks import one_view_needed
     from protege.models.hf import shared_text_encoder
-    from protege.models.image_inputs import shared_model_input, view_encoder
+    from protege.models.view_encoders import shared_model_input, view_encoder
 
     stages = [*recipe.teacher_stages, *([("student", recipe.student)] if recipe.student else [])]
     if one_view_needed(recipe) is not None or not stages:

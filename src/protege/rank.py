@@ -275,7 +275,7 @@ def rank_models(
 ) -> Ranking:
     """Score each candidate model source (``mlp``, ``run:path``, ``timm:name``, ``hf:folder``...; or a
     ``(source, options)`` pair) on ``data``. Texts are tokenised separately for each Hugging Face candidate."""
-    from protege.models.image_inputs import view_encoder
+    from protege.models.view_encoders import view_encoder
 
     if not candidates:
         raise ModelError("rank needs at least one candidate model")

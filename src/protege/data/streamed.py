@@ -150,8 +150,8 @@ class StreamedImages(Dataset):
         """A short hash of the files (paths, sizes, modification times), their order, size and mode, and the
         targets: it tells one data set from another (teacher cache, resume) without reading any pixel."""
         files = [self.folder.files[p] for p in self.positions.tolist()]
-        view = self.view.key() if self.view is not None else None
-        digest = hashlib.sha1(file_digest(files, self.folder.size, self.folder.mode, *([view] if view else [])).encode())
+        view = [self.view.key()] if self.view is not None else []
+        digest = hashlib.sha1(file_digest(files, self.folder.size, self.folder.mode, *view).encode())
         digest.update(str(tuple(self.y.shape)).encode())
         digest.update(self.y.contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]

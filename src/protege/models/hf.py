@@ -536,15 +536,6 @@ def input_embeddings(source: str, trust_remote_code: bool = False) -> torch.Tens
     return encoder.get_input_embeddings().weight.detach()
 
 
-def saved_model_encoder(model_dir: Path, trust_remote_code: bool = False):
-    """How a saved model read the examples: the input images its card records (protege.models.image_inputs),
-    or its saved tokenizer at the length it was trained with (:func:`model_text_encoder`), or None."""
-    from protege.models.image_inputs import view_encoder
-
-    options = {"trust_remote_code": True} if trust_remote_code is True else {}
-    return view_encoder(f"run:{model_dir}", options)
-
-
 def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | WordIds | None:
     """The one tokenizer (or text student vocabulary) every stage's model (``(stage, source, options)``)
     reads, or None when no stage reads token ids, for recipes whose stages share one view (protege.data.views

@@ -82,7 +82,7 @@ class ModelInput:
         grey image reads the average of an RGB model's three values (its first convolution sums the three)."""
         if self.mean is None or len(self.mean) == channels:
             return self
-        if channels == 1:
+        if channels == 1 and len(self.mean) == 3:
             return replace(self, mean=(float(np.mean(self.mean)),), std=(float(np.mean(self.std)),))
         raise DataError(
             f"{who} normalises {len(self.mean)} channels ({self.origin}), the images have {channels}; set "
@@ -117,7 +117,7 @@ class PreprocessOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     size: Side | Annotated[list[Side], Field(min_length=2, max_length=2)] | None = None
     interpolation: Interpolation | None = None
-    crop_pct: Annotated[float, Field(gt=0, le=1)] | None = None
+    crop_pct: PositiveFloat | None = None
     mean: Annotated[list[float], Field(min_length=1, max_length=4)] | None = None
     std: Annotated[list[PositiveFloat], Field(min_length=1, max_length=4)] | None = None
 
@@ -207,6 +207,11 @@ def _overridden(config: ModelInput, asked: dict, source: str) -> ModelInput:
         where = ".".join(str(p) for p in error["loc"])
         problem = "unknown option" if error["type"] == "extra_forbidden" else error["msg"]
         raise ModelError(f"model {source!r}: preprocess.{where}: {problem}") from None
+    if given.get("crop_pct", 1) > 1:
+        raise ModelError(
+            f"model {source!r}: preprocess.crop_pct {given['crop_pct']:g} would crop more than the resized image "
+            "holds (the image smaller than the crop); give at most 1"
+        )
     if "size" in given:
         size = given["size"]
         given["size"] = (size, size) if isinstance(size, int) else (size[0], size[1])
@@ -216,8 +221,7 @@ def _overridden(config: ModelInput, asked: dict, source: str) -> ModelInput:
     mean, std = given.get("mean", config.mean), given.get("std", config.std)
     if mean is None or std is None or len(mean) != len(std):
         raise ModelError(f"model {source!r}: preprocess.mean and std must give one value per channel, as many of each")
-    changed = ", ".join(f"{k} from the recipe" for k in given)
-    return replace(config, **given, origin=f"{config.origin}, {changed}")
+    return replace(config, **given, origin=f"{config.origin}, {', '.join(given)} from the recipe")
 
 
 def _check_fixed_size(kind: str, name: str, options: dict, config: ModelInput, source: str) -> None:
@@ -252,27 +256,3 @@ def model_input_of(source: str, options: dict) -> ModelInput | None:
         stored = read_card(resolve_run_path(source)).preprocess.get("model_input")
         return ModelInput.from_card(stored) if stored is not None else None
     return resolve_model_input(source, options)
-
-
-def view_encoder(source: str, options: dict):
-    """What a model's view of the examples is encoded with (protege.data.views): its input images for an
-    image model that asks for them, else its text encoder (a tokenizer, word ids) or None (the default)."""
-    from protege.models.hf import model_text_encoder
-
-    return model_input_of(source, options) or model_text_encoder(source, options)
-
-
-def shared_model_input(models: list[tuple[str, str, dict]]) -> ModelInput | None:
-    """The one view of the images that the stages' models (``(stage, source, options)``) ask for, where the
-    stages must share one view; models asking for different sizes or crops are refused."""
-    asked = [(stage, source, model_input_of(source, options)) for stage, source, options in models]
-    asked = [entry for entry in asked if entry[2] is not None]
-    for stage, source, view in asked[1:]:
-        first_stage, first_source, first = asked[0]
-        if view.key() != first.key():
-            raise ModelError(
-                f"{first_stage} {first_source} reads {first.describe()} and {stage} {source} "
-                f"{view.describe()}, and this recipe's stages read one view of the images; give both the same "
-                "model.options.preprocess size, interpolation and crop_pct"
-            )
-    return asked[0][2] if asked else None

@@ -19,9 +19,9 @@ from protege.errors import ConfigError, DataError
 from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
 from protege.models.compatibility import check_features, check_split, check_task, check_task_free
-from protege.models.hf import saved_model_encoder, saved_text_encoder
-from protege.models.image_inputs import shared_model_input
+from protege.models.hf import saved_text_encoder
 from protege.models.store import ModelCard, read_card
+from protege.models.view_encoders import saved_model_encoder, shared_model_input
 from protege.pipeline import recipe_examples, split_recipe_data
 from protege.recipe_reader import load_recipe
 from protege.report.html import write_html
