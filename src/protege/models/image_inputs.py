@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -127,9 +128,10 @@ LIBRARY_KINDS = ("timm", "torchvision")
 
 def resolve_model_input(source: str, options: dict) -> ModelInput | None:
     """The input images ``source`` asks for with its recipe ``options``: its pretrained configuration when
-    it starts from pretrained weights (``pretrained``, the default, or a ``weights`` file) or the recipe says
-    ``preprocess: pretrained``; that configuration changed by a ``preprocess`` mapping; None (the images as
-    the data gives them) for ``preprocess: none``, a model trained from scratch, or another kind of source."""
+    it starts from pretrained weights (``pretrained``, the default, or a ``weights`` file: a protege model's
+    own, when its card beside the file records them) or the recipe says ``preprocess: pretrained``; that
+    configuration changed by a ``preprocess`` mapping; None (the images as the data gives them) for
+    ``preprocess: none``, a model trained from scratch, or another kind of source."""
     kind, _, name = source.partition(":")
     if kind not in LIBRARY_KINDS:
         return None
@@ -143,11 +145,29 @@ def resolve_model_input(source: str, options: dict) -> ModelInput | None:
             f"model {source!r}: preprocess must be pretrained, none, or a mapping of size, interpolation, "
             f"crop_pct, mean, std (got {asked!r:.60})"
         )
-    config = timm_config(name) if kind == "timm" else torchvision_config(name)
+    config = _saved_beside(options.get("weights"))
+    if config is None:
+        config = timm_config(name) if kind == "timm" else torchvision_config(name)
     if isinstance(asked, dict):
         config = _overridden(config, asked, source)
     _check_fixed_size(kind, name, options, config, source)
     return config
+
+
+def _saved_beside(weights: Any) -> ModelInput | None:
+    """The input images recorded in the card beside a ``weights`` file that a protege run saved
+    (``<stage>/model/model.safetensors``): the backbone goes on reading images as it was trained on them."""
+    if not isinstance(weights, str):
+        return None
+    from protege.models.store import read_card
+
+    folder = Path(weights).expanduser().parent
+    if not (folder / "model.json").is_file():
+        return None
+    stored = read_card(folder).preprocess.get("model_input")
+    if stored is None:
+        return None
+    return replace(ModelInput.from_card(stored), origin=f"the card of {folder} (its weights)")
 
 
 def timm_config(name: str) -> ModelInput:
