@@ -106,3 +106,18 @@ def test_the_model_normalises_its_inputs_itself():
 def test_an_unknown_option_names_itself():
     with pytest.raises(ModelError, match=r"preprocess\.interpolation: Input should be"):
         resolve_model_input("timm:test_resnet", {"preprocess": {"interpolation": "lanczos"}})
+
+
+def test_a_weights_file_a_protege_run_saved_brings_its_cards_preprocessing(tmp_path):
+    from protege.models import build_model, save_model
+
+    view = ModelInput((16, 16), "bicubic", 0.95, IMAGENET[0], IMAGENET[1], "timm test_resnet's pretrained config")
+    options = {"pretrained": False, "preprocess": {"size": 16, "interpolation": "bicubic"}}
+    built = build_model("timm:test_resnet", options, (3, 16, 16), ["a", "b"],
+                        {"model_input": view.to_card()})  # fmt: skip
+    save_model(built.module, built.card, tmp_path / "model")
+    weights = str(tmp_path / "model" / "model.safetensors")
+    found = resolve_model_input("timm:test_resnet", {"weights": weights})
+    assert found.key() == view.key() and found.origin == f"the card of {tmp_path / 'model'} (its weights)"
+    assert found.mean == (0.5, 0.5, 0.5)  # the saved model's own normalisation (test_resnet's config)
+    assert resolve_model_input("timm:test_resnet", {"weights": weights, "preprocess": {"size": 24}}).size == (24, 24)

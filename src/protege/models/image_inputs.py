@@ -239,7 +239,7 @@ def _overridden(config: ModelInput, asked: dict, source: str) -> ModelInput:
         if name in given:
             given[name] = tuple(float(v) for v in given[name])
     mean, std = given.get("mean", config.mean), given.get("std", config.std)
-    if mean is None or std is None or len(mean) != len(std):
+    if (mean is None) != (std is None) or (mean is not None and len(mean) != len(std)):
         raise ModelError(f"model {source!r}: preprocess.mean and std must give one value per channel, as many of each")
     return replace(config, **given, origin=f"{config.origin}, {', '.join(given)} from the recipe")
 
