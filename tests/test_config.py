@@ -133,7 +133,7 @@ def test_missing_and_malformed_recipe_files(tmp_path):
 def test_bundled_recipes_are_valid():
     from protege.cli import bundled_recipe
 
-    for name in ("demo", "mnist1d", "text_minilm", "multitask"):
+    for name in ("demo", "mnist1d", "text_minilm", "multitask", "images"):
         load_recipe(bundled_recipe(name))
 
 

@@ -161,15 +161,16 @@ def sample_inputs(
 
 def run_data(model_dir: Path, trust_remote_code: bool = False) -> DataBundle | None:
     """The splits of the run whose stage model ``model_dir`` is (its recipe's data, texts through the
-    model's saved tokenizer), or None for a model outside a run; data that cannot be loaded raises."""
+    model's saved tokenizer, images resized as its card says), or None for a model outside a run; data
+    that cannot be loaded raises."""
     config = model_dir.parent.parent / "config.yaml"
     if model_dir.name != "model" or not config.is_file():
         return None
-    from protege.models.hf import saved_text_encoder
+    from protege.models.view_encoders import saved_model_encoder
     from protege.pipeline import split_recipe_data
     from protege.recipe_reader import load_recipe
 
-    encoder = saved_text_encoder({model_dir.parent.name: model_dir}, trust_remote_code)
+    encoder = saved_model_encoder(model_dir, trust_remote_code)
     return split_recipe_data(load_recipe(config), encoder)
 
 

@@ -165,14 +165,16 @@ def load_recipe_views(recipe: Recipe) -> tuple[DataBundle, Views | None]:
     tokenizer, or TF-IDF fitted on the training texts): the last stage's view (the student's) and the views,
     or, for a recipe whose stages must share one view (protege.checks.one_view_needed), that view and None."""
     from protege.checks import one_view_needed
-    from protege.models.hf import model_text_encoder, shared_text_encoder
+    from protege.models.hf import shared_text_encoder
+    from protege.models.view_encoders import shared_model_input, view_encoder
 
     stages = recipe.stages
     if one_view_needed(recipe) is not None or not stages:
-        encoder = shared_text_encoder([(n, s.model.source, s.model.options) for n, s in stages])
+        models = [(n, s.model.source, s.model.options) for n, s in stages]
+        encoder = shared_model_input(models) or shared_text_encoder(models)
         data, views = split_recipe_data(recipe, encoder), None
     else:
-        views = Views(recipe_examples(recipe), model_text_encoder)
+        views = Views(recipe_examples(recipe), view_encoder)
         encoded = {name: views.for_model(stage.model.source, stage.model.options) for name, stage in stages}
         data = encoded.get("student", encoded[stages[-1][0]])  # the student's view, else the teacher's
     for block in IN_MEMORY_BLOCKS:

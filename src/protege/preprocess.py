@@ -1,6 +1,7 @@
 """A saved model's input pipeline replayed at prediction time: the card's feature columns in their
 stored order, TF-IDF with the stored vocabulary and idf, token ids with the saved tokenizer or a text
-student's stored word vocabulary, standardisation with the stored mean and std.
+student's stored word vocabulary, standardisation with the stored mean and std, and an image model's
+resize and centre crop (protege.models.image_inputs; the model applies its mean/std itself).
 
 Raw inputs (CSV rows, texts, arrays) become exactly the tensors the model saw in training.
 """
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from protege.errors import DataError, ModelError, did_you_mean
+from protege.models.image_inputs import ModelInput
 from protege.models.store import ModelCard
 
-KNOWN_STEPS = ("features", "tfidf", "standardize", "image", "tokenizer", "word_ids", "text_column")
+KNOWN_STEPS = ("features", "tfidf", "standardize", "image", "model_input", "tokenizer", "word_ids", "text_column")
 
 
 class Preprocessor:
@@ -41,6 +43,8 @@ class Preprocessor:
         self.features: list[str] | None = card.preprocess.get("features")
         self.tfidf: dict | None = card.preprocess.get("tfidf")
         self.image: dict | None = card.preprocess.get("image")
+        stored = card.preprocess.get("model_input")
+        self.model_input = ModelInput.from_card(stored) if stored is not None else None
         self.tokenizer: dict | None = card.preprocess.get("tokenizer")
         self.word_ids: dict | None = card.preprocess.get("word_ids")
         self.text_column: str | None = card.preprocess.get("text_column") or (self.tfidf or {}).get("column")
@@ -76,7 +80,10 @@ class Preprocessor:
             return f"{len(self.features)} numeric columns ({', '.join(self.features[:8])})"
         if self.image is not None:
             height, width = self.image["size"]
-            return f"{self.image['mode']} images (resized to {width}×{height}) or arrays of shape {self.input_shape}"
+            then = f", then to the model's {self.model_input.describe()}" if self.model_input is not None else ""
+            return (
+                f"{self.image['mode']} images (resized to {width}×{height}{then}) or arrays of shape {self.input_shape}"
+            )
         return f"arrays of shape {self.input_shape}"
 
     @property
@@ -84,13 +91,16 @@ class Preprocessor:
         return self.image is not None
 
     def from_image_file(self, file: Path) -> np.ndarray:
-        """An image file read as in training: same colour mode, resized to the training size."""
+        """An image file read as in training: same colour mode, resized to the training size, then resized and
+        cropped to the model's input images where its pretrained configuration asks (the model normalises)."""
         from protege.data.images import load_image
 
         if not self.takes_images:
             raise DataError(f"{file}: image inputs need an image model; this model takes {self.describe()}")
-        size = tuple(self.image["size"])
-        return self.from_array(load_image(file, size, self.image["mode"]), str(file))
+        pixels = load_image(file, tuple(self.image["size"]), self.image["mode"])
+        if self.model_input is not None:
+            pixels = self.model_input.resize_array(pixels[None])[0]
+        return self.from_array(pixels, str(file))
 
     def from_texts(self, texts: Sequence[str], origin: str) -> np.ndarray:
         """``texts`` as the model read them in training: TF-IDF features with the stored vocabulary and idf,

@@ -275,7 +275,7 @@ def rank_models(
 ) -> Ranking:
     """Score each candidate model source (``mlp``, ``run:path``, ``timm:name``, ``hf:folder``...; or a
     ``(source, options)`` pair) on ``data``. Texts are tokenised separately for each Hugging Face candidate."""
-    from protege.models.hf import model_text_encoder
+    from protege.models.view_encoders import view_encoder
 
     if not candidates:
         raise ModelError("rank needs at least one candidate model")
@@ -287,7 +287,7 @@ def rank_models(
     results: list[CandidateScore] = []
     sizes = (0, 0)
     for source, options in specs:
-        encoder = model_text_encoder(source, options)
+        encoder = view_encoder(source, options)
         bundle: DataBundle = load_data(data, data_options, val_fraction=val_fraction, seed=seed, text_encoder=encoder)
         evaluation = bundle.val if held_out == "val" else bundle.test
         if evaluation is None:

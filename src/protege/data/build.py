@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from protege.console import log
 from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle
 from protege.data.raw import FLOAT32_MAX, RawData, call_source
 from protege.data.sources import read_csv_rows
@@ -21,6 +22,7 @@ from protege.data.targets import target_index
 from protege.data.text import TextEncoder, TfidfEncoder, encode_splits
 from protege.data.unlabeled import TEXT_FILE, unlabeled_texts
 from protege.errors import DataError
+from protege.models.image_inputs import ModelInput
 
 TargetIndex = Callable[..., tuple[list[str], Callable[[np.ndarray, str], np.ndarray]]]
 """(raw targets, class names, source, column names, delimiter) -> output names and the targets' encoder."""
@@ -112,6 +114,8 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
     training texts; numbers standardised when asked. ``examples`` is left as it was, so another model
     can encode the same examples its own way."""
     raw, source, task = examples.raw, examples.source, examples.task
+    image_view = text_encoder if isinstance(text_encoder, ModelInput) else None
+    text_encoder = None if image_view is not None else text_encoder
     if text_encoder is not None and raw.text is None:
         reader = getattr(text_encoder, "reader", None) or "a Hugging Face model"
         raise DataError(
@@ -120,6 +124,9 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
         )
     splits = dataclasses.replace(examples.splits)
     preprocess = dict(raw.preprocess or {})
+    if image_view is not None:
+        image_view = _resized(splits, raw, image_view, source)
+        preprocess["model_input"] = image_view.to_card()
     if raw.text is not None:
         text_encoder = text_encoder or TfidfEncoder(raw.text["max_features"])
         splits.x, (splits.x_val, splits.x_test) = encode_splits(text_encoder, splits.x, [splits.x_val, splits.x_test])
@@ -137,7 +144,7 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
                 "standardize: false, or data.options.load: memory"
             )
         preprocess["standardize"] = _standardize(splits)
-    dataset = _dataset_maker(raw, tokens)
+    dataset = _dataset_maker(raw, tokens, image_view)
 
     how = (examples.seed, splits, examples.test_fraction, examples.val_fraction, examples.standardize, task)
     return DataBundle(
@@ -158,13 +165,34 @@ def encode_examples(examples: SplitExamples, text_encoder: TextEncoder | None = 
     )
 
 
-def _dataset_maker(raw: RawData, tokens: bool) -> Callable[[np.ndarray, np.ndarray], Dataset]:
+def _dataset_maker(
+    raw: RawData, tokens: bool, view: ModelInput | None = None
+) -> Callable[[np.ndarray, np.ndarray], Dataset]:
     """How a split's inputs and targets become a dataset: tensors in memory, or, for an image folder read
-    batch by batch, its file positions (``StreamedImages``)."""
+    batch by batch, its file positions (``StreamedImages``, resized to the model's ``view`` as they are read)."""
     if raw.images is not None:
-        return lambda a, b: StreamedImages(raw.images, torch.as_tensor(a), torch.as_tensor(b))
+        return lambda a, b: StreamedImages(raw.images, torch.as_tensor(a), torch.as_tensor(b), view)
     dtype = np.int64 if tokens else np.float32
     return lambda a, b: ArrayDataset(torch.as_tensor(np.ascontiguousarray(a, dtype=dtype)), torch.as_tensor(b))
+
+
+def _resized(splits: Splits, raw: RawData, view: ModelInput, source: str) -> ModelInput:
+    """Every split resized to the model's view (in place, for images in memory; a streamed folder is resized
+    as it is read), with the view's mean/std fitted to the images' channels; logged once per view."""
+    shape = raw.images.shape if raw.images is not None else splits.x.shape[1:]
+    if raw.text is not None or len(shape) != 3:
+        what = "texts" if raw.text is not None else f"inputs of shape {tuple(shape)}"
+        raise DataError(
+            f"{view.origin} asks for {view.size[0]}×{view.size[1]} images; {source} gives {what}: set "
+            "model.options.preprocess: none, or use image data"
+        )
+    view = view.for_channels(shape[0], view.origin)
+    if raw.images is None:
+        splits.x = view.resize_array(splits.x)
+        splits.x_test = view.resize_array(splits.x_test)
+        splits.x_val = view.resize_array(splits.x_val) if splits.x_val is not None else None
+    log(f"preprocessing from {view.origin}: {view.describe()}")
+    return view
 
 
 def _group_names(splits: Splits) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from protege.data.dataset import UNLABELED
 from protege.data.decode import load_image
 from protege.errors import DataError
+from protege.models.image_inputs import ModelInput
 
 AUTO_MEMORY_BYTES = 1024**3
 """``load: auto`` keeps a folder in memory while its decoded float32 pixels take at most this (1 GiB)."""
@@ -86,10 +87,14 @@ class StreamedImages(Dataset):
     fixed_inputs = True
     """An example's input is the same every epoch, so a frozen teacher's outputs can be cached."""
 
-    def __init__(self, folder: ImageFolder, positions: torch.Tensor, y: torch.Tensor) -> None:
+    def __init__(
+        self, folder: ImageFolder, positions: torch.Tensor, y: torch.Tensor, view: ModelInput | None = None
+    ) -> None:
         if len(positions) != len(y):
             raise ValueError(f"{len(positions)} images but {len(y)} targets")
         self.folder = folder
+        self.view = view
+        """The model's input images (protege.models.image_inputs): each batch is resized to them as it is read."""
         self.positions = torch.as_tensor(positions, dtype=torch.long)
         self.y = y if y.is_floating_point() else y.long()
         self.labeled = torch.ones(len(y), dtype=torch.bool) if y.is_floating_point() else self.y != UNLABELED
@@ -100,7 +105,7 @@ class StreamedImages(Dataset):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return self.folder.shape
+        return self.folder.shape if self.view is None else (self.folder.shape[0], *self.view.size)
 
     @property
     def num_workers(self) -> int:
@@ -110,7 +115,7 @@ class StreamedImages(Dataset):
 
     def subset(self, idx: torch.Tensor) -> StreamedImages:
         """The examples at ``idx`` (the same files, fewer of them)."""
-        return StreamedImages(self.folder, self.positions[idx], self.y[idx])
+        return StreamedImages(self.folder, self.positions[idx], self.y[idx], self.view)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         batch = self.__getitems__([i])
@@ -120,8 +125,9 @@ class StreamedImages(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long)
         rows = self.positions.index_select(0, idx).numpy()
         x = self._from_cache(rows) if self.folder.cache is not None else np.stack([self._decode(r) for r in rows])
+        pixels = torch.from_numpy(x)
         return {
-            "x": torch.from_numpy(x),
+            "x": pixels if self.view is None else self.view.resize_images(pixels),
             "y": self.y.index_select(0, idx),
             "labeled": self.labeled.index_select(0, idx),
             "index": idx,
@@ -147,7 +153,9 @@ class StreamedImages(Dataset):
     def fingerprint(self) -> str:
         """A short hash of the files (paths, sizes, modification times), their order, size and mode, and the
         targets: it tells one data set from another (teacher cache, resume) without reading any pixel."""
-        digest = hashlib.sha1(self.folder.digest(self.positions.tolist()).encode())
+        files = self.folder.digest(self.positions.tolist())
+        view = f"\0{self.view.key()}" if self.view is not None else ""  # another resize is other data
+        digest = hashlib.sha1((files + view).encode())
         digest.update(str(tuple(self.y.shape)).encode())
         digest.update(self.y.contiguous().numpy().tobytes())
         return digest.hexdigest()[:16]

@@ -13,6 +13,7 @@ import torch
 
 from protege.data.build import SplitExamples, encode_examples
 from protege.data.dataset import ArrayDataset, DataBundle
+from protege.data.streamed import StreamedImages
 from protege.data.text import TextEncoder
 from protege.errors import DataError
 
@@ -107,6 +108,11 @@ def with_teacher_view(student: ArrayDataset, teacher: ArrayDataset, who: str) ->
     examples the same way. Another number of examples, or other targets, cannot be the same examples."""
     if teacher is student:
         return student
+    if isinstance(student, StreamedImages) or isinstance(teacher, StreamedImages):
+        raise DataError(
+            f"{who} reads the images at another size or crop than the student, and a streamed image folder "
+            "serves one view; give both models the same model.options.preprocess, or set data.options.load: memory"
+        )
     if len(teacher) != len(student):
         raise DataError(
             f"{who} reads {len(teacher)} training examples and the student {len(student)}; teacher and student "

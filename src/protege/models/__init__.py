@@ -161,15 +161,16 @@ def build_model(
     if source.startswith("run:"):
         return load_run_model(source, input_shape, class_names, trusts_remote_code(options))
     kind, _, name = source.partition(":")
+    steps = with_own_normalization(source, options, dict(preprocess or {}), input_shape[0])
     if kind in LIBRARIES:
-        module = build_library_model(kind, name, options, tuple(input_shape), len(class_names), preprocess)
+        module = build_library_model(kind, name, options, tuple(input_shape), len(class_names), steps)
         recorded = {**options, **getattr(module, "card_options", {})}  # a cut hf: model's layers taken
-        card = ModelCard(source, recorded, list(input_shape), list(class_names), dict(preprocess or {}))
+        card = ModelCard(source, recorded, list(input_shape), list(class_names), steps)
         return BuiltModel(module, card, trained=False)
     module = build_builtin(source, tuple(input_shape), len(class_names), options, preprocess)
     if source in TEXT_STUDENTS:
         _start_text_student(module, source, options)
-    card = ModelCard(source, options, list(input_shape), list(class_names), dict(preprocess or {}))
+    card = ModelCard(source, options, list(input_shape), list(class_names), steps)
     return BuiltModel(module, card, trained=False)
 
 
@@ -215,7 +216,7 @@ def load_run_model(
         module = rebuild_hf(directory, card.num_classes, options, trust_remote_code)
     elif kind in LIBRARIES:
         # the architecture only: the trained weights come from model.safetensors, never a download
-        options = {k: v for k, v in card.options.items() if k != "weights"} | {"pretrained": False}
+        options = {k: v for k, v in card.options.items() if k not in ("weights", "preprocess")} | {"pretrained": False}
         module = build_library_model(kind, name, options, tuple(card.input_shape), card.num_classes, card.preprocess)
     else:
         module = builtin_from_card(card, str(directory / "model.json"))
@@ -262,7 +263,26 @@ def build_library_model(
     if reads_token_ids(preprocess or {}):
         raise ModelError(f"{kind}:{name} reads images, but the data is token ids; use an hf: model for text")
     builder = build_timm if kind == "timm" else build_torchvision
-    return builder(name, input_shape, num_classes, **options)
+    arguments = {k: v for k, v in options.items() if k != "preprocess"}  # protege's option, not the library's
+    view = (preprocess or {}).get("model_input") or {}
+    normalize = (view["mean"], view["std"]) if view.get("mean") is not None else None
+    return builder(name, input_shape, num_classes, normalize=normalize, **arguments)
+
+
+def with_own_normalization(source: str, options: dict, preprocess: dict, channels: int) -> dict:
+    """The data's preprocessing with the model's own mean/std (for ``channels``) in ``model_input``: the view
+    it reads may be another model's geometry, the normalisation is its own (None where it asks for none). As
+    it was where the images were not resized for a model (``model_input`` absent)."""
+    from protege.models.image_inputs import resolve_model_input
+
+    stored = preprocess.get("model_input")
+    if stored is None:
+        return preprocess
+    own = resolve_model_input(source, options)
+    if own is not None and own.mean is not None:
+        own = own.for_channels(channels, f"model {source!r}")
+    mean, std = (list(own.mean), list(own.std)) if own is not None and own.mean is not None else (None, None)
+    return {**preprocess, "model_input": {**stored, "mean": mean, "std": std}}
 
 
 def example_input(card: ModelCard, batch_size: int = 1) -> torch.Tensor:

@@ -37,6 +37,15 @@ class _Image(_Block):
     mode: ImageMode
 
 
+class _ModelInput(_Block):
+    size: Annotated[list[Side], Field(min_length=2, max_length=2)]
+    interpolation: Literal["nearest", "bilinear", "bicubic"]
+    crop_pct: Annotated[float, Field(gt=0, le=1)]
+    mean: Annotated[list[float], Field(min_length=1, max_length=4)] | None = None
+    std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1, max_length=4)] | None = None
+    origin: StrictStr = ""
+
+
 class _Tfidf(_Block):
     vocabulary: dict[str, StrictInt]
     idf: list[float]
@@ -70,6 +79,7 @@ class _Preprocess(_Block):
     text_column: StrictStr | None = None
     standardize: _Standardize | None = None
     image: _Image | None = None
+    model_input: _ModelInput | None = None
     tfidf: _Tfidf | None = None
     tokenizer: _Tokenizer | None = None
     word_ids: _WordIds | None = None
@@ -110,6 +120,7 @@ class _Card(_Block):
         if task == "classification" and len(self.class_names) < 2:
             raise ValueError(f"class_names {self.class_names}: a classifier has at least two classes")
         _check_preprocess(self.preprocess, values)
+        _check_model_input(self.preprocess.model_input, self.input_shape)
         return self
 
 
@@ -140,6 +151,20 @@ def _check_preprocess(steps: _Preprocess, values: int) -> None:
     sizes = (steps.tokenizer.vocab_size, steps.tokenizer.pad_id or 0) if steps.tokenizer is not None else (None, 0)
     if sizes[0] is not None and not sizes[1] < sizes[0]:
         raise ValueError("preprocess.tokenizer.pad_id is not one of its vocab_size ids")
+
+
+def _check_model_input(view: _ModelInput | None, input_shape: list[int]) -> None:
+    """Input images that are the model's inputs: its size, and one mean and std (finite) per channel."""
+    if view is None:
+        return
+    if len(input_shape) != 3 or list(view.size) != list(input_shape[1:]):
+        raise ValueError(f"preprocess.model_input.size {view.size} is not the size of the inputs {input_shape}")
+    if (view.mean is None) != (view.std is None):
+        raise ValueError("preprocess.model_input: mean and std come together")
+    for name in ("mean", "std"):
+        values = getattr(view, name)
+        if values is not None and (len(values) != input_shape[0] or not all(math.isfinite(v) for v in values)):
+            raise ValueError(f"preprocess.model_input.{name} is not {input_shape[0]} finite numbers, one per channel")
 
 
 def _check_word_ids(word_ids: _WordIds, values: int) -> None:

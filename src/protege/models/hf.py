@@ -536,12 +536,6 @@ def input_embeddings(source: str, trust_remote_code: bool = False) -> torch.Tens
     return encoder.get_input_embeddings().weight.detach()
 
 
-def saved_model_encoder(model_dir: Path, trust_remote_code: bool = False) -> TokenizerEncoder | WordIds | None:
-    """:func:`model_text_encoder` of a saved model: its saved tokenizer at the length it was trained with."""
-    options = {"trust_remote_code": True} if trust_remote_code is True else {}
-    return model_text_encoder(f"run:{model_dir}", options)
-
-
 def shared_text_encoder(models: list[tuple[str, str, dict]]) -> TokenizerEncoder | WordIds | None:
     """The one tokenizer (or text student vocabulary) every stage's model (``(stage, source, options)``)
     reads, or None when no stage reads token ids, for recipes whose stages share one view (protege.data.views

@@ -10,7 +10,7 @@ stay under ``backbone.`` (``backbone.layer4``) for taps and strategies.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -22,21 +22,36 @@ from protege.models.weights import load_backbone_weights
 
 
 class BackboneClassifier(nn.Module):
-    """A pretrained backbone that returns a pooled embedding, followed by a new linear head."""
+    """A pretrained backbone that returns a pooled embedding, followed by a new linear head; with ``normalize``
+    (mean, std per channel: the pretrained configuration's) the images in [0, 1] are normalised first, so the
+    step travels with the model into checkpoints' rebuilds and exported files."""
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        num_classes: int,
+        normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(feature_dim, num_classes)
+        self.normalizes = normalize is not None
+        mean, std = normalize if normalize is not None else ((0.0,), (1.0,))
+        # not in the state dict: the card records them, and weights saved before they existed still load
+        self.register_buffer("input_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("input_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalizes:
+            x = (x - self.input_mean) / self.input_std
         return self.backbone(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.head(self.forward_features(x))
 
 
 @contextlib.contextmanager
@@ -61,10 +76,11 @@ def build_timm(
     num_classes: int,
     pretrained: bool = True,
     weights: str | None = None,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     **kwargs,
 ) -> BackboneClassifier:
     """``timm.create_model(name, num_classes=0)`` (pretrained unless ``weights`` names a local file),
-    adapted to the data's channel count, plus a new head."""
+    adapted to the data's channel count, plus a new head; ``normalize``: the inputs' mean and std."""
     import timm
 
     if not timm.is_model(name):
@@ -77,7 +93,8 @@ def build_timm(
     if weights is not None:
         classifier = backbone.pretrained_cfg.get("classifier") or "head"
         load_backbone_weights(backbone, weights, skip=[classifier] if isinstance(classifier, str) else classifier)
-    return BackboneClassifier(backbone, _embedding_size(backbone, input_shape, f"timm:{name}"), num_classes)
+    size = _embedding_size(backbone, input_shape, f"timm:{name}")
+    return BackboneClassifier(backbone, size, num_classes, normalize)
 
 
 def build_torchvision(
@@ -87,10 +104,12 @@ def build_torchvision(
     pretrained: bool = True,
     weights: str | None = None,
     head: str | None = None,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     **kwargs,
 ) -> BackboneClassifier:
     """``torchvision.models.get_model(name)`` with its default weights (or a local ``weights`` file),
-    its classifier (the last linear layer, or the module at ``head``) replaced by a new head."""
+    its classifier (the last linear layer, or the module at ``head``) replaced by a new head;
+    ``normalize``: the inputs' mean and std."""
     from torchvision import models
 
     known = models.list_models()
@@ -107,7 +126,8 @@ def build_torchvision(
     log(f"torchvision:{name}: removed the classifier {path} ({old.in_features}→{old.out_features})")
     if weights is not None:
         load_backbone_weights(backbone, weights, skip=[path])
-    return BackboneClassifier(backbone, _embedding_size(backbone, input_shape, f"torchvision:{name}"), num_classes)
+    size = _embedding_size(backbone, input_shape, f"torchvision:{name}")
+    return BackboneClassifier(backbone, size, num_classes, normalize)
 
 
 def classifier_path(model: nn.Module, label: str) -> str:

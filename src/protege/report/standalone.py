@@ -19,8 +19,9 @@ from protege.errors import ConfigError, DataError
 from protege.files import check_writable_dir, check_writable_file
 from protege.models import load_run_model, resolve_run_path
 from protege.models.compatibility import check_features, check_split, check_task, check_task_free
-from protege.models.hf import saved_model_encoder, saved_text_encoder
+from protege.models.hf import saved_text_encoder
 from protege.models.store import ModelCard, read_card
+from protege.models.view_encoders import saved_model_encoder, shared_model_input
 from protege.pipeline import recipe_examples, split_recipe_data
 from protege.recipe_reader import load_recipe
 from protege.report.html import write_html
@@ -203,7 +204,8 @@ def _data_for(
         raise ConfigError(f"{target} is a single model; name the data to evaluate it on with --data")
     recipe = load_recipe(path / "config.yaml")
     if one_view_needed(recipe) is not None:
-        bundle = split_recipe_data(recipe, saved_text_encoder(model_dirs, trust))
+        saved = [(name, f"run:{directory}", {}) for name, directory in model_dirs.items()]
+        bundle = split_recipe_data(recipe, shared_model_input(saved) or saved_text_encoder(model_dirs, trust))
         return {key: bundle for key in model_dirs}, recipe.seed
     views = Views(recipe_examples(recipe), lambda source, _: encoders[source])
     return {key: views.for_model(key, {}) for key in model_dirs}, recipe.seed
