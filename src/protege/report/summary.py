@@ -294,8 +294,11 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
     from_text = has_teacher and batch_sizes and any("speedup_from_text" in e for e in report["models"].values())
     columns += [f"from text b{batch_sizes[0]}"] if from_text else []
     columns += ["train time"]
+    names = [(titles or {}).get(name) or entry.get("title", name) for name, entry in report["models"].items()]
     for column in columns:
-        table.add_column(column, justify="left" if column in ("model", "arch") else "right", no_wrap=True)
+        widest = max([len(column), *map(len, names)]) if column == "model" else len(column)  # headings stay whole
+        justify = "left" if column in ("model", "arch") else "right"
+        table.add_column(column, justify=justify, no_wrap=True, min_width=widest)
     for name, entry in report["models"].items():
         latency = entry.get("latency_ms", {})
         training = entry.get("training") or {}
