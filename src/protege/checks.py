@@ -149,6 +149,8 @@ class _Checks:
         baseline = getattr(stage, "baseline", None)
         blocks = [(f"{name}.train", stage.train), (f"{name}.baseline", baseline)]
         for where, train in blocks:
+            if isinstance(train, TrainConfig) and train.augment_views is not None and not train.augment:
+                self.fail(f"{where}.augment_views", "caches augmented views of each example; give train.augment too")
             if not isinstance(train, TrainConfig) or not train.augment:
                 continue
             block = next((b for b in AUGMENT_REFUSED if getattr(recipe, b) is not None), None)
@@ -158,6 +160,9 @@ class _Checks:
                 mixing = check_entries(train.augment, recipe.data.task, f"{where}.augment")
             except ProtegeError as exc:
                 raise ConfigError(f"{self.origin}: {exc}") from None
+            if mixing is not None and train.augment_views is not None:
+                self.fail(f"{where}.augment_views", f"{mixing} mixes each batch anew, which no cached view of one "
+                          "example can hold; remove it, or remove augment_views")  # fmt: skip
             if mixing is not None and recipe.robust is not None:
                 self.fail(f"{where}.augment", f"{mixing}'s soft targets do not fit the robust block's attacks, which "
                           "read class ids; keep the per-example augmentations")  # fmt: skip

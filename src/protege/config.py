@@ -171,6 +171,15 @@ class TrainConfig(Strict):
         "transforms, then at most one of mixup/cutmix; a distilling stage's teacher sees the augmented batch",
     )
 
+    augment_views: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="draw this many augmented views of each training example once (in memory; no mixup/cutmix) "
+        "and read view epoch mod K in each epoch, so a distilling stage's teacher is cached on all of them: "
+        "an approximation of function matching's fresh draws (none: fresh draws, the teacher online)",
+    )
+
     @field_validator("augment", mode="before")
     @classmethod
     def _named(cls, value: Any) -> Any:

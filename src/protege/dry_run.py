@@ -89,7 +89,10 @@ def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], li
         objectives, needs_teacher = getattr(spec.step, "summary", type(spec.step).__name__), spec.step.needs_teacher
     train = spec.train
     if needs_teacher:
-        cache = "online (augmented batches)" if train is not None and train.augment else spec.teacher_cache
+        cache = spec.teacher_cache
+        if train is not None and train.augment:
+            views = train.augment_views
+            cache = f"{cache}, on {views} augmented views per example" if views else "online (augmented batches)"
         objectives += f"; teacher {spec.teacher or 'one per head'}, cache: {cache}"
     training = "load only"
     if train is not None:
@@ -98,6 +101,8 @@ def _stage_row(spec: StageSpec, data, built_models: dict) -> tuple[list[str], li
         )
         if train.augment:
             training += f"; augment {', '.join(entry.name for entry in train.augment)}"
+            if train.augment_views is not None:
+                training += f" ({train.augment_views} cached views, cycled by epoch)"
     parameters = f"{count_parameters(module):,}"  # before a strategy adds adapters
     groups = []
     if spec.strategy is not None and train is not None:

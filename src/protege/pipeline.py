@@ -229,8 +229,10 @@ def load_transfer_set(recipe: Recipe, data: DataBundle, views: Views | None = No
 
 def check_augmentations(recipe: Recipe, data: DataBundle, views: Views | None) -> None:
     """Each stage's ``train.augment`` against the inputs its model reads (crops need images, token ids take
-    none, a crop no larger than the image), before any stage trains."""
+    none, a crop no larger than the image), and its ``augment_views`` against the examples (in memory, and
+    within the views' memory limit), before any stage trains."""
     from protege.data.augment import build_augmentation
+    from protege.data.cached_views import check_views
     from protege.data.dataset import first_inputs
 
     for name, stage in recipe.stages:
@@ -243,6 +245,8 @@ def check_augmentations(recipe: Recipe, data: DataBundle, views: Views | None) -
         for where, train in blocks:
             if getattr(train, "augment", None):
                 build_augmentation(train.augment, sample.shape[1:], sample.dtype, data.task, f"{where}.augment")
+            if getattr(train, "augment_views", None) is not None:
+                check_views(view.train, train.augment_views, f"{where}.augment_views")
 
 
 def run_recipe(

@@ -33,6 +33,25 @@ def token_ids(tmp: Path) -> list[str]:
     return recipe(tmp, {"data": data, "student": student})
 
 
+def viewed(tmp: Path, *entries, views: int = 2) -> list[str]:
+    """The base recipe's student distilled on ``views`` cached augmented views per example."""
+    train = {"epochs": 1, "batch_size": 256, "augment": list(entries), "augment_views": views}
+    return recipe(tmp, {"teacher": TEACHER, "student.objective": {"name": "kd"}, "student.train": train})
+
+
+def streamed_views(tmp: Path) -> list[str]:
+    from tests.catalogue.images import streamed_folder
+
+    train = {"epochs": 1, "augment": ["horizontal_flip"], "augment_views": 2}
+    return streamed_folder(tmp, **{"student.train": train})
+
+
+def small_views_limit(monkeypatch) -> None:
+    import protege.data.cached_views as cached_views
+
+    monkeypatch.setattr(cached_views, "VIEWS_LIMIT_BYTES", 1024**2)  # digits' 1,000-odd 8×8 images: 0.3 MB a view
+
+
 CONTINUAL = {"scenario": "class_incremental", "experiences": 2, "strategies": ["naive"]}
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "unknown augmentation": (
@@ -75,6 +94,24 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "mixup under attack": (
         lambda t: recipe(t, {"robust": {"epsilon": 0.1}, "student.train.augment": ["horizontal_flip", "cutmix"]}),
         "student.train.augment: cutmix's soft targets do not fit the robust block's attacks, which read class ids",
+    ),
+    "mixup on cached views": (
+        lambda t: viewed(t, "horizontal_flip", "mixup"),
+        "student.train.augment_views: mixup mixes each batch anew, which no cached view of one example can hold",
+    ),
+    "cached views without augmentations": (
+        lambda t: viewed(t),
+        "student.train.augment_views: caches augmented views of each example; give train.augment too",
+    ),
+    "cached views of streamed images": (
+        streamed_views,
+        "student.train.augment_views: 2 views of every example are kept in memory, and the training examples are "
+        "streamed from files; set data.options.load: memory",
+    ),
+    "cached views beyond the memory limit": (
+        lambda t: viewed(t, "gaussian_noise", views=8),
+        "student.train.augment_views: 8 views of 1,",
+        small_views_limit,
     ),
     "augmentation in a continual stream": (
         lambda t: recipe(t, {"continual": CONTINUAL, "student.train.augment": ["horizontal_flip"]}),

@@ -97,7 +97,7 @@ class AugmentedDataset(Dataset):
         epoch = getattr(indices, "epoch", 0)  # a sample read outside an epoch (a shape) is drawn as epoch 0's
         batch = self.base.__getitems__(list(indices))
         if self.augmentation.per_example is not None:
-            batch["x"] = self._transformed(batch["x"], batch["index"], epoch)
+            batch["x"] = self.transformed(batch["x"], batch["index"], epoch)
         if self.mixup is not None and len(batch["x"]) > 1:
             self._mix(batch, epoch)
         return batch
@@ -106,7 +106,7 @@ class AugmentedDataset(Dataset):
         batch = self.__getitems__([i])
         return {key: value[0] for key, value in batch.items()}
 
-    def _transformed(self, x: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    def transformed(self, x: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
         """Each example through the per-example transforms, torch's random state seeded for that example and
         epoch (and the caller's state left as it was)."""
         transform = self.augmentation.per_example
@@ -150,10 +150,19 @@ class AugmentedDataset(Dataset):
 
 
 def augmented_train_set(
-    train: Dataset | DataLoader, entries: Sequence, seed: int, num_classes: int | None, task: str
+    train: Dataset | DataLoader,
+    entries: Sequence,
+    seed: int,
+    num_classes: int | None,
+    task: str,
+    views: int | None = None,
 ) -> Dataset | DataLoader:
-    """``train`` with the stage's ``train.augment`` entries applied to its batches; as it is without any."""
+    """``train`` with the stage's ``train.augment`` entries applied to its batches; as it is without any.
+    With ``views`` (``train.augment_views``), that many views of each example drawn once and cycled by
+    epoch (protege.data.cached_views), so a frozen teacher can label them once."""
     if not entries:
+        if views is not None:
+            raise ConfigError("train.augment_views caches augmented views of each example; give train.augment too")
         return train
     if isinstance(train, DataLoader) or not callable(getattr(train, "__getitems__", None)):
         raise ConfigError(
@@ -167,4 +176,9 @@ def augmented_train_set(
     if callable(getattr(train, "batch_sampler", None)):
         raise ConfigError("train.augment: this training set composes its own batches (a replay buffer); remove augment")
     sample = first_inputs(train, 1)
-    return AugmentedDataset(train, build_augmentation(entries, sample.shape[1:], sample.dtype, task), seed, num_classes)
+    augmentation = build_augmentation(entries, sample.shape[1:], sample.dtype, task)
+    if views is not None:
+        from protege.data.cached_views import CachedViews  # it builds on this module
+
+        return CachedViews(train, augmentation, seed, views)
+    return AugmentedDataset(train, augmentation, seed, num_classes)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from protege.data.cached_views import TEACHER_ROW
 from protege.data.dataset import ArrayDataset, batch_loader, first_inputs, fixed_inputs
 from protege.data.lengths import inference_batches
 from protege.data.views import TEACHER_INPUTS, teacher_view
@@ -149,7 +150,7 @@ class CachedTeacher:
         return torch.from_numpy(table[index.cpu().numpy()]).to(self.device, non_blocking=True)
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        index = batch["index"]
+        index = batch.get(TEACHER_ROW, batch["index"])  # a cached view's row, else the example's position
         self._features = {name: self._lookup(t, index) for name, t in self.tables.items() if name != LOGITS}
         return self._lookup(self.tables[LOGITS], index)
 
@@ -285,7 +286,8 @@ def prepare_teacher(
     ``layers`` are teacher modules whose outputs the objective needs; they are cached with the logits
     (``auto``: in memory up to ``MEMORY_LIMIT_BYTES``, then memory-mapped on disk, else online).
     Online, the teacher runs once per ``lookahead`` training batches. A dataset whose teacher reads
-    another view of the examples is cached on that view, by the same example indices. The teacher's
+    another view of the examples is cached on that view, by the same example indices; one of cached
+    augmented views (``teacher_rows``, protege.data.cached_views) on every view, by its row. The teacher's
     logits run on ``runtime`` (protege.inference_runtime; ``auto`` picks one, online over ``epochs``
     passes) when no layer is tapped. With ``memo`` (one per run), outputs kept in memory are shared by the
     stages that ask for the same teacher on the same examples (several students of one view).
@@ -299,32 +301,37 @@ def prepare_teacher(
 
     if mode == "off":
         return online("teacher cache switched off")
-    if not fixed_inputs(dataset):
+    views = getattr(dataset, "teacher_rows", None)  # train.augment_views: every view, labelled once
+    if not fixed_inputs(dataset) and views is None:
         return online(
             getattr(dataset, "changes", None) or "inputs may change between epochs (not an in-memory dataset)"
         )
+    approximation = f"; {dataset.approximation}" if views is not None else ""
+    rows = views if views is not None else dataset  # what the teacher labels, row by row
     start = time.perf_counter()
-    shapes = output_shapes(teacher, dataset, device, layers)
-    size = len(dataset) * sum(math.prod(shape) for shape in shapes.values()) * 4
+    shapes = output_shapes(teacher, rows, device, layers)
+    size = len(rows) * sum(math.prod(shape) for shape in shapes.values()) * 4
     if mode == "auto" and size > MEMORY_LIMIT_BYTES:  # else the cache fits in memory
         if cache_dir is None:
-            return online(f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir")
+            return online(f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir{approximation}")
         mode = "disk"
-    runner = teacher_runner(teacher, len(dataset), autocast, layers, runtime, tolerance)
-    unlabeled, reused = unlabeled_count(dataset), False
+    runner = teacher_runner(teacher, len(rows), autocast, layers, runtime, tolerance)
+    unlabeled, reused = unlabeled_count(rows), False
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")
-        tables, reused = _disk_cache(teacher, dataset, device, autocast, cache_dir, shapes, runner)
+        tables, reused = _disk_cache(teacher, rows, device, autocast, cache_dir, shapes, runner)
     elif memo is not None:
-        tables, reused = _remembered(memo, teacher, dataset, layers, lambda: compute_outputs(
-            teacher, dataset, device, autocast, layers, runner=runner))  # fmt: skip
+        tables, reused = _remembered(memo, teacher, rows, layers, lambda: compute_outputs(
+            teacher, rows, device, autocast, layers, runner=runner))  # fmt: skip
     else:
-        tables = compute_outputs(teacher, dataset, device, autocast, layers, runner=runner)
+        tables = compute_outputs(teacher, rows, device, autocast, layers, runner=runner)
     where = "disk" if mode == "disk" else "memory"
     note = runner.name if runner.name not in ("eager", "undecided") else ""
     seconds = time.perf_counter() - start
-    return CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled, reused, note)
+    signal = CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled, reused, note)
+    signal.detail += approximation
+    return signal
 
 
 def _remembered(memo: dict, teacher: nn.Module, dataset: ArrayDataset, layers: tuple[str, ...], compute) -> tuple:

@@ -144,16 +144,21 @@ def open_run(run: TrainingRun, cleanup: contextlib.ExitStack, resume: bool) -> T
 def _augment(run: TrainingRun) -> None:
     """The training set with the train block's augmentations, before any hook sees it (a linear probe must
     not cache features of inputs that change every epoch)."""
-    entries = run.config.augment
-    if not entries:
+    entries, views = run.config.augment, run.config.augment_views
+    if not entries and views is None:
         return
+    started = time.perf_counter()
     try:
-        run.train = augmented_train_set(run.train, entries, run.seed, run.num_classes, run.task.name)
+        run.train = augmented_train_set(run.train, entries, run.seed, run.num_classes, run.task.name, views)
     except ProtegeError as exc:
         raise type(exc)(f"stage {run.stage!r}: {exc}") from None
     if run.accelerator.is_main_process:
         names = ", ".join(entry.name for entry in entries)
-        log(f"[bold]{run.stage}[/]: training batches augmented ({names}), seeded per example and epoch")
+        drawn = "seeded per example and epoch"
+        if views is not None:
+            seconds = time.perf_counter() - started
+            drawn = f"{views} view(s) per example drawn once in {seconds:.1f} s, view epoch mod {views} in each epoch"
+        log(f"[bold]{run.stage}[/]: training batches augmented ({names}), {drawn}")
 
 
 def _open_data(run: TrainingRun) -> None:
