@@ -23,6 +23,7 @@ TEACHER = {"model": {"source": "mlp", "hidden": 16}, "train": {"epochs": 1, "bat
         ({"student.objective": {"name": "kd", "temperature": 0}}, "temperature: Input should be greater than 0"),
         ({"student.strategy": {"name": "finetune", "backbone_lr_scale": 0}}, "backbone_lr_scale: Input should be"),
         ({"student.train.augment": [{"name": "random_crop", "size": [12, 12]}]}, "smaller than the crop size"),
+        ({"student.train.augment": ["mixup"], "student.train.augment_views": 2}, "no cached view of one example"),
     ],
 )
 def test_a_student_problem_stops_the_run_before_the_teacher_trains(changes, message, tmp_path, capsys):

@@ -301,13 +301,11 @@ def prepare_teacher(
 
     if mode == "off":
         return online("teacher cache switched off")
-    views = getattr(dataset, "teacher_rows", None)  # train.augment_views: every view, labelled once
-    if not fixed_inputs(dataset) and views is None:
+    rows, approximation = labelled_rows(dataset)
+    if not fixed_inputs(dataset) and rows is dataset:
         return online(
             getattr(dataset, "changes", None) or "inputs may change between epochs (not an in-memory dataset)"
         )
-    approximation = f"; {dataset.approximation}" if views is not None else ""
-    rows = views if views is not None else dataset  # what the teacher labels, row by row
     start = time.perf_counter()
     shapes = output_shapes(teacher, rows, device, layers)
     size = len(rows) * sum(math.prod(shape) for shape in shapes.values()) * 4
@@ -332,6 +330,13 @@ def prepare_teacher(
     signal = CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled, reused, note)
     signal.detail += approximation
     return signal
+
+
+def labelled_rows(dataset: object) -> tuple[object, str]:
+    """What a cached teacher labels, row by row: every cached augmented view (``train.augment_views``), with
+    the log's note that this approximates function matching; else the training set itself."""
+    views = getattr(dataset, "teacher_rows", None)
+    return (dataset, "") if views is None else (views, f"; {dataset.approximation}")
 
 
 def _remembered(memo: dict, teacher: nn.Module, dataset: ArrayDataset, layers: tuple[str, ...], compute) -> tuple:
