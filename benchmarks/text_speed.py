@@ -144,6 +144,17 @@ def fine_tune_epoch(args, folder: str, texts: list[str], labels: list[int]) -> d
     return seconds
 
 
+def _grouping(grouped: bool) -> dict:
+    """Trainer's length grouping, by the name this transformers version gives it (5.x: a sampling strategy)."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    if "train_sampling_strategy" in {f.name for f in fields(TrainingArguments)}:
+        return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
+    return {"group_by_length": grouped}
+
+
 def trainer_epoch(args, folder: str, texts: list[str], labels: list[int], grouped: bool = False) -> float:
     """One epoch of ``transformers.Trainer`` with dynamic padding (and ``group_by_length``), ``train()`` timed."""
     from transformers import (
@@ -163,7 +174,7 @@ def trainer_epoch(args, folder: str, texts: list[str], labels: list[int], groupe
         settings = TrainingArguments(
             output_dir=tmp, per_device_train_batch_size=16, num_train_epochs=1, learning_rate=1e-4,
             weight_decay=0.0, report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
-            disable_tqdm=True, dataloader_num_workers=0, seed=0, group_by_length=grouped,
+            disable_tqdm=True, dataloader_num_workers=0, seed=0, **_grouping(grouped),
         )  # fmt: skip
         trainer = Trainer(
             model=model, args=settings, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer)

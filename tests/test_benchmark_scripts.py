@@ -110,7 +110,7 @@ def test_text_speed_runs_every_contestant_on_the_same_texts():
 
 @pytest.mark.slow
 def test_text_distill_benchmark_prints_each_student_at_a_tiny_size():
-    small = ["data.options.per_class=6", "transfer.options.num_samples=16", "teacher.train.epochs=1",
+    small = ["data.options.per_class=20", "transfer.options.num_samples=16", "teacher.train.epochs=1",
              "teacher.model.max_length=16", "student.train.epochs=1", "students.textcnn.train.epochs=1",
              "students.textcnn.model.max_length=16", "students.minilm_l2.train.epochs=1",
              "students.minilm_l2.model.max_length=16", "evaluate.latency_batch_sizes=[1,64]"]  # fmt: skip

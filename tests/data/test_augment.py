@@ -11,8 +11,9 @@ from torch import nn
 
 from protege.config import AugmentConfig, TrainConfig
 from protege.data.augment import build_augmentation
-from protege.data.augmented import AugmentedDataset, EpochIndices, augmented_train_set
+from protege.data.augmented import AugmentedDataset, EpochIndices
 from protege.data.dataset import ArrayDataset, batch_loader
+from protege.data.train_augmentation import augmented_train_set
 from protege.errors import ConfigError, DataError
 
 PER_EXAMPLE = [

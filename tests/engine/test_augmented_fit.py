@@ -88,7 +88,7 @@ def _folder(tmp_path, n: int = 24):
 
 @pytest.mark.slow
 def test_streamed_images_are_augmented_in_the_workers_as_in_the_training_process(tmp_path):
-    from protege.data.augmented import augmented_train_set
+    from protege.data.train_augmentation import augmented_train_set
 
     source, entries = _folder(tmp_path), _config().augment
     batches = {}

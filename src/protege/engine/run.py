@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 from protege.checkpoint import Checkpointer, TrainState
 from protege.config import TrainConfig
 from protege.console import log
-from protege.data.augmented import augmented_train_set
 from protege.data.dataset import EpochBatchSampler
 from protege.data.lengths import pad_id_of, token_lengths
+from protege.data.train_augmentation import augmented_train_set
 from protege.distill.teacher import TeacherSignal, prepare_teacher
 from protege.engine.batches import loader_for, padding_to_cut, sample_inputs, teacher_lookahead
 from protege.engine.devices import (
