@@ -46,7 +46,33 @@ def draw_seed(*values: int) -> int:
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1)[0])
 
 
-class AugmentedDataset(Dataset):
+class EpochDrawn(Dataset):
+    """A training set whose examples depend on the epoch (fresh augmentations, or cached views cycled by
+    epoch) over a ``base`` dataset: its size, shape and targets, and batches that carry their epoch."""
+
+    base: Dataset
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.base.input_shape)
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self.base.y
+
+    @property
+    def labeled(self) -> torch.Tensor:
+        return self.base.labeled
+
+    def batch_sampler(self, batch_size: int, shuffle: bool, seed: int) -> EpochTaggedSampler:
+        """Batches by (seed, epoch), as :class:`EpochBatchSampler`, each carrying its epoch to the workers."""
+        return EpochTaggedSampler(len(self), batch_size, shuffle, seed)
+
+
+class AugmentedDataset(EpochDrawn):
     """``base`` (a dataset that serves whole batches: in memory, or streamed images) with ``augmentation``
     applied to every batch it serves; ``num_classes`` sizes a mixed batch's soft targets."""
 
@@ -69,28 +95,9 @@ class AugmentedDataset(Dataset):
             self.mixup = Mixup(**augmentation.mixing, label_smoothing=0.0, num_classes=num_classes)
         self.num_classes = num_classes
 
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.base.input_shape)
-
     @property
     def num_workers(self) -> int:
         return getattr(self.base, "num_workers", 0)
-
-    @property
-    def y(self) -> torch.Tensor:
-        return self.base.y
-
-    @property
-    def labeled(self) -> torch.Tensor:
-        return self.base.labeled
-
-    def batch_sampler(self, batch_size: int, shuffle: bool, seed: int) -> EpochTaggedSampler:
-        """Batches by (seed, epoch), as :class:`EpochBatchSampler`, each carrying its epoch to the workers."""
-        return EpochTaggedSampler(len(self), batch_size, shuffle, seed)
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         epoch = getattr(indices, "epoch", 0)  # a sample read outside an epoch (a shape) is drawn as epoch 0's

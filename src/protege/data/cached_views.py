@@ -15,10 +15,9 @@ import hashlib
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import Dataset
 
 from protege.data.augment import Augmentation
-from protege.data.augmented import AugmentedDataset, EpochTaggedSampler
+from protege.data.augmented import AugmentedDataset, EpochDrawn
 from protege.data.dataset import ArrayDataset
 from protege.errors import ConfigError
 
@@ -61,7 +60,7 @@ def check_no_mixing(augmentation: Augmentation, where: str = "train.augment_view
         )
 
 
-class CachedViews(Dataset):
+class CachedViews(EpochDrawn):
     """``base`` (in memory) read through ``views`` augmented versions of each example, view ``epoch mod
     views`` in each epoch; :attr:`teacher_rows` holds all of them, row k·N + i, for the teacher to label."""
 
@@ -93,25 +92,6 @@ class CachedViews(Dataset):
             f"on {k} augmented view(s) per example ({len(self.inputs):,} rows): an approximation of function "
             f"matching — the student sees each view every {k} epoch(s) instead of a fresh draw"
         )
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.base.input_shape)
-
-    @property
-    def y(self) -> torch.Tensor:
-        return self.base.y
-
-    @property
-    def labeled(self) -> torch.Tensor:
-        return self.base.labeled
-
-    def batch_sampler(self, batch_size: int, shuffle: bool, seed: int) -> EpochTaggedSampler:
-        """Batches by (seed, epoch), each carrying its epoch, which picks the view."""
-        return EpochTaggedSampler(len(self), batch_size, shuffle, seed)
 
     def rows(self, indices: Sequence[int], epoch: int) -> torch.Tensor:
         """The view rows of ``indices`` in ``epoch``: (epoch mod K)·N + i."""

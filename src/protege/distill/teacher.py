@@ -303,9 +303,8 @@ def prepare_teacher(
         return online("teacher cache switched off")
     rows, approximation = labelled_rows(dataset)
     if not fixed_inputs(dataset) and rows is dataset:
-        return online(
-            getattr(dataset, "changes", None) or "inputs may change between epochs (not an in-memory dataset)"
-        )
+        changes = getattr(dataset, "changes", None)
+        return online(changes or "inputs may change between epochs (not an in-memory dataset)")
     start = time.perf_counter()
     shapes = output_shapes(teacher, rows, device, layers)
     size = len(rows) * sum(math.prod(shape) for shape in shapes.values()) * 4
@@ -314,20 +313,17 @@ def prepare_teacher(
             return online(f"the cache would take {size / 1024**3:.1f} GiB and there is no run dir{approximation}")
         mode = "disk"
     runner = teacher_runner(teacher, len(rows), autocast, layers, runtime, tolerance)
-    unlabeled, reused = unlabeled_count(rows), False
     if mode == "disk":
         if cache_dir is None:
             raise ValueError("a disk teacher cache needs a directory")
         tables, reused = _disk_cache(teacher, rows, device, autocast, cache_dir, shapes, runner)
-    elif memo is not None:
-        tables, reused = _remembered(memo, teacher, rows, layers, lambda: compute_outputs(
-            teacher, rows, device, autocast, layers, runner=runner))  # fmt: skip
     else:
-        tables = compute_outputs(teacher, rows, device, autocast, layers, runner=runner)
+        compute = lambda: compute_outputs(teacher, rows, device, autocast, layers, runner=runner)  # noqa: E731
+        tables, reused = _remembered(memo, teacher, rows, layers, compute) if memo is not None else (compute(), False)
     where = "disk" if mode == "disk" else "memory"
     note = runner.name if runner.name not in ("eager", "undecided") else ""
     seconds = time.perf_counter() - start
-    signal = CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled, reused, note)
+    signal = CachedTeacher(tables, f"cached ({where})", seconds, device, unlabeled_count(rows), reused, note)
     signal.detail += approximation
     return signal
 

@@ -299,11 +299,11 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         widest = max([len(column), *map(len, names)]) if column == "model" else len(column)  # headings stay whole
         justify = "left" if column in ("model", "arch") else "right"
         table.add_column(column, justify=justify, no_wrap=True, min_width=widest)
-    for name, entry in report["models"].items():
+    for title, entry in zip(names, report["models"].values(), strict=True):
         latency = entry.get("latency_ms", {})
         training = entry.get("training") or {}
         row = [
-            (titles or {}).get(name) or entry.get("title", name),
+            title,
             entry["architecture"],
             *(column.format(entry.get(column.key)) for column in quality),
         ]
@@ -323,6 +323,11 @@ def print_summary(report: dict, titles: dict[str, str] | None = None) -> None:
         table.add_row(*row)
     out_console.print(table)
     _print_paradigm_tables(report, robust)
+    _warn_fairness(report)
+
+
+def _warn_fairness(report: dict) -> None:
+    """One warning per model that lost more on some classes or groups than its average drop."""
     for name, section in report.get("fairness", {}).items():
         flagged = section["per_class"]["flagged"] + section.get("per_group", {}).get("flagged", [])
         if flagged:
