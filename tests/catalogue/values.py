@@ -48,6 +48,18 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda t: distilling(t, {"name": "kd", "label_smoothing": 1.5}),
         "objective 'kd': label_smoothing: Input should be less than 1 (got 1.5)",
     ),
+    "further students without a teacher": (
+        lambda t: recipe(t, {"students": {"other": {"model": {"source": "mlp", "hidden": 4}}}}),
+        "students: further students distil beside 'student' from a 'teacher'; name both",
+    ),
+    "a further student named like a teacher": (
+        lambda t: distilling(t, {"name": "kd"}, students={"teacher_2": {"model": {"source": "mlp"}}}),
+        "students: 'teacher_2' cannot name a student",
+    ),
+    "born-again generations on a further student": (
+        lambda t: distilling(t, {"name": "kd"}, students={"other": {"model": {"source": "mlp"}, "generations": 2}}),
+        "students.other: generations and baseline belong to 'student' alone",
+    ),
     "length grouping on a model that reads whole inputs": (
         lambda t: recipe(t, {"student.train.group_by_length": True}),
         "student.train.group_by_length: groups texts by token count for a Hugging Face model (hf:); mlp reads",
