@@ -31,11 +31,25 @@ from protege.recipe_reader import recipe_from_dict
 AUGMENTS = {
     "crop+mixup": [{"name": "random_crop", "padding": 1}, {"name": "mixup", "alpha": 1.0}],
     "mixup": [{"name": "mixup", "alpha": 0.4}],
+    "crop": [{"name": "random_crop", "padding": 1}],
+    "mixup1": [{"name": "mixup", "alpha": 1.0}],
+    "cutmix": [{"name": "cutmix", "alpha": 1.0}],
 }
-STUDENTS = {"mlp": {"source": "mlp", "hidden": 32, "layers": 1}, "cnn": {"source": "cnn2d", "width": 8, "depth": 2}}
+STUDENTS = {
+    "mlp": {"source": "mlp", "hidden": 32, "layers": 1},
+    "cnn": {"source": "cnn2d", "width": 8, "depth": 2},
+    "cnn16": {"source": "cnn2d", "width": 16, "depth": 2},
+}
 
 
-def recipe(seed: int, epochs: int, consistent: bool, augment: str = "crop+mixup", student: str = "mlp") -> dict:
+def recipe(
+    seed: int,
+    epochs: int,
+    consistent: bool,
+    augment: str = "crop+mixup",
+    student: str = "mlp",
+    test_fraction: float = 0.2,
+) -> dict:
     """The teacher (crops) and the student, distilled cached or under augmentation with the teacher online."""
     student_train = {"epochs": epochs, "batch_size": 64, "lr": 0.003}
     if consistent:
@@ -43,7 +57,7 @@ def recipe(seed: int, epochs: int, consistent: bool, augment: str = "crop+mixup"
     return {
         "name": "function_matching",
         "seed": seed,
-        "data": {"source": "digits", "val_fraction": 0.1, "test_fraction": 0.2},
+        "data": {"source": "digits", "val_fraction": 0.1, "test_fraction": test_fraction},
         "teacher": {
             "model": {"source": "cnn2d", "width": 32, "depth": 3},
             "train": {"epochs": 40, "batch_size": 64, "lr": 0.003, "augment": [{"name": "random_crop", "padding": 1}]},
@@ -63,6 +77,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="the student's, in both arms")
     parser.add_argument("--augment", choices=list(AUGMENTS), default="crop+mixup", help="the student's, consistent arm")
     parser.add_argument("--student", choices=list(STUDENTS), default="mlp")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="0.7 leaves ~480 training images")
     args = parser.parse_args()
     results: dict[str, list[float]] = {"teacher": [], "cached": [], "function matching": []}
     seconds: dict[str, list[float]] = {"cached": [], "function matching": []}
@@ -71,7 +86,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 started = time.perf_counter()
                 report = run_recipe(
-                    recipe_from_dict(recipe(seed, args.epochs, consistent, args.augment, args.student)),
+                    recipe_from_dict(
+                        recipe(seed, args.epochs, consistent, args.augment, args.student, args.test_fraction)
+                    ),
                     Path(tmp) / "run",
                 ).report
                 seconds[arm].append(time.perf_counter() - started)
