@@ -117,3 +117,11 @@ def test_text_distill_benchmark_prints_each_student_at_a_tiny_size():
     out = _run("text_distill.py", "--seeds", "0", "--no-ablation", "--set", *small)
     rows = [line for line in out.splitlines() if line.startswith("| ") and "×" in line]
     assert [row.split("|")[1].strip() for row in rows] == ["student", "textcnn", "minilm_l2"], out
+
+
+def test_function_matching_benchmark_runs_both_arms_with_the_teacher_where_each_needs_it():
+    out = _run("function_matching.py", "--seeds", "0", "--epochs", "2", "--teacher-epochs", "1")
+    assert "seed 0 cached: " in out and "(teacher cached (memory))" in out
+    assert "seed 0 function matching: " in out and "(teacher online)" in out
+    rows = [line for line in out.splitlines() if line.startswith(("| teacher", "| cached", "| function matching"))]
+    assert len(rows) == 3

@@ -154,3 +154,13 @@ def test_a_task_type_without_metrics_has_none_and_names_none():
     assert metrics_of("ranking") == []
     with pytest.raises(ConfigError, match=r"ranking has no metric 'ndcg'; known: $"):
         get_metric("ranking", "ndcg")
+
+
+def test_class_ids_read_soft_targets_at_their_most_probable_class_and_leave_ids_as_they_are():
+    from protege.metrics.classification import class_ids
+
+    soft = torch.tensor([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
+    assert class_ids(soft).tolist() == [1, 0]
+    assert class_ids(torch.tensor([2, 0, 1])).tolist() == [2, 0, 1]
+    # ids stored as floats (a CSV column) are still ids, not one soft target to reduce
+    assert class_ids(torch.tensor([2.0, 0.0, 1.0])).tolist() == [2.0, 0.0, 1.0]
