@@ -41,7 +41,11 @@ def test_l2sp_replaces_weight_decay_in_every_group():
 
 
 def test_the_schedule_in_words_says_frozen_all_epochs_or_the_first_epoch():
-    assert _prepared("linear_probe").schedule(3) == {"head": "all epochs", "features.2": "frozen", "features.1": "frozen"}
+    assert _prepared("linear_probe").schedule(3) == {
+        "head": "all epochs",
+        "features.2": "frozen",
+        "features.1": "frozen",
+    }
     assert _prepared("gradual_unfreeze").schedule(3) == {
         "head": "all epochs",
         "features.2": "from epoch 2",
