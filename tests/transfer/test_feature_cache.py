@@ -50,3 +50,36 @@ def test_data_that_may_change_runs_the_backbone_online():
     assert cache_refusal(model, train, train, False, False) is None
     result = _probe(True, loader, None)
     assert len(result.history) == 3
+
+
+def test_each_reason_to_run_the_backbone_online_is_named():
+    train = _images(32, 0)
+    loader = DataLoader(TensorDataset(train.x, train.y), batch_size=16)
+    model = resnet((3, 8, 8), 3, width=4, blocks=[1])
+    assert cache_refusal(model, train, loader, False, False).startswith("the data is not an in-memory")
+    assert cache_refusal(model, train, None, False, True) == "the objective reads inner layers"
+    assert cache_refusal(model, train, None, False, False) is None
+
+    class FeaturesOnly(torch.nn.Module):
+        def forward_features(self, x):
+            return x
+
+    assert cache_refusal(FeaturesOnly(), train, None, False, False) == "the model has no forward_features/forward_head"
+
+    class Changing(TensorDataset):
+        changes = "the training inputs are augmented each epoch"
+
+    changing = Changing(train.x, train.y)
+    assert cache_refusal(model, changing, None, False, False) == "the training inputs are augmented each epoch"
+
+
+def test_features_come_back_in_the_datasets_order_with_its_targets_and_mask():
+    from protege.transfer.feature_cache import compute_features
+
+    model = resnet((3, 8, 8), 3, width=4, blocks=[1]).eval()
+    data = ArrayDataset(_images(40, 3).x, torch.arange(40) % 3, torch.arange(40) % 4 != 0)
+    features = compute_features(model, data, torch.device("cpu"), batch_size=16)
+    with torch.no_grad():
+        expected = model.forward_features(data.x)
+    assert torch.allclose(features.x, expected, atol=1e-6)
+    assert torch.equal(features.y, data.y) and torch.equal(features.labeled, data.labeled)

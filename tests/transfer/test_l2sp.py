@@ -49,3 +49,27 @@ def test_training_logs_the_term_and_replaces_weight_decay():
     result = fit(_model(), make_blobs(48), build_objective([("ce", {}, 1.0)]), config, strategy=strategy)
     assert result.final["train_l2sp"] > 0
     assert all(g["weight_decay"] == 0.0 for g in strategy.param_groups(0.02, 0.5))
+
+
+class _Linear(torch.nn.Module):
+    """A head over ``stem`` backbone parameters: none (a linear model), or one weight without a bias."""
+
+    def __init__(self, stem: bool):
+        super().__init__()
+        self.flatten = torch.nn.Flatten()
+        self.stem = torch.nn.Linear(4, 4, bias=False) if stem else torch.nn.Identity()
+        self.head = torch.nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("stem", [False, True])
+def test_a_backbone_with_no_or_one_parameter_is_penalised_as_the_equation_says(stem):
+    torch.manual_seed(0)
+    model = _Linear(stem)
+    strategy = build_strategy("l2sp", {"alpha": 0.4, "beta": 0.1})
+    strategy.prepare(model)
+    head = sum(p.pow(2).sum().item() for p in model.head.parameters())
+    assert strategy.loss_terms()["l2sp"].item() == pytest.approx(0.1 / 2 * head, rel=1e-6)
+    if stem:
+        with torch.no_grad():
+            model.stem.weight[0, 0] += 3.0
+        assert strategy.loss_terms()["l2sp"].item() == pytest.approx(0.4 / 2 * 9.0 + 0.1 / 2 * head, rel=1e-6)

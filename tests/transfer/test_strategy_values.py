@@ -83,7 +83,16 @@ def test_a_probes_frozen_backbone_keeps_dropout_off_and_batchnorm_as_the_policy_
     strategy.start_epoch(1)
     assert not model.features[2].training and not model.features[0].training
     assert model.features[1].training is batchnorm_trains
-    assert model.head.training
+    # the head and the model itself train: timm's forward_head reads the model's own flag for its dropout
+    assert model.head.training and model.training
+
+
+def test_a_probe_caches_features_unless_told_not_to():
+    from protege.transfer.base import StrategyHook
+    from protege.transfer.feature_cache import CachedFeaturesProbe
+
+    assert type(build_strategy("linear_probe", {}).as_hook()) is CachedFeaturesProbe
+    assert type(build_strategy("linear_probe", {"cache_features": False}).as_hook()) is StrategyHook
 
 
 def test_lora_rank_scale_and_dropout_reach_the_adapters():

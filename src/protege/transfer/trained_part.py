@@ -78,7 +78,7 @@ def load_trained_part(model: nn.Module, path: str | Path) -> nn.Module:
             head.load_state_dict(tensors)
         except RuntimeError as exc:
             raise CheckpointError(
-                f"{path} does not fit the head {meta['head']!r}: {str(exc).splitlines()[-1]}"
+                f"{path} does not fit the head {meta['head']!r}: {str(exc).splitlines()[-1].strip()}"
             ) from None
         return model
     if meta.get("kind") == "lora":
