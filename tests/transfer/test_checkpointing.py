@@ -1,6 +1,8 @@
 """Gradient checkpointing after frozen embeddings: non-reentrant keeps the later layers' gradients,
 reentrant would lose them without a word."""
 
+import warnings
+
 import pytest
 import torch
 from tests.transfer.helpers import BertClassifier, token_data
@@ -54,7 +56,10 @@ def test_reentrant_checkpointing_would_have_lost_them():
 def test_strategy_option_on_a_hugging_face_encoder_with_frozen_embeddings():
     model = BertClassifier()
     strategy = build_strategy("finetune", {"gradient_checkpointing": True})
-    strategy.prepare(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the current switch, not the deprecated alias
+        strategy.prepare(model)
+    assert model.encoder.is_activation_checkpointing  # the model's own switch, not a wrapper of ours
     model.encoder.embeddings.requires_grad_(False)
     model.train()
     calls = []
