@@ -1,5 +1,7 @@
 """LoRA through PEFT on a tiny BERT with a head: what trains, the merge on export, the adapter alone."""
 
+import re
+
 import pytest
 import torch
 from peft.tuners.lora import LoraLayer
@@ -67,3 +69,24 @@ def test_a_model_without_linear_layers_outside_the_head_needs_named_targets():
 
     with pytest.raises(ConfigError, match="has no linear layer outside its head; name target_modules"):
         build_strategy("lora", {}).prepare(cnn1d((40,), 3, width=4))
+
+
+def test_an_adapter_with_a_layer_the_model_lacks_names_the_first_such_key(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from protege.errors import CheckpointError
+
+    strategy, result = _train(epochs=1)
+    path = save_trained_part(strategy, result.model, tmp_path)
+    with safe_open(str(path), framework="pt") as handle:
+        meta, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    tensors["base_model.model.encoder.encoder.layer.7.attention.self.query.lora_A.weight"] = torch.zeros(2, 16)
+    save_file(tensors, str(tmp_path / "bigger.safetensors"), metadata=meta)
+    assert json.loads(meta["protege"])["kind"] == "lora"
+    message = (f"{tmp_path / 'bigger.safetensors'} does not fit the model: unexpected "
+               "'base_model.model.encoder.encoder.layer.7.attention.self.query.lora_A.weight'")  # fmt: skip
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_trained_part(BertClassifier(), tmp_path / "bigger.safetensors")

@@ -66,6 +66,16 @@ def test_cached_features_come_from_the_chosen_runtime_over_train_and_val(monkeyp
     assert 0 <= seconds < 60
 
 
+@pytest.mark.parametrize("step", [SimpleNamespace(needs_teacher=False),
+                                  SimpleNamespace(needs_teacher=False, objective=SimpleNamespace())])  # fmt: skip
+def test_a_step_without_an_objective_or_without_inner_layers_still_caches(step, logged):
+    run = _run(_data(12))
+    run.step = step
+    hook = CachedFeaturesProbe(build_strategy("linear_probe", {}))
+    hook.setup(run)
+    assert hook.cached and isinstance(run.model, HeadOnly)
+
+
 def test_no_validation_split_counts_the_training_examples_alone(monkeypatch, logged):
     seen = []
     monkeypatch.setattr(feature_cache_module, "choose_runner", lambda model, examples, **_: seen.append(examples))

@@ -22,6 +22,9 @@ def test_timm_groups_count_their_depth_from_the_head_and_list_blocks_bottom_up()
     ]  # fmt: skip
     assert split.block_paths == ["layer1", "layer2", "layer3", "layer4"]
     assert set(split.groups[0].params) == {"fc.weight", "fc.bias"}
+    layer4 = {n for n in dict(split.groups[1].params)}
+    assert layer4 and all(n.startswith("layer4.") for n in layer4) and "layer4.0.conv1.weight" in layer4
+    assert all(n.startswith(("conv1.", "bn1.")) for n in split.groups[-1].params)
     convnext = split_model(timm.create_model("convnext_atto", pretrained=False, num_classes=3))
     assert [(g.name, g.depth) for g in convnext.groups[:2]] == [("head", 0), ("neck", 0)]
     assert convnext.groups[2].depth == 1 and "stem" not in convnext.block_paths
@@ -36,6 +39,9 @@ def test_the_covering_path_of_a_timm_group():
     # the deepest path wins, then the later name among equally deep ones
     assert _covering_path(["s.0.a.w", "s.0.b.w", "s.1.a.w", "s.1.b.w", "s.1.c.w"], set()) == "s"
     assert _covering_path(["p.q.w", "p.q.v", "r.w"], set()) == "p.q"
+    # a lone parameter is named by its module, a top-level one by itself
+    assert _covering_path(["blocks.0.norm.weight"], set()) == "blocks.0.norm"
+    assert _covering_path(["cls_token"], set()) == "group.cls_token"
 
 
 class _TwoLists(nn.Module):
@@ -96,6 +102,15 @@ def test_a_blocks_path_inside_the_head_or_matching_nothing_is_an_error():
         ConfigError, match=re.escape("blocks 'featurez' matches no module of Classifier; closest: features")
     ):
         split_model(model, blocks="featurez")
+
+
+def test_a_container_path_inside_the_head_gives_no_blocks():
+    model = nn.Module()
+    model.features = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    model.head = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ConfigError, match=re.escape("blocks 'head' matches no module of Module")):
+        split_model(model, head="head", blocks="head")
+    assert split_model(model, head="head", blocks="features").block_paths == ["features.0", "features.1"]
 
 
 def test_a_container_path_is_never_read_as_a_glob_whatever_its_letters():

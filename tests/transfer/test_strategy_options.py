@@ -49,7 +49,7 @@ def test_head_and_blocks_options_steer_the_split():
 
 
 def test_a_strategy_used_before_prepare_says_so():
-    with pytest.raises(RuntimeError, match=re.escape("call prepare(model) before using the strategy")):
+    with pytest.raises(RuntimeError, match=r"^call prepare\(model\) before using the strategy$"):
         build_strategy("finetune", {}).param_groups(0.1, 0.0)
 
 
