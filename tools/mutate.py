@@ -12,6 +12,7 @@ cannot change a result) are left out of the score.
     python tools/mutate.py --summary        # the summary of the last runs only
     python tools/mutate.py kd --min-score 90   # exit 1 below 90% (CI runs this)
     python tools/mutate.py --remap-since REV   # renumber the equivalents of functions changed since REV
+    python tools/mutate.py transfer --recheck  # after adding tests: the unlisted survivors again
 """
 
 from __future__ import annotations
@@ -107,6 +108,24 @@ def run(group: Group, children: int) -> None:
         # fresh coverage: a test changed since the stats were taken may now reach a survivor's function
         (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         _mutmut(work, ["run", "--max-children", str(children), *survivors], "mutmut-survivors.log")
+    fresh_check(group)
+
+
+def recheck(group: Group, children: int) -> None:
+    """After adding tests: copy the repository's tests into the group's scratch copy (mutmut copies them from
+    there into ``mutants/`` at every run, so a copy made anywhere else is overwritten), run the survivors not
+    listed as equivalent again by name with fresh coverage, then in fresh interpreters. The sources stay as
+    they were mutated; after a source change, run the group again."""
+    work = WORK / group.name
+    if (work / "tests").exists():
+        shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+    known = equivalents()
+    survivors = sorted(name for name, status in outcomes(group).items() if status == "survived" and name not in known)
+    print(f"rechecking {group.name}: {len(survivors)} survivor(s) not listed as equivalent", flush=True)
+    if survivors:
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        _mutmut(work, ["run", "--max-children", str(children), *survivors], "mutmut-recheck.log")
     fresh_check(group)
 
 
@@ -293,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="only re-check the last run's survivors in fresh interpreters"
     )
+    parser.add_argument(
+        "--recheck", action="store_true", help="copy the tests in again and re-run the unlisted survivors by name"
+    )
     parser.add_argument("--remap-since", metavar="REV", help="renumber the equivalents of modules changed since REV")
     args = parser.parse_args(argv)
     if args.remap_since:
@@ -302,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown group {unknown[0]!r}; the groups: {', '.join(GROUPS)}")
     groups = [GROUPS[name] for name in args.groups] or [g for g in GROUPS.values() if g.name != "kd"]
-    if args.fresh:
+    if args.recheck:
+        for group in groups:
+            recheck(group, args.children)
+    elif args.fresh:
         for group in groups:
             fresh_check(group)
     elif not args.summary:
