@@ -76,9 +76,7 @@ def prepare(group: Group) -> Path:
     """A scratch copy of src/, tests/, README.md and a pyproject.toml whose [tool.mutmut] names this group."""
     work = WORK / group.name
     for folder in ("src", "tests"):
-        if (work / folder).exists():
-            shutil.rmtree(work / folder)
-        shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+        _copy_afresh(folder, work)
     shutil.copy2(ROOT / "README.md", work / "README.md")  # the documented defaults are checked against it
     project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     config = {
@@ -92,6 +90,13 @@ def prepare(group: Group) -> Path:
     lines = [f"{key} = {json.dumps(value)}" for key, value in config.items()]
     (work / "pyproject.toml").write_text(project + "\n[tool.mutmut]\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return work
+
+
+def _copy_afresh(folder: str, work: Path) -> None:
+    """The repository's ``folder`` copied into ``work``, replacing an earlier copy (caches left out)."""
+    if (work / folder).exists():
+        shutil.rmtree(work / folder)
+    shutil.copytree(ROOT / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
 
 
 def run(group: Group, children: int) -> None:
@@ -117,9 +122,7 @@ def recheck(group: Group, children: int) -> None:
     listed as equivalent again by name with fresh coverage, then in fresh interpreters. The sources stay as
     they were mutated; after a source change, run the group again."""
     work = WORK / group.name
-    if (work / "tests").exists():
-        shutil.rmtree(work / "tests")
-    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+    _copy_afresh("tests", work)
     known = equivalents()
     survivors = sorted(name for name, status in outcomes(group).items() if status == "survived" and name not in known)
     print(f"rechecking {group.name}: {len(survivors)} survivor(s) not listed as equivalent", flush=True)

@@ -40,10 +40,15 @@ def test_cached_probe_matches_the_online_probe(tmp_path):
     assert (tmp_path / "checkpoints" / "latest").is_file()
 
 
-def test_data_that_may_change_runs_the_backbone_online():
+def _refusal_inputs():
+    """In-memory data, the same examples as a plain DataLoader (inputs that may change), a model that can cache."""
     train = _images(32, 0)
     loader = DataLoader(TensorDataset(train.x, train.y), batch_size=16)
-    model = resnet((3, 8, 8), 3, width=4, blocks=[1])
+    return train, loader, resnet((3, 8, 8), 3, width=4, blocks=[1])
+
+
+def test_data_that_may_change_runs_the_backbone_online():
+    train, loader, model = _refusal_inputs()
     assert cache_refusal(model, loader, None, False, False).startswith("the data is not an in-memory")
     assert cache_refusal(model, train, None, True, False) == "the objective needs a teacher"
     assert cache_refusal(torch.nn.Linear(3, 3), train, None, False, False).startswith("the model has no")
@@ -53,9 +58,7 @@ def test_data_that_may_change_runs_the_backbone_online():
 
 
 def test_each_reason_to_run_the_backbone_online_is_named():
-    train = _images(32, 0)
-    loader = DataLoader(TensorDataset(train.x, train.y), batch_size=16)
-    model = resnet((3, 8, 8), 3, width=4, blocks=[1])
+    train, loader, model = _refusal_inputs()
     assert cache_refusal(model, train, loader, False, False).startswith("the data is not an in-memory")
     assert cache_refusal(model, train, None, False, True) == "the objective reads inner layers"
     assert cache_refusal(model, train, None, False, False) is None
