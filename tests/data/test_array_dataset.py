@@ -5,7 +5,16 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from protege.data.dataset import UNLABELED, ArrayDataset, DataBundle, EpochBatchSampler, batch_loader, concat
+from protege.data.dataset import (
+    UNLABELED,
+    ArrayDataset,
+    DataBundle,
+    EpochBatchSampler,
+    batch_loader,
+    concat,
+    first_inputs,
+    fixed_inputs,
+)
 
 
 def _classes(n: int = 10) -> ArrayDataset:
@@ -206,3 +215,41 @@ def test_a_labelled_set_with_targets_of_another_float_type_keeps_its_labels():
     extra = ArrayDataset(torch.zeros(2, 1), torch.tensor([[3.0], [4.0]], dtype=torch.float64))
     joined = concat(train, extra)
     assert joined.y.flatten().tolist() == [1.0, 2.0, 3.0, 4.0] and joined.labeled.all()
+
+
+class _ReadsBatches(Dataset):
+    """A dataset that reads its batches itself (as streamed image folders do), with optional attributes."""
+
+    def __init__(self, n: int = 5, **attributes):
+        self.n, self.asked = n, []
+        self.__dict__.update(attributes)
+
+    def __len__(self):
+        return self.n
+
+    def __getitems__(self, indices):
+        self.asked.append(list(indices))
+        return {"x": torch.tensor(indices, dtype=torch.float32).view(-1, 1) * 10, "index": torch.tensor(indices)}
+
+
+def test_the_first_inputs_of_a_dataset_that_reads_its_batches_are_its_first_rows():
+    data = _ReadsBatches(5)
+    assert first_inputs(data, 3).flatten().tolist() == [0.0, 10.0, 20.0] and data.asked == [[0, 1, 2]]
+    assert first_inputs(data, 9).flatten().tolist() == [0.0, 10.0, 20.0, 30.0, 40.0]  # at most the whole set
+    assert torch.equal(first_inputs(_classes(4), 2), _classes(4).x[:2])
+
+
+def test_only_inputs_that_are_the_same_every_epoch_can_have_their_teacher_outputs_cached():
+    assert fixed_inputs(_classes(3)) is True
+    assert fixed_inputs(_ReadsBatches(fixed_inputs=True)) is True  # files read unchanged
+    assert fixed_inputs(_ReadsBatches(fixed_inputs=False)) is False  # augmented on reading
+    assert fixed_inputs(_ReadsBatches()) is False  # unknown: not cached
+    assert fixed_inputs(object()) is False
+
+
+def test_a_dataset_with_workers_is_read_by_that_many_processes_kept_for_the_run():
+    loader = batch_loader(_ReadsBatches(num_workers=2), 2)
+    assert loader.num_workers == 2 and loader.persistent_workers
+    assert loader.worker_init_fn is not None  # each worker lets go of the run directory's lock
+    alone = batch_loader(_ReadsBatches(), 2)
+    assert alone.num_workers == 0 and not alone.persistent_workers

@@ -72,3 +72,12 @@ def test_a_recipe_groups_an_hf_students_batches_and_refuses_a_model_of_whole_inp
 def test_batches_of_any_size_keep_every_example(batch_size):
     lengths = torch.arange(30) % 9
     assert sorted(i for b in _sampler(lengths, batch_size) for i in b) == list(range(30))
+
+
+def test_texts_of_equal_length_keep_their_shuffled_order():
+    # a stable sort: ties stay in the shuffle's order, so equal-length texts are still shuffled and the
+    # batches do not depend on how a sort algorithm breaks ties (at 100+ rows torch's unstable one differs)
+    order = torch.randperm(400, generator=torch.Generator().manual_seed(3))
+    lengths = torch.where(torch.arange(400) % 2 == 0, 7, 3)
+    out = group_by_length(order, lengths, 400, torch.Generator().manual_seed(0))  # one batch: no shuffle of batches
+    assert out.tolist() == order[lengths[order] == 7].tolist() + order[lengths[order] == 3].tolist()
