@@ -248,8 +248,8 @@ def test_only_inputs_that_are_the_same_every_epoch_can_have_their_teacher_output
 
 
 def test_a_dataset_with_workers_is_read_by_that_many_processes_kept_for_the_run():
-    loader = batch_loader(_ReadsBatches(num_workers=2), 2)
-    assert loader.num_workers == 2 and loader.persistent_workers
+    loader = batch_loader(_ReadsBatches(num_workers=1), 2)
+    assert loader.num_workers == 1 and loader.persistent_workers
     assert loader.worker_init_fn is not None  # each worker lets go of the run directory's lock
     alone = batch_loader(_ReadsBatches(), 2)
     assert alone.num_workers == 0 and not alone.persistent_workers
