@@ -175,3 +175,45 @@ def test_an_ensemble_refuses_what_cannot_be_averaged(teachers, weights, temperat
     with pytest.raises(ValueError) as caught:
         EnsembleTeacher([mlp((4,), 3) for _ in range(teachers)], weights=weights, temperature=temperature)
     assert str(caught.value) == message
+
+
+def test_the_log_line_of_a_plain_pass_and_of_a_reused_one():
+    tables = {"logits": torch.zeros(5, 3)}
+    assert labelling_detail(tables, 1.0) == "labelled 5 examples in 1.0 s (5 a second); logits"
+    assert labelling_detail(tables, 1.0, reused=True) == "logits of 5 examples read from the disk cache in 1.0 s"
+    plain = CachedTeacher(tables, "cached (memory)", 1.0, CPU)
+    assert plain.detail == "labelled 5 examples in 1.0 s (5 a second); logits"
+    on_onnx = CachedTeacher(tables, "cached (memory)", 1.0, CPU, runtime="onnxruntime (2.1x eager)")
+    assert on_onnx.detail.endswith("; logits, on onnxruntime (2.1x eager)")
+
+
+def test_an_online_teacher_runs_under_the_runs_autocast_unless_given_a_runner():
+    data, autocast = make_blobs(6), Autocast()
+    signal = OnlineTeacher(_teacher(), autocast, "a reason")
+    signal.logits(data.__getitems__([0, 1]))
+    assert autocast.entered == 1
+    doubled = OnlineTeacher(_teacher(), autocast, "a reason", runner=lambda x: 2 * _teacher()(x))
+    expected = 2 * _teacher()(data.x[:2])
+    assert torch.allclose(doubled.logits(data.__getitems__([0, 1])), expected) and autocast.entered == 1
+
+
+def test_a_disk_cache_is_labelled_on_the_chosen_runtime(tmp_path, monkeypatch):
+    from protege.inference_runtime import Runner
+
+    data = make_blobs(8)
+    teacher = _teacher()
+    with torch.no_grad():
+        expected = 3 * teacher(data.x)
+    runner = Runner("stand-in", lambda x: 3 * _teacher()(x), "a stand-in runtime")
+    monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: runner)
+    signal = prepare_teacher(teacher, data, "disk", CPU, contextlib.nullcontext, tmp_path / "cache")
+    assert torch.allclose(signal.logits(data.__getitems__(list(range(8)))), expected, atol=1e-6)
+
+
+def test_unlabeled_examples_are_counted_from_the_mask_and_a_dataset_without_one_has_none():
+    from protege.distill.teacher import unlabeled_count
+
+    data = make_blobs(5)
+    assert unlabeled_count(data) == 0
+    assert unlabeled_count(concat(data, ArrayDataset.unlabeled(torch.randn(4, *data.x.shape[1:])))) == 4
+    assert unlabeled_count(Listed([data[i] for i in range(5)])) == 0  # streamed: it keeps no mask
