@@ -21,6 +21,7 @@ from protege.distill.teacher import (
     online_lookahead,
     prepare_teacher,
 )
+from protege.inference_runtime import DEFAULT_TOLERANCE
 from protege.models.builtin import mlp
 
 CPU = torch.device("cpu")
@@ -217,3 +218,29 @@ def test_unlabeled_examples_are_counted_from_the_mask_and_a_dataset_without_one_
     assert unlabeled_count(data) == 0
     assert unlabeled_count(concat(data, ArrayDataset.unlabeled(torch.randn(4, *data.x.shape[1:])))) == 4
     assert unlabeled_count(Listed([data[i] for i in range(5)])) == 0  # streamed: it keeps no mask
+
+
+def test_an_online_teachers_runtime_is_chosen_for_every_epochs_pass_with_its_layers_and_tolerance(monkeypatch):
+    """``auto`` weighs a runtime's set-up against the examples it will label: online, every epoch's."""
+    from protege.inference_runtime import Runner
+
+    data, asked = make_blobs(10), []
+
+    def stand_in(teacher, examples, autocast, layers, runtime, tolerance):
+        asked.append((examples, layers, runtime, tolerance))
+        return Runner("stand-in", lambda x: 3 * teacher(x), "a stand-in runtime")
+
+    monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", stand_in)
+    teacher = _teacher()
+    signal = prepare_teacher(
+        teacher, data, "off", CPU, contextlib.nullcontext, runtime="auto", tolerance=0.01, epochs=3
+    )
+    with torch.no_grad():
+        assert torch.allclose(signal.logits(data.__getitems__([0, 1])), 3 * teacher(data.x[:2]))
+    prepare_teacher(teacher, data, "off", CPU, contextlib.nullcontext, layers=("features",)).close()
+    prepare_teacher(teacher, data, "memory", CPU, contextlib.nullcontext, runtime="auto", epochs=3)
+    assert asked == [
+        (30, (), "auto", 0.01),
+        (10, ("features",), "eager", DEFAULT_TOLERANCE),
+        (10, (), "auto", DEFAULT_TOLERANCE),
+    ]
