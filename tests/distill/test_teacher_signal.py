@@ -238,9 +238,28 @@ def test_an_online_teachers_runtime_is_chosen_for_every_epochs_pass_with_its_lay
     with torch.no_grad():
         assert torch.allclose(signal.logits(data.__getitems__([0, 1])), 3 * teacher(data.x[:2]))
     prepare_teacher(teacher, data, "off", CPU, contextlib.nullcontext, layers=("features",)).close()
-    prepare_teacher(teacher, data, "memory", CPU, contextlib.nullcontext, runtime="auto", epochs=3)
+    cached = prepare_teacher(
+        teacher,
+        data,
+        "memory",
+        CPU,
+        contextlib.nullcontext,
+        layers=("features",),
+        runtime="auto",
+        tolerance=0.02,
+        epochs=3,
+    )
+    assert cached.mode == "cached (memory)"  # labelled once: one pass whatever the epochs
     assert asked == [
         (30, (), "auto", 0.01),
         (10, ("features",), "eager", DEFAULT_TOLERANCE),
-        (10, (), "auto", DEFAULT_TOLERANCE),
+        (10, ("features",), "auto", 0.02),
     ]
+
+
+def test_a_dataset_whose_inputs_change_says_why_its_teacher_runs_online():
+    data = make_blobs(4)
+    changing = Listed([data[i] for i in range(4)])
+    changing.changes = "inputs are augmented each epoch (train.augment)"
+    signal = prepare_teacher(_teacher(), changing, "auto", CPU, contextlib.nullcontext)
+    assert signal.mode == "online" and signal.detail == "inputs are augmented each epoch (train.augment)"
