@@ -192,3 +192,5 @@ def test_stages_of_one_run_share_the_teachers_cached_outputs_on_the_same_example
     )
     fewer = prepare_teacher(teacher, make_blobs(32), "auto", cpu, contextlib.nullcontext, memo=memo)
     assert fewer.detail.startswith("labelled 32 examples") and len(memo) == 3
+    tapped = prepare_teacher(teacher, data, "auto", cpu, contextlib.nullcontext, layers=("features",), memo=memo)
+    assert tapped.detail.startswith("labelled 64 examples") and set(tapped.tables) == {"logits", "features"}

@@ -263,3 +263,15 @@ def test_a_dataset_whose_inputs_change_says_why_its_teacher_runs_online():
     changing.changes = "inputs are augmented each epoch (train.augment)"
     signal = prepare_teacher(_teacher(), changing, "auto", CPU, contextlib.nullcontext)
     assert signal.mode == "online" and signal.detail == "inputs are augmented each epoch (train.augment)"
+
+
+def test_a_memory_cache_is_labelled_on_the_chosen_runtime(monkeypatch):
+    from protege.inference_runtime import Runner
+
+    data, teacher = make_blobs(8), _teacher()
+    runner = Runner("stand-in", lambda x: 3 * teacher(x), "a stand-in runtime")
+    monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: runner)
+    signal = prepare_teacher(teacher, data, "memory", CPU, contextlib.nullcontext)
+    with torch.no_grad():
+        assert torch.allclose(signal.logits(data.__getitems__(list(range(8)))), 3 * teacher(data.x), atol=1e-6)
+    assert signal.detail.endswith(", on stand-in")  # a runtime other than eager is named in the log
