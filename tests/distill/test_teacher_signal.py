@@ -275,3 +275,15 @@ def test_a_memory_cache_is_labelled_on_the_chosen_runtime(monkeypatch):
     with torch.no_grad():
         assert torch.allclose(signal.logits(data.__getitems__(list(range(8)))), 3 * teacher(data.x), atol=1e-6)
     assert signal.detail.endswith(", on stand-in")  # a runtime other than eager is named in the log
+
+
+def test_a_cache_read_back_names_no_runtime_when_none_ran(tmp_path, monkeypatch):
+    """A disk cache read again never calls its runtime chooser, which then reports "undecided": the log names
+    no runtime rather than that word."""
+    from protege.inference_runtime import Runner
+
+    data, teacher = make_blobs(8), _teacher()
+    prepare_teacher(teacher, data, "disk", CPU, contextlib.nullcontext, tmp_path)
+    monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: Runner("undecided", teacher, "not chosen"))
+    again = prepare_teacher(teacher, data, "disk", CPU, contextlib.nullcontext, tmp_path)
+    assert "read from the disk cache" in again.detail and ", on" not in again.detail
