@@ -287,3 +287,26 @@ def test_a_cache_read_back_names_no_runtime_when_none_ran(tmp_path, monkeypatch)
     monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: Runner("undecided", teacher, "not chosen"))
     again = prepare_teacher(teacher, data, "disk", CPU, contextlib.nullcontext, tmp_path)
     assert "read from the disk cache" in again.detail and ", on" not in again.detail
+
+
+def test_the_teachers_runtime_is_eager_with_tapped_layers_and_chosen_otherwise(monkeypatch):
+    from protege.distill.teacher import teacher_runner
+
+    teacher, asked = _teacher(), {}
+    tapped = teacher_runner(teacher, 100, contextlib.nullcontext, ("features",), "auto", 0.01)
+    assert (tapped.name, tapped.note) == ("eager", "eager (tapped layers are read from the PyTorch module)")
+
+    def choose(model, examples, **options):
+        asked.update(options, examples=examples)
+        return "chosen"
+
+    monkeypatch.setattr(TEACHER_MODULE, "choose_runner", choose)
+    autocast = Autocast()
+    assert teacher_runner(teacher, 100, autocast, (), "auto", 0.01) == "chosen"
+    assert asked == {
+        "examples": 100,
+        "requested": "auto",
+        "autocast": autocast,
+        "tolerance": 0.01,
+        "what": "teacher runtime",
+    }
