@@ -20,8 +20,10 @@ from protege.distill.teacher import (
     labelling_detail,
     online_lookahead,
     prepare_teacher,
+    teacher_runner,
+    unlabeled_count,
 )
-from protege.inference_runtime import DEFAULT_TOLERANCE
+from protege.inference_runtime import DEFAULT_TOLERANCE, Runner
 from protege.models.builtin import mlp
 
 CPU = torch.device("cpu")
@@ -31,6 +33,11 @@ TEACHER_MODULE = sys.modules[prepare_teacher.__module__]
 def _teacher() -> torch.nn.Module:
     torch.manual_seed(1)
     return mlp((6,), 3, hidden=16)
+
+
+def _tripled(teacher: torch.nn.Module) -> Runner:
+    """A stand-in runtime whose outputs tell it apart from eager: three times the teacher's logits."""
+    return Runner("stand-in", lambda x: 3 * teacher(x), "a stand-in runtime")
 
 
 class Autocast:
@@ -199,21 +206,17 @@ def test_an_online_teacher_runs_under_the_runs_autocast_unless_given_a_runner():
 
 
 def test_a_disk_cache_is_labelled_on_the_chosen_runtime(tmp_path, monkeypatch):
-    from protege.inference_runtime import Runner
-
     data = make_blobs(8)
     teacher = _teacher()
     with torch.no_grad():
         expected = 3 * teacher(data.x)
-    runner = Runner("stand-in", lambda x: 3 * _teacher()(x), "a stand-in runtime")
+    runner = _tripled(_teacher())
     monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: runner)
     signal = prepare_teacher(teacher, data, "disk", CPU, contextlib.nullcontext, tmp_path / "cache")
     assert torch.allclose(signal.logits(data.__getitems__(list(range(8)))), expected, atol=1e-6)
 
 
 def test_unlabeled_examples_are_counted_from_the_mask_and_a_dataset_without_one_has_none():
-    from protege.distill.teacher import unlabeled_count
-
     data = make_blobs(5)
     assert unlabeled_count(data) == 0
     assert unlabeled_count(concat(data, ArrayDataset.unlabeled(torch.randn(4, *data.x.shape[1:])))) == 4
@@ -222,13 +225,11 @@ def test_unlabeled_examples_are_counted_from_the_mask_and_a_dataset_without_one_
 
 def test_an_online_teachers_runtime_is_chosen_for_every_epochs_pass_with_its_layers_and_tolerance(monkeypatch):
     """``auto`` weighs a runtime's set-up against the examples it will label: online, every epoch's."""
-    from protege.inference_runtime import Runner
-
     data, asked = make_blobs(10), []
 
     def stand_in(teacher, examples, autocast, layers, runtime, tolerance):
         asked.append((examples, layers, runtime, tolerance))
-        return Runner("stand-in", lambda x: 3 * teacher(x), "a stand-in runtime")
+        return _tripled(teacher)
 
     monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", stand_in)
     teacher = _teacher()
@@ -266,10 +267,8 @@ def test_a_dataset_whose_inputs_change_says_why_its_teacher_runs_online():
 
 
 def test_a_memory_cache_is_labelled_on_the_chosen_runtime(monkeypatch):
-    from protege.inference_runtime import Runner
-
     data, teacher = make_blobs(8), _teacher()
-    runner = Runner("stand-in", lambda x: 3 * teacher(x), "a stand-in runtime")
+    runner = _tripled(teacher)
     monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: runner)
     signal = prepare_teacher(teacher, data, "memory", CPU, contextlib.nullcontext)
     with torch.no_grad():
@@ -280,8 +279,6 @@ def test_a_memory_cache_is_labelled_on_the_chosen_runtime(monkeypatch):
 def test_a_cache_read_back_names_no_runtime_when_none_ran(tmp_path, monkeypatch):
     """A disk cache read again never calls its runtime chooser, which then reports "undecided": the log names
     no runtime rather than that word."""
-    from protege.inference_runtime import Runner
-
     data, teacher = make_blobs(8), _teacher()
     prepare_teacher(teacher, data, "disk", CPU, contextlib.nullcontext, tmp_path)
     monkeypatch.setattr(TEACHER_MODULE, "teacher_runner", lambda *args: Runner("undecided", teacher, "not chosen"))
@@ -290,8 +287,6 @@ def test_a_cache_read_back_names_no_runtime_when_none_ran(tmp_path, monkeypatch)
 
 
 def test_the_teachers_runtime_is_eager_with_tapped_layers_and_chosen_otherwise(monkeypatch):
-    from protege.distill.teacher import teacher_runner
-
     teacher, asked = _teacher(), {}
     tapped = teacher_runner(teacher, 100, contextlib.nullcontext, ("features",), "auto", 0.01)
     assert (tapped.name, tapped.note) == ("eager", "eager (tapped layers are read from the PyTorch module)")
