@@ -189,6 +189,11 @@ def test_the_log_line_of_a_plain_pass_and_of_a_reused_one():
     tables = {"logits": torch.zeros(5, 3)}
     assert labelling_detail(tables, 1.0) == "labelled 5 examples in 1.0 s (5 a second); logits"
     assert labelling_detail(tables, 1.0, reused=True) == "logits of 5 examples read from the disk cache in 1.0 s"
+    # a pass under a second (small data): the rate is still the count over the seconds, and a pass the clock
+    # did not see (0 s) gives a huge rate, never a division by zero
+    fast = labelling_detail({"logits": torch.zeros(300, 3)}, 0.25)
+    assert fast == "labelled 300 examples in 0.2 s (1,200 a second); logits"
+    assert labelling_detail(tables, 0.0).startswith("labelled 5 examples in 0.0 s (5,000,000,000 a second)")
     plain = CachedTeacher(tables, "cached (memory)", 1.0, CPU)
     assert plain.detail == "labelled 5 examples in 1.0 s (5 a second); logits"
     on_onnx = CachedTeacher(tables, "cached (memory)", 1.0, CPU, runtime="onnxruntime (2.1x eager)")
