@@ -80,7 +80,6 @@ class OnlineTeacher:
         runner: Runner | Chooser | None = None,
     ):
         self.teacher = freeze(teacher)
-        self.autocast = autocast
         self.runner = runner if runner is not None else eager(self.teacher, autocast=autocast)
         self.detail = reason if lookahead <= 1 else f"{reason}; one teacher forward per {lookahead} batches"
         self.lookahead = lookahead
