@@ -216,6 +216,33 @@ def test_self_distillation_terms_follow_be_your_own_teacher(batch):
     _close(terms["hint"], hint)
 
 
+def test_self_distillations_hard_terms_read_the_batchs_labelled_mask(batch):
+    """The final output's CE and each auxiliary head's leave out what a step's narrower mask leaves out,
+    exactly as if those examples' class ids were -1 (the mask never reaches the soft or hint terms)."""
+    objective = SelfDistillation(layers=["shallow"], deep_layer="features", alpha=0.4)
+    torch.manual_seed(0)
+    objective.heads["shallow"] = AuxiliaryHead(channels=3, width=4, num_classes=CLASSES)
+    shallow = torch.randn(BATCH, 3, 5)
+    labeled = batch["target"] >= 0
+    labeled[[0, 2]] = False
+
+    def terms(target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        out = _outputs({**batch, "target": target}, labeled=mask)
+        out.features = {"shallow": shallow, "features": batch["s_embedding"]}
+        return objective(out)
+
+    masked = terms(batch["target"], labeled)
+    with torch.no_grad():
+        logits = objective.heads["shallow"](shallow)[1].double()
+    hidden = batch["target"].masked_fill(~labeled, -1)
+    final = reference.cross_entropy(batch["student"].double(), hidden)
+    expected = final + 0.6 * reference.cross_entropy(logits, hidden)
+    _close(masked["ce"], expected)
+    _close(masked["ce"], terms(hidden)["ce"])
+    assert not torch.allclose(masked["ce"], terms(batch["target"])["ce"])
+    _close(masked["soft"], terms(batch["target"])["soft"])
+
+
 @pytest.mark.parametrize(
     ("student_size", "teacher_size", "pooled"), [((4, 6), (2, 3), (2, 3)), ((2, 8), (3, 3), (3, 3))]
 )
