@@ -16,11 +16,12 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/protege demo
 
+# One pytest worker per core (pytest-xdist); each test runs on one torch thread (tests/conftest.py)
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 # The hypothesis targets of tests/test_fuzz_inputs.py with 1,000 examples each (the suite runs 25).
 fuzz: $(VENV)/.installed
