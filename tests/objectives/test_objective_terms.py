@@ -9,6 +9,7 @@ import torch
 from tests.objectives import reference
 from torch import nn
 
+from protege.models.builtin import mlp
 from protege.objectives import StepOutputs, build_objective
 from protege.objectives.hints import AttentionTransfer, FitNet
 from protege.objectives.self_distill import AuxiliaryHead, SelfDistillation
@@ -361,3 +362,42 @@ def test_every_hard_term_reads_the_batchs_labelled_mask(batch, name, options):
     masked = _terms(name, options, outputs(batch["target"], labeled))["ce"]
     _close(masked, _terms(name, options, outputs(batch["target"].masked_fill(~labeled, -1)))["ce"])
     assert not torch.allclose(masked, _terms(name, options, outputs(batch["target"]))["ce"])
+
+
+def _with_layers(name: str, batch) -> tuple[nn.Module, dict, dict]:
+    """An objective that reads tapped layers (built as a run builds it, or with its modules set by hand),
+    and the student's and the teacher's layers it reads."""
+    s, t = batch["s_embedding"], batch["t_embedding"]
+    if name == "crd":
+        torch.manual_seed(0)
+        objective = build_objective([("crd", {"negatives": 3, "feat_dim": 4, "ce_weight": 1.0}, 1.0)])
+        objective.setup(mlp((4,), CLASSES, hidden=4), mlp((4,), CLASSES, hidden=6), torch.randn(2, 4), 40)
+        return objective, {"features": s}, {"features": t}
+    if name == "fitnet":
+        objective = FitNet(student_layer="a", teacher_layer="b", ce_weight=1.0)
+        objective.adapter = nn.Linear(4, 6)
+        return objective, {"a": s}, {"b": t}
+    objective = TinyBERT(layer_map=[[0, 1]], ce_weight=1.0)
+    objective.projections = nn.ModuleList([nn.Linear(4, 6)])
+    key = "encoder.layer.{}.attention.self:1"
+    student = {"encoder.layer.0": s.view(BATCH, 1, 4), key.format(0): torch.rand(BATCH, 2, 1, 1)}
+    teacher = {"encoder.layer.1": t.view(BATCH, 1, 6), key.format(1): torch.rand(BATCH, 2, 1, 1)}
+    return objective, student, teacher
+
+
+@pytest.mark.parametrize("name", ["crd", "fitnet", "tinybert"])
+def test_the_hard_term_of_an_objective_on_layers_reads_the_batchs_labelled_mask(batch, name):
+    """CRD, FitNet and TinyBERT too: an example a step's narrower mask leaves out is out of the CE."""
+    objective, student, teacher = _with_layers(name, batch)
+    labeled = batch["target"] >= 0
+    labeled[[0, 2]] = False
+
+    def ce(target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = StepOutputs(batch["student"], target, batch["teacher"], dict(student), dict(teacher), labeled=mask)
+        out.index = torch.arange(BATCH)
+        return objective(out)["ce"]
+
+    hidden = batch["target"].masked_fill(~labeled, -1)
+    masked = ce(batch["target"], labeled)
+    _close(masked, reference.cross_entropy(batch["student"].double(), hidden))
+    assert not torch.allclose(masked, ce(batch["target"]))
