@@ -6,7 +6,7 @@ import os
 import tempfile
 
 os.environ.setdefault("PROTEGE_QUIET", "1")
-# pytest-xdist workers inherit COLUMNS=80: the tables would wrap where the tests read them at 160 columns
+# pytest-xdist workers see COLUMNS=80: the tables would wrap where the tests read them at 160 columns
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.pop("COLUMNS", None)
 # never ~/.cache, and one folder per process: pytest-xdist workers inherit the controller's environment

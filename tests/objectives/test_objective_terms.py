@@ -18,6 +18,14 @@ from protege.objectives.tinybert import TinyBERT
 BATCH, CLASSES = 7, 5
 
 
+def _narrower_mask(batch) -> torch.Tensor:
+    """A step's mask narrower than the targets (DER's replayed examples, unlearning's forgotten ones):
+    the labelled examples less the first and the third."""
+    labeled = batch["target"] >= 0
+    labeled[[0, 2]] = False
+    return labeled
+
+
 def _close(actual: torch.Tensor, expected: torch.Tensor, rtol: float = 1e-4) -> None:
     torch.testing.assert_close(actual.double(), expected.double(), rtol=rtol, atol=1e-6)
 
@@ -224,8 +232,7 @@ def test_self_distillations_hard_terms_read_the_batchs_labelled_mask(batch):
     torch.manual_seed(0)
     objective.heads["shallow"] = AuxiliaryHead(channels=3, width=4, num_classes=CLASSES)
     shallow = torch.randn(BATCH, 3, 5)
-    labeled = batch["target"] >= 0
-    labeled[[0, 2]] = False
+    labeled = _narrower_mask(batch)
 
     def terms(target: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         out = _outputs({**batch, "target": target}, labeled=mask)
@@ -346,8 +353,7 @@ def test_fitnet_pools_a_guided_sequence_to_the_hint_sequence(batch):
 def test_every_hard_term_reads_the_batchs_labelled_mask(batch, name, options):
     """A step may narrow the mask (DER's replayed examples, unlearning's forgotten ones): an example the
     mask leaves out must not enter the cross-entropy, exactly as if its class id were -1."""
-    labeled = batch["target"] >= 0
-    labeled[[0, 2]] = False
+    labeled = _narrower_mask(batch)
     if name == "attention":
         options = {"student_layers": ["features.3"], "teacher_layers": ["features.3"], "ce_weight": 1.0}
 
@@ -389,8 +395,7 @@ def _with_layers(name: str, batch) -> tuple[nn.Module, dict, dict]:
 def test_the_hard_term_of_an_objective_on_layers_reads_the_batchs_labelled_mask(batch, name):
     """CRD, FitNet and TinyBERT too: an example a step's narrower mask leaves out is out of the CE."""
     objective, student, teacher = _with_layers(name, batch)
-    labeled = batch["target"] >= 0
-    labeled[[0, 2]] = False
+    labeled = _narrower_mask(batch)
 
     def ce(target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         out = StepOutputs(batch["student"], target, batch["teacher"], dict(student), dict(teacher), labeled=mask)
